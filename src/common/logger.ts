@@ -1,0 +1,26 @@
+import pino, { type Logger, type LevelWithSilent } from 'pino';
+
+export type { Logger };
+
+export interface LoggerOptions {
+  level?: LevelWithSilent;
+  /** Human-readable output via pino-pretty; default: when stdout is a TTY. */
+  pretty?: boolean;
+  name?: string;
+}
+
+/**
+ * One JSON line per event on stdout (pino). Components take a child logger bound once, so per-event cost stays
+ * a level check when the level is off.
+ */
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const pretty = opts.pretty ?? (process.stdout.isTTY === true && !process.env.CI);
+  const base = { level: opts.level ?? 'info', name: opts.name, base: { pid: process.pid } };
+  if (pretty) {
+    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } });
+  }
+  return pino(base, pino.destination({ dest: 1, sync: false }));
+}
+
+/** A logger that writes nothing, for tests and library use. */
+export const silentLogger: Logger = pino({ level: 'silent' });

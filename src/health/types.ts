@@ -1,0 +1,56 @@
+/**
+ * The contract between health checking (src/health) and the proxy (src/proxy). A pool never runs checks; a
+ * checker never routes. The proxy's Server implements HealthSubject; a HealthMonitor drives it.
+ */
+import type { CheckConfig } from '../config/proxy-config.ts';
+
+/** Per-feature license usage read from an lmstat-style answer. */
+export interface FeatureUsage {
+  name: string;
+  issued: number;
+  inUse: number;
+  /** Expiry as written by the server (e.g. `31-dec-2027`), if it said. */
+  expiry?: string;
+  expired?: boolean;
+}
+
+export interface CheckResult {
+  ok: boolean;
+  /** Why it failed (`connect refused`, `timeout after 500ms`, `feature LS-DYNA expired`, `not master`, `exit 2: ...`), or 'ok'. */
+  reason: string;
+  durationMs: number;
+  /** Date.now() when the check ended. */
+  at: number;
+  /** From lmstat / external checks whose output parsed as lmstat. */
+  master?: boolean;
+  features?: readonly FeatureUsage[];
+  /** Pair/triad status line from licd STATUS (`paired and synced`, `peer not available`, ...). */
+  redundancy?: string;
+}
+
+/** The health state the pool routes on. `unknown` = no result yet: no client is sent there. */
+export type HealthState = 'unknown' | 'up' | 'down';
+
+/** What a monitor needs of the server it watches. */
+export interface HealthSubject {
+  readonly host: string;
+  /** Every named port of the server, overrides applied. */
+  readonly ports: Readonly<Record<string, number>>;
+  /** Called on every transition (including the first result from `unknown`). */
+  setHealth(state: 'up' | 'down', reason: string): void;
+  /** Called after every check, pass or fail, for stats (last check, lmstat usage, master flag). */
+  recordCheck(result: CheckResult): void;
+}
+
+/** What the proxy needs of a monitor. */
+export interface HealthMonitorLike {
+  readonly state: HealthState;
+  /** HAProxy-style transitional text: `UP`, `DOWN`, `UP 1/3` (falling), `DOWN 1/2` (rising), `no check`. */
+  readonly statusText: string;
+  start(): void;
+  stop(): void;
+  /** Passive health: a real client's connect failed. Counts as a failed check at once (fall still applies). */
+  reportFailure(reason: string): void;
+  /** Apply a changed check configuration (reload) without losing the current state. */
+  update(check: CheckConfig): void;
+}
