@@ -1,0 +1,12 @@
+import type { Command } from 'commander';
+import { LpxError } from '../../common/errors.ts';
+
+// Placeholder registered so the CLI frame is complete; the implementation lands with its issue.
+export function registerCheck(program: Command): void {
+  program
+    .command('check')
+    .description('(not yet available)')
+    .action(() => {
+      throw new LpxError('LPX_ERR_USAGE', 'check is not available yet');
+    });
+}
