@@ -22,7 +22,7 @@ export function buildFromYaml<T>(file: string, text: string, build: (root: Curso
     throw new ConfigError(issues);
   }
   const value = build(root);
-  if (issues.length) throw new ConfigError(issues);
+  if (issues.length) throw new ConfigError(issues.sort((a, b) => a.line - b.line || a.col - b.col));
   return deepFreeze(value);
 }
 

@@ -1,12 +1,25 @@
 import type { Command } from 'commander';
-import { LpxError } from '../../common/errors.ts';
+import { ConfigError, formatIssue } from '../../common/errors.ts';
+import { DEFAULT_CONFIG_FILE, loadProxyConfig } from '../../config/proxy-schema.ts';
+import { EXIT_USAGE } from '../run-cli.ts';
 
-// Placeholder registered so the CLI frame is complete; the implementation lands with its issue.
+/** `licproxy check`: like `haproxy -c` / `nginx -t`, every error at once, exit 1 when any. */
 export function registerCheck(program: Command): void {
   program
     .command('check')
-    .description('(not yet available)')
-    .action(() => {
-      throw new LpxError('LPX_ERR_USAGE', 'check is not available yet');
+    .description('validate a configuration file: prints "configuration is valid", or every error with file:line:column and YAML path')
+    .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_FILE)
+    .action((opts: { config: string }) => {
+      try {
+        loadProxyConfig(opts.config);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        for (const issue of err.issues) process.stderr.write(`${formatIssue(issue)}\n`);
+        const n = err.issues.length;
+        process.stderr.write(`${opts.config}: ${n} error${n === 1 ? '' : 's'}, configuration is not valid\n`);
+        process.exitCode = EXIT_USAGE;
+        return;
+      }
+      process.stdout.write('configuration is valid\n');
     });
 }

@@ -1,0 +1,426 @@
+/**
+ * Reads licproxy.yaml (SPEC 2) into a frozen ProxyConfig. One pass records every problem with its file, line,
+ * column and YAML path; cross references (frontend -> pool -> named port) are checked after the sections are read.
+ */
+import { accessSync, constants, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { formatHostPort, type HostPort } from '../common/address.ts';
+import type { Cursor } from './cursor.ts';
+import { nearest } from './nearest.ts';
+import { buildFromYaml, readConfigText } from './yaml-file.ts';
+import {
+  DEFAULTS,
+  type AffinityConfig,
+  type CheckConfig,
+  type FailbackConfig,
+  type FrontendConfig,
+  type GlobalConfig,
+  type PoolConfig,
+  type ProxyConfig,
+  type ServerConfig,
+  type StatsConfig,
+  type TimeoutsConfig,
+} from './proxy-config.ts';
+
+export const DEFAULT_CONFIG_FILE = 'conf/licproxy.yaml';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const NAME_HINT = 'use letters, digits, "_", "-" and "." (starting with a letter or digit)';
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const MODES = ['balance', 'failover', 'master'] as const;
+const BALANCES = ['roundrobin', 'leastconn', 'source', 'first'] as const;
+const CHECK_TYPES = ['none', 'tcp', 'send_expect', 'lmstat', 'external'] as const;
+const ADMIN_STATES = ['ready', 'drain', 'maint'] as const;
+
+/** The keys of each section, the single list both validation and the docs' reference table are checked against. */
+export const KEYS = {
+  root: ['global', 'stats', 'defaults', 'pools', 'frontends', 'daemons'],
+  global: ['log_level', 'max_connections', 'grace'],
+  stats: ['listen', 'refresh', 'admin'],
+  admin: ['token_file'],
+  poolSettings: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback'],
+  pool: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'ports', 'servers'],
+  timeouts: ['connect', 'idle', 'queue'],
+  check: [
+    'type', 'interval', 'fast_interval', 'down_interval', 'timeout', 'rise', 'fall', 'on_down', 'port', 'ports',
+    'send', 'expect', 'require_features', 'command', 'observe',
+  ],
+  affinity: ['by', 'ttl', 'max_bindings'],
+  failback: ['delay', 'slowstart'],
+  server: ['name', 'host', 'address', 'ports', 'weight', 'tier', 'state', 'maint_kill', 'max_connections'],
+  frontend: ['name', 'listen', 'pool', 'port', 'allow', 'max_connections', 'send_proxy'],
+} as const;
+
+/** Pool settings before the pool's named ports are known: the check port stays a name to resolve later. */
+interface PoolSettings {
+  mode: PoolConfig['mode'];
+  balance: PoolConfig['balance'];
+  retries: number;
+  redispatch: boolean;
+  timeouts: TimeoutsConfig;
+  tcpKeepalive: number;
+  check: Omit<CheckConfig, 'port' | 'ports'> & { port?: string; ports: readonly string[] };
+  affinity: AffinityConfig;
+  failback: FailbackConfig;
+}
+
+const BUILTIN: PoolSettings = {
+  ...DEFAULTS.pool,
+  timeouts: { ...DEFAULTS.pool.timeouts },
+  check: { ...DEFAULTS.pool.check, ports: [] },
+  affinity: { ...DEFAULTS.pool.affinity },
+  failback: { ...DEFAULTS.pool.failback },
+};
+
+export function loadProxyConfig(file: string = DEFAULT_CONFIG_FILE): ProxyConfig {
+  return parseProxyConfig(file, readConfigText(file));
+}
+
+export function parseProxyConfig(file: string, text: string): ProxyConfig {
+  return buildFromYaml(file, text, (root) => readRoot(root, file));
+}
+
+function readRoot(root: Cursor, file: string): ProxyConfig {
+  root.map(KEYS.root);
+  const global = readGlobal(root.at('global'));
+  const stats = readStats(root.at('stats'));
+  const defaults = readPoolSettings(root.at('defaults'), BUILTIN, KEYS.poolSettings);
+  const pools = readPools(root.at('pools'), defaults);
+  const frontends = readFrontends(root.at('frontends'), pools);
+  const daemons = readDaemons(root.at('daemons'), file);
+  return { file, global, stats, pools, frontends, daemons };
+}
+
+function readGlobal(c: Cursor): GlobalConfig {
+  c.map(KEYS.global);
+  return {
+    logLevel: c.at('log_level').oneOf(LOG_LEVELS) ?? DEFAULTS.global.logLevel,
+    maxConnections: c.at('max_connections').int(1, 10_000_000) ?? DEFAULTS.global.maxConnections,
+    grace: c.at('grace').duration() ?? DEFAULTS.global.grace,
+  };
+}
+
+function readStats(c: Cursor): StatsConfig | null {
+  if (!c.map(KEYS.stats)) return null;
+  const admin = c.at('admin');
+  let tokenFile: string | undefined;
+  if (admin.map(KEYS.admin)) {
+    const tf = admin.at('token_file');
+    tokenFile = tf.str({ required: true });
+    if (tokenFile !== undefined) {
+      const problem = tokenFileProblem(tokenFile);
+      if (problem) tf.error(problem);
+    }
+  }
+  return {
+    listen: c.at('listen').hostPort({ allowZero: true }) ?? { ...DEFAULTS.stats.listen },
+    refresh: c.at('refresh').duration({ min: 1000 }) ?? DEFAULTS.stats.refresh,
+    admin: tokenFile !== undefined ? { tokenFile } : null,
+  };
+}
+
+/** A bearer token file must exist, be readable by us and hidden from other users. */
+function tokenFileProblem(path: string): string | undefined {
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) return `token file "${path}" is not a regular file`;
+    if (st.mode & 0o004) return `token file "${path}" is readable by every user: chmod 600 it`;
+    accessSync(path, constants.R_OK);
+    if (st.size === 0) return `token file "${path}" is empty`;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? `token file "${path}" does not exist` : `token file "${path}" cannot be read (${code})`;
+  }
+  return undefined;
+}
+
+function readPoolSettings(c: Cursor, base: PoolSettings, known: readonly string[]): PoolSettings {
+  c.map(known);
+  const t = c.at('timeouts');
+  t.map(KEYS.timeouts);
+  const a = c.at('affinity');
+  a.map(KEYS.affinity);
+  const f = c.at('failback');
+  f.map(KEYS.failback);
+  return {
+    mode: c.at('mode').oneOf(MODES) ?? base.mode,
+    balance: c.at('balance').oneOf(BALANCES) ?? base.balance,
+    retries: c.at('retries').int(0, 100) ?? base.retries,
+    redispatch: c.at('redispatch').bool() ?? base.redispatch,
+    timeouts: {
+      connect: t.at('connect').duration({ min: 1 }) ?? base.timeouts.connect,
+      idle: t.at('idle').duration({ min: 1 }) ?? base.timeouts.idle,
+      queue: t.at('queue').duration() ?? base.timeouts.queue,
+    },
+    tcpKeepalive: c.at('tcp_keepalive').duration() ?? base.tcpKeepalive,
+    check: readCheck(c.at('check'), base.check),
+    affinity: {
+      by: a.at('by').oneOf(['source', 'handle', 'none'] as const) ?? base.affinity.by,
+      ttl: a.at('ttl').duration() ?? base.affinity.ttl,
+      maxBindings: a.at('max_bindings').int(1, 100_000_000) ?? base.affinity.maxBindings,
+    },
+    failback: {
+      delay: f.at('delay').duration() ?? base.failback.delay,
+      slowstart: f.at('slowstart').duration() ?? base.failback.slowstart,
+    },
+  };
+}
+
+function readCheck(c: Cursor, base: PoolSettings['check']): PoolSettings['check'] {
+  c.map(KEYS.check);
+  const expectC = c.at('expect');
+  const expect = expectC.str() ?? base.expect;
+  if (expectC.present && expect !== null) {
+    try {
+      new RegExp(expect);
+    } catch (err) {
+      expectC.error(`not a valid regular expression: ${(err as Error).message}`);
+    }
+  }
+  const commandC = c.at('command');
+  const command = commandC.strList() ?? base.command;
+  if (commandC.present && command !== null && command.length === 0) commandC.error('must name a program: ["lmutil", "lmstat", "-a", "-c", "{port}@{host}"]');
+  return {
+    type: c.at('type').oneOf(CHECK_TYPES) ?? base.type,
+    interval: c.at('interval').duration({ min: 10 }) ?? base.interval,
+    fastInterval: c.at('fast_interval').duration({ min: 10 }) ?? base.fastInterval,
+    downInterval: c.at('down_interval').duration({ min: 10 }) ?? base.downInterval,
+    timeout: c.at('timeout').duration({ min: 1 }) ?? base.timeout,
+    rise: c.at('rise').int(1, 1000) ?? base.rise,
+    fall: c.at('fall').int(1, 1000) ?? base.fall,
+    onDown: c.at('on_down').oneOf(['keep', 'close'] as const) ?? base.onDown,
+    port: c.at('port').str() ?? base.port,
+    ports: c.at('ports').strList() ?? base.ports,
+    send: c.at('send').str() ?? base.send,
+    expect,
+    requireFeatures: c.at('require_features').strList() ?? base.requireFeatures,
+    command,
+    observe: c.at('observe').oneOf(['none', 'response'] as const) ?? base.observe,
+  };
+}
+
+function readPools(c: Cursor, defaults: PoolSettings): PoolConfig[] {
+  if (!c.present) {
+    c.error('is required: at least one pool of servers');
+    return [];
+  }
+  const pools: PoolConfig[] = [];
+  for (const [name, pc] of c.entries()) {
+    if (!NAME.test(name)) pc.error(`pool name "${name}" is not valid: ${NAME_HINT}`);
+    if (!pc.map(KEYS.pool)) {
+      if (!pc.present) pc.error('is empty: a pool needs servers');
+      continue;
+    }
+    const settings = readPoolSettings(pc, defaults, KEYS.pool);
+    const pool = readPool(pc, name, settings);
+    if (pool) pools.push(pool);
+  }
+  if (pools.length === 0 && c.issueCount === 0) c.error('must define at least one pool');
+  return pools;
+}
+
+function readNamedPorts(c: Cursor): Record<string, number> {
+  const ports: Record<string, number> = {};
+  for (const [name, pc] of c.entries()) {
+    if (!NAME.test(name)) pc.error(`port name "${name}" is not valid: ${NAME_HINT}`);
+    const p = pc.int(1, 65535, { required: true });
+    if (p !== undefined) ports[name] = p;
+  }
+  return ports;
+}
+
+function readPool(c: Cursor, name: string, s: PoolSettings): PoolConfig | undefined {
+  const portsC = c.at('ports');
+  const declared = portsC.present ? readNamedPorts(portsC) : undefined;
+  if (portsC.present && declared && Object.keys(declared).length === 0 && c.issueCount === 0) {
+    portsC.error('must name at least one port, e.g. { license: 31010, tokens: 31011 }');
+  }
+  const serversC = c.at('servers');
+  if (!serversC.present) serversC.error('is required: list the pool\'s servers');
+  const serverCursors = serversC.items();
+  if (serversC.present && serverCursors.length === 0) serversC.error('must list at least one server');
+
+  // A pool of `address:` servers has one port, named `main` unless the pool names it.
+  let poolPorts: Record<string, number> | undefined = declared;
+  const servers: ServerConfig[] = [];
+  const seen = new Map<string, Cursor>();
+  for (const sc of serverCursors) {
+    if (!sc.map(KEYS.server)) {
+      if (!sc.present) sc.error('is empty: a server needs a name and a host or address');
+      continue;
+    }
+    const sname = sc.at('name').str({ required: true, pattern: NAME, hint: NAME_HINT });
+    if (sname !== undefined) {
+      if (seen.has(sname)) sc.at('name').error(`duplicate server name "${sname}" in pool ${name} (first at line ${seen.get(sname)!.pos().line})`);
+      else seen.set(sname, sc.at('name'));
+    }
+    const hostC = sc.at('host');
+    const addrC = sc.at('address');
+    let host: string | undefined;
+    let ports: Record<string, number> = {};
+    if (hostC.present && addrC.present) {
+      addrC.error('write either host (with the pool\'s named ports) or address (host:port), not both');
+    } else if (addrC.present) {
+      const a = addrC.hostPort({ required: true });
+      if (a) {
+        host = a.host;
+        if (!poolPorts) poolPorts = { main: a.port };
+        const names = Object.keys(poolPorts);
+        if (names.length !== 1) {
+          addrC.error(`address: fits a single-port pool; this pool has ports ${names.join(', ')}: write host: and ports: instead`);
+        } else {
+          ports = { [names[0]!]: a.port };
+        }
+      }
+    } else if (hostC.present) {
+      host = hostC.str({ pattern: /^[A-Za-z0-9.:_-]+$/, hint: 'an IP address or host name' });
+      if (!declared) c.at('ports').error('is required when servers are written with host: (name the ports, e.g. { license: 31010 }), or write servers as address: host:port');
+    } else {
+      sc.error('needs host: (with the pool\'s named ports) or address: host:port');
+    }
+    const overrides = sc.at('ports');
+    if (overrides.present) {
+      for (const [pname, pc] of overrides.entries()) {
+        const p = pc.int(1, 65535, { required: true });
+        if (declared && !(pname in declared)) {
+          const near = nearest(pname, Object.keys(declared));
+          pc.error(`unknown port name "${pname}"${near ? `; did you mean "${near}"?` : ''} (pool ${name} ports: ${Object.keys(declared).join(', ')})`);
+        } else if (p !== undefined) {
+          ports[pname] = p;
+        }
+      }
+    }
+    if (sname === undefined || host === undefined) continue;
+    servers.push({
+      name: sname,
+      host,
+      ports: { ...(declared ?? {}), ...ports },
+      weight: sc.at('weight').int(0, 256) ?? DEFAULTS.server.weight,
+      tier: sc.at('tier').int(0, 1000) ?? DEFAULTS.server.tier,
+      state: sc.at('state').oneOf(ADMIN_STATES) ?? DEFAULTS.server.state,
+      maintKill: sc.at('maint_kill').bool() ?? DEFAULTS.server.maintKill,
+      maxConnections: sc.at('max_connections').int(0, 10_000_000) ?? DEFAULTS.server.maxConnections,
+    });
+  }
+  const portNames = Object.keys(poolPorts ?? {});
+  const checkC = c.at('check');
+  const check = resolveCheck(checkC, s, portNames, name);
+  if (s.mode === 'master' && check.type !== 'lmstat' && check.type !== 'external') {
+    (c.at('mode').present ? c.at('mode') : c).error(
+      `mode master needs a check that reads lmstat output (check.type: lmstat or external), got check.type ${check.type}`,
+    );
+  }
+  if (check.type === 'send_expect') {
+    if (check.send === null) checkC.at('send').error('is required for check.type send_expect, e.g. send: "STATUS\\n"');
+    if (check.expect === null) checkC.at('expect').error('is required for check.type send_expect, e.g. expect: "UP"');
+  }
+  if (check.type === 'external' && check.command === null) {
+    checkC.at('command').error('is required for check.type external, e.g. ["lmutil", "lmstat", "-a", "-c", "{port}@{host}"]');
+  }
+  if (portNames.length === 0) return undefined;
+  return {
+    name,
+    mode: s.mode,
+    balance: s.balance,
+    retries: s.retries,
+    redispatch: s.redispatch,
+    timeouts: s.timeouts,
+    tcpKeepalive: s.tcpKeepalive,
+    ports: poolPorts!,
+    affinity: s.affinity,
+    check,
+    failback: s.failback,
+    servers,
+  };
+}
+
+/** Resolves the check's named ports against the pool's, defaulting to the pool's first port. */
+function resolveCheck(c: Cursor, s: PoolSettings, portNames: string[], pool: string): CheckConfig {
+  const known = (n: string, where: Cursor): boolean => {
+    if (portNames.includes(n)) return true;
+    if (portNames.length) {
+      const near = nearest(n, portNames);
+      where.error(`unknown port name "${n}"${near ? `; did you mean "${near}"?` : ''} (pool ${pool} ports: ${portNames.join(', ')})`);
+    }
+    return false;
+  };
+  let port = s.check.port;
+  if (port !== undefined && !known(port, c.at('port').present ? c.at('port') : c)) port = undefined;
+  const ports = s.check.ports.filter((p, i) => known(p, c.at('ports').present ? c.at('ports').at(String(i)) : c));
+  return { ...s.check, port: port ?? portNames[0] ?? 'main', ports };
+}
+
+function readFrontends(c: Cursor, pools: PoolConfig[]): FrontendConfig[] {
+  const out: FrontendConfig[] = [];
+  const names = new Map<string, number>();
+  const listens: Array<{ at: HostPort; line: number; name: string }> = [];
+  const poolNames = pools.map((p) => p.name);
+  for (const fc of c.items()) {
+    if (!fc.map(KEYS.frontend)) continue;
+    const name = fc.at('name').str({ required: true, pattern: NAME, hint: NAME_HINT });
+    if (name !== undefined) {
+      if (names.has(name)) fc.at('name').error(`duplicate frontend name "${name}" (first at line ${names.get(name)})`);
+      else names.set(name, fc.at('name').pos().line);
+    }
+    const listenC = fc.at('listen');
+    const listen = listenC.hostPort({ required: true, allowZero: true });
+    if (listen && listen.port !== 0) {
+      const clash = listens.find((l) => l.at.port === listen.port && hostsOverlap(l.at.host, listen.host));
+      if (clash) listenC.error(`${formatHostPort(listen)} is already the listen address of frontend ${clash.name} (line ${clash.line})`);
+      listens.push({ at: listen, line: listenC.pos().line, name: name ?? '?' });
+    }
+    const poolC = fc.at('pool');
+    const poolName = poolC.str({ required: true });
+    const pool = pools.find((p) => p.name === poolName);
+    if (poolName !== undefined && !pool && poolNames.length) {
+      const near = nearest(poolName, poolNames);
+      poolC.error(`unknown pool "${poolName}"${near ? `; did you mean "${near}"?` : ''} (pools: ${poolNames.join(', ')})`);
+    }
+    const portC = fc.at('port');
+    let port = portC.str();
+    if (pool) {
+      const portNames = Object.keys(pool.ports);
+      if (port === undefined) {
+        if (portNames.length === 1) port = portNames[0];
+        else fc.error(`port: is required: pool ${pool.name} has several ports (${portNames.join(', ')}); name the one this frontend forwards to`);
+      } else if (!portNames.includes(port)) {
+        const near = nearest(port, portNames);
+        portC.error(`unknown port name "${port}"${near ? `; did you mean "${near}"?` : ''} (pool ${pool.name} ports: ${portNames.join(', ')})`);
+        port = undefined;
+      }
+    }
+    const allow = fc.at('allow').cidrList() ?? null;
+    const maxConnections = fc.at('max_connections').int(0, 10_000_000) ?? DEFAULTS.frontend.maxConnections;
+    const sendProxy = fc.at('send_proxy').oneOf(['v1', 'v2'] as const) ?? null;
+    if (name === undefined || !listen || !pool || port === undefined) continue;
+    out.push({ name, listen, pool: pool.name, port, allow, maxConnections, sendProxy });
+  }
+  if (!c.present) c.error('is required: at least one frontend (listen address -> pool)');
+  return out;
+}
+
+function hostsOverlap(a: string, b: string): boolean {
+  const any = (h: string) => h === '0.0.0.0' || h === '::';
+  return a === b || any(a) || any(b);
+}
+
+function readDaemons(c: Cursor, file: string): string[] {
+  const out: string[] = [];
+  for (const item of c.items()) {
+    const p = item.str({ required: true });
+    if (p === undefined) continue;
+    // Relative to the configuration file's folder first (where an operator keeps them), then to the working
+    // directory (SPEC's example names conf/licd/... from the repository root).
+    const candidates = [resolve(dirname(file), p), resolve(p)];
+    const found = candidates.find((f) => {
+      try {
+        return statSync(f).isFile();
+      } catch {
+        return false;
+      }
+    });
+    if (found) out.push(found);
+    else item.error(`licd configuration file "${p}" does not exist (looked in ${[...new Set(candidates)].join(' and ')})`);
+  }
+  return out;
+}
