@@ -17,20 +17,20 @@ const CR = 0x0d;
 
 /**
  * Splits a byte stream into lines, bounded to `maxBytes` per line. A line lying whole inside one chunk is decoded
- * straight from the chunk; only a line split across chunks is copied, into one buffer allocated once per decoder.
+ * straight from the chunk; only a line split across chunks is copied, into a buffer allocated on first need and
+ * grown up to the limit, so the many idle connections of a license server cost no line buffer at all.
  */
 export class LineDecoder {
   readonly #hooks: LineDecoderHooks;
   readonly #max: number;
-  /** Room for the longest line plus a `\r` that may precede its `\n`. */
-  readonly #buf: Buffer;
+  /** Partial-line bytes; at most the longest line plus a `\r` that may precede its `\n`. */
+  #buf: Buffer | null = null;
   #len = 0;
   #stopped = false;
 
   constructor(hooks: LineDecoderHooks, maxBytes = MAX_LINE_BYTES) {
     this.#hooks = hooks;
     this.#max = maxBytes;
-    this.#buf = Buffer.allocUnsafe(maxBytes + 1);
   }
 
   /** True once a hook stopped it or a line was too long; later writes are ignored. */
@@ -74,10 +74,11 @@ export class LineDecoder {
       } else {
         this.#hold(chunk, start, nl);
         if (this.#stopped) return start;
+        const buf = this.#buf!;
         let stop = this.#len;
-        if (stop > 0 && this.#buf[stop - 1] === CR) stop--;
+        if (stop > 0 && buf[stop - 1] === CR) stop--;
         if (stop > this.#max) return this.#tooLong(), start;
-        line = this.#buf.toString('utf8', 0, stop);
+        line = buf.toString('utf8', 0, stop);
         this.#len = 0;
       }
       start = nl + 1;
@@ -91,8 +92,15 @@ export class LineDecoder {
     const n = to - from;
     if (n === 0) return;
     // One byte of slack for a `\r` whose `\n` has not arrived yet.
-    if (this.#len + n > this.#max + 1) return this.#tooLong();
-    chunk.copy(this.#buf, this.#len, from, to);
+    const need = this.#len + n;
+    if (need > this.#max + 1) return this.#tooLong();
+    let buf = this.#buf;
+    if (!buf || buf.length < need) {
+      const grown = Buffer.allocUnsafe(Math.min(this.#max + 1, Math.max(256, need * 2)));
+      if (buf && this.#len) buf.copy(grown, 0, 0, this.#len);
+      this.#buf = buf = grown;
+    }
+    chunk.copy(buf, this.#len, from, to);
     this.#len += n;
   }
 

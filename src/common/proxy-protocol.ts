@@ -98,6 +98,10 @@ function ipv6Words(ip: string): number[] {
 
 function readIp(b: Buffer, at: number, family: Family): string {
   if (family === 4) return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+  // IPv4-mapped (`::ffff:10.1.2.3`) in the dotted form net.Socket uses, so allow lists and plainIp recognise it.
+  if (b.readUInt32BE(at) === 0 && b.readUInt32BE(at + 4) === 0 && b.readUInt32BE(at + 8) === 0xffff) {
+    return `::ffff:${readIp(b, at + 12, 4)}`;
+  }
   const words: string[] = [];
   for (let i = 0; i < 8; i++) words.push(b.readUInt16BE(at + 2 * i).toString(16));
   // Compress the longest run of zero words so the text matches what net.Socket reports.

@@ -1,0 +1,197 @@
+import type { FeaturePool, HolderInfo, Waiter } from './feature-pool.ts';
+import { Grant, type Identity } from './grant.ts';
+import { ANSWER, VERSION_PATTERN, compareVersions, onlyKeys, parseCount, parseRequest, type DenyReason, type Request } from './protocol.ts';
+import { SessionBase } from './session-base.ts';
+
+const HELLO_KEYS = ['user', 'host', 'display', 'pid'] as const;
+const CHECKOUT_KEYS = ['count', 'version', 'queue'] as const;
+
+/** A CHECKOUT ... queue=1 waiting in a feature's FIFO queue. */
+class QueuedCheckout implements Waiter {
+  readonly start = Date.now();
+  constructor(
+    readonly session: ClientSession,
+    readonly count: number,
+    readonly version: string | null,
+    readonly identity: Identity,
+  ) {}
+
+  grantQueued(pool: FeaturePool): void {
+    this.session.serveQueued(this, pool);
+  }
+
+  deny(pool: FeaturePool, reason: DenyReason): void {
+    this.session.denyQueued(this, pool, reason);
+  }
+
+  describe(): HolderInfo {
+    const { user, host, display } = this.identity;
+    return { user, host, display, version: this.version ?? '', handle: '', port: 0, start: this.start };
+  }
+}
+
+/**
+ * One license-port connection: HELLO identity, checkouts (each a Grant under its own handle), queued checkouts,
+ * heartbeats and status. Everything it holds is freed when the connection ends, however it ends.
+ */
+export class ClientSession extends SessionBase {
+  #identity: Identity | null = null;
+  pid: number | null = null;
+  readonly #grants = new Map<string, Grant>();
+  readonly #queued = new Map<QueuedCheckout, FeaturePool>();
+
+  /** From HELLO; until then an anonymous user on the client's address (CHECKOUT does not require HELLO). */
+  get identity(): Identity {
+    if (this.#identity) return this.#identity;
+    const host = this.address || 'unknown';
+    return { user: 'unknown', host, display: host };
+  }
+
+  grants(): IterableIterator<Grant> {
+    return this.#grants.values();
+  }
+
+  get queuedCount(): number {
+    return this.#queued.size;
+  }
+
+  protected handle(line: string): void {
+    // Heartbeats are most of the traffic of a long-lived license session: answer them without parsing.
+    if (line === 'HEARTBEAT' || line === 'heartbeat') return this.send(ANSWER.OK);
+    const r = parseRequest(line);
+    if (!r) return this.send(ANSWER.BAD_COMMAND);
+    switch (r.verb) {
+      case 'HEARTBEAT':
+        return this.send(r.positional.length || r.args || r.malformed ? ANSWER.BAD_ARGUMENT : ANSWER.OK);
+      case 'CHECKOUT':
+        return this.#checkout(r);
+      case 'CHECKIN':
+        return this.#checkin(r);
+      case 'HELLO':
+        return this.#hello(r);
+      case 'STATUS':
+        return this.#status(r);
+      case 'RESUME':
+        // No redundant peer replicates sessions here (4.3 is not active): there is nothing to resume.
+        if (r.malformed || r.positional.length !== 1 || r.args) return this.send(ANSWER.BAD_ARGUMENT);
+        return this.send(ANSWER.UNKNOWN_HANDLE);
+      case 'QUIT':
+        if (r.positional.length || r.args || r.malformed) return this.send(ANSWER.BAD_ARGUMENT);
+        this.send(ANSWER.OK);
+        return this.end('quit');
+      default:
+        return this.send(ANSWER.BAD_COMMAND);
+    }
+  }
+
+  #hello(r: Request): void {
+    const a = r.args;
+    if (r.malformed || r.positional.length || !a || !onlyKeys(a, HELLO_KEYS)) return this.send(ANSWER.BAD_ARGUMENT);
+    const user = a.get('user');
+    const host = a.get('host');
+    const pidText = a.get('pid');
+    const pid = pidText === undefined ? null : parseCount(pidText, 0);
+    if (!user || !host || pid === -1) return this.send(ANSWER.BAD_ARGUMENT);
+    this.#identity = { user, host, display: a.get('display') ?? host };
+    this.pid = pid;
+    this.send(`OK server=${this.ctx.name} proto=1\n`);
+  }
+
+  #checkout(r: Request): void {
+    const a = r.args;
+    if (r.malformed || r.positional.length !== 1 || !onlyKeys(a, CHECKOUT_KEYS)) return this.send(ANSWER.BAD_ARGUMENT);
+    const count = a?.has('count') ? parseCount(a.get('count')) : 1;
+    const version = a?.get('version') ?? null;
+    const queue = a?.get('queue') ?? '0';
+    if (count < 1 || (version !== null && !VERSION_PATTERN.test(version)) || (queue !== '0' && queue !== '1')) {
+      return this.send(ANSWER.BAD_ARGUMENT);
+    }
+    const pool = this.ctx.pool(r.positional[0]!);
+    if (!pool) return this.send(ANSWER.UNKNOWN_FEATURE);
+    const f = pool.config;
+    if (f.kind === 'tokens') return this.#deny(pool, 'KIND', count);
+    if (pool.expired(Date.now())) return this.send(ANSWER.EXPIRED);
+    if (version !== null && compareVersions(version, f.version) > 0) return this.#deny(pool, 'VERSION', count);
+    if (count > f.count) return this.#deny(pool, 'COUNT', count);
+    if (pool.canGrant(count)) return this.#grant(pool, count, version);
+    if (queue === '0') return this.#deny(pool, 'EXHAUSTED', count);
+    const w = new QueuedCheckout(this, count, version, this.identity);
+    this.#queued.set(w, pool);
+    const position = pool.enqueue(w);
+    this.send(`QUEUED position=${position}\n`);
+    this.#log('QUEUED', pool, count, '', this.identity);
+  }
+
+  #grant(pool: FeaturePool, count: number, version: string | null, identity = this.identity): void {
+    const handle = this.ctx.newHandle();
+    const grant = new Grant({
+      handle,
+      pool,
+      count,
+      version: version ?? pool.config.version,
+      identity,
+      port: this.ctx.licensePort,
+      owner: this,
+    });
+    pool.take(grant, count);
+    this.#grants.set(handle, grant);
+    this.ctx.addGrant(grant);
+    this.send(`GRANTED handle=${handle} feature=${pool.name} count=${count}\n`);
+    this.#log('OUT', pool, count, handle, identity);
+  }
+
+  #deny(pool: FeaturePool, reason: DenyReason, count: number): void {
+    this.send(`DENIED feature=${pool.name} reason=${reason} available=${pool.available}\n`);
+    this.#log('DENIED', pool, count, '', this.identity, reason);
+  }
+
+  /** Called by the pool: seats freed for a queued checkout, which is already off the queue. */
+  serveQueued(w: QueuedCheckout, pool: FeaturePool): void {
+    if (!this.#queued.delete(w) || this.closed) return;
+    this.#grant(pool, w.count, w.version, w.identity);
+  }
+
+  denyQueued(w: QueuedCheckout, pool: FeaturePool, reason: DenyReason): void {
+    if (!this.#queued.delete(w) || this.closed) return;
+    this.#deny(pool, reason, w.count);
+  }
+
+  #checkin(r: Request): void {
+    if (r.malformed || r.positional.length !== 1 || r.args) return this.send(ANSWER.BAD_ARGUMENT);
+    const grant = this.#grants.get(r.positional[0]!);
+    if (!grant) return this.send(ANSWER.UNKNOWN_HANDLE);
+    // Answer first: freeing serves the queue, and a queued GRANTED for this same connection must follow the OK.
+    this.send(ANSWER.OK);
+    this.#endGrant(grant, 'checkin');
+  }
+
+  #endGrant(grant: Grant, reason: string): void {
+    this.#grants.delete(grant.handle);
+    this.ctx.removeGrant(grant);
+    if (grant.end(reason)) this.#log('IN', grant.pool, grant.count, grant.handle, grant.identity, reason);
+  }
+
+  #status(r: Request): void {
+    if (r.malformed || r.args || r.positional.length > 1) return this.send(ANSWER.BAD_ARGUMENT);
+    if (r.positional.length === 0) return this.send(this.ctx.statusText());
+    if (r.positional[0]!.toLowerCase() !== 'json') return this.send(ANSWER.BAD_ARGUMENT);
+    this.send(this.ctx.statusJson() + '\n');
+  }
+
+  protected release(reason: string): void {
+    for (const [w, pool] of this.#queued) pool.dequeue(w);
+    this.#queued.clear();
+    for (const grant of [...this.#grants.values()]) this.#endGrant(grant, reason);
+  }
+
+  /** The vendor-daemon debug log: one line per OUT / IN / DENIED / QUEUED. */
+  #log(event: string, pool: FeaturePool, count: number, handle: string, id: Identity, reason?: string): void {
+    const log = this.ctx.logger;
+    if (!log.isLevelEnabled('info')) return;
+    const unit = count === 1 ? 'license' : 'licenses';
+    log.info(
+      { event, user: id.user, host: id.host, feature: pool.name, count, handle: handle || undefined, address: this.address, reason },
+      `${event}: "${pool.name}" ${id.user}@${id.host} ${count} ${unit}${handle ? ` (${handle})` : ''}${reason && event !== 'IN' ? ` reason=${reason}` : reason ? ` (${reason})` : ''}`,
+    );
+  }
+}

@@ -1,0 +1,329 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { AllowList } from '../common/allow-list.ts';
+import { LpxError, errorMessage } from '../common/errors.ts';
+import { silentLogger, type Logger } from '../common/logger.ts';
+import type { LicdConfig } from '../config/licd-config.ts';
+import { ClientSession } from './client-session.ts';
+import type { LicdContext } from './context.ts';
+import { FeaturePool } from './feature-pool.ts';
+import type { Grant } from './grant.ts';
+import { HandleIssuer } from './handles.ts';
+import { LICD_VERSION } from './protocol.ts';
+import type { LicdFeatureStatus, LicdSessionStatus, LicdStatus, LicdUserStatus } from './status.ts';
+import { renderStatusText } from './status-text.ts';
+import { TokenSession } from './token-session.ts';
+
+export interface LicenseServerOptions {
+  logger?: Logger;
+}
+
+export interface BoundPorts {
+  license: number;
+  tokens: number;
+}
+
+export type LicdState = 'stopped' | 'starting' | 'running' | 'stopping';
+
+/** How long `stop()` lets sessions flush their last answers before it cuts them. */
+const STOP_FLUSH_MS = 1_000;
+
+/**
+ * The reference license daemon (SPEC 4.1, 4.2): a license port and a token port, feature pools with FIFO queues,
+ * heartbeat expiry, lmstat-style status. Usable in-process (tests, the demo) and from the `licd` CLI.
+ *
+ *   const server = new LicenseServer(loadLicdConfig('conf/licd/primary.yaml'), { logger });
+ *   const ports = await server.start();   // actual ports; 0 in the file picks free ones
+ *   server.reload(loadLicdConfig(file));  // counts and features change in place; no connection is cut
+ *   await server.stop();
+ */
+export class LicenseServer implements LicdContext {
+  #config: LicdConfig;
+  readonly logger: Logger;
+  readonly #handles: HandleIssuer;
+  readonly #pools = new Map<string, FeaturePool>();
+  #order: FeaturePool[] = [];
+  #tokenPool: FeaturePool | undefined;
+  #allow: AllowList | null;
+  readonly #grants = new Map<string, Grant>();
+  readonly #clients = new Set<ClientSession>();
+  readonly #tokenSessions = new Set<TokenSession>();
+  readonly #sockets = new Set<Socket>();
+  #listeners: Server[] = [];
+  #ports: BoundPorts = { license: 0, tokens: 0 };
+  #sweep: NodeJS.Timeout | null = null;
+  #state: LicdState = 'stopped';
+
+  constructor(config: LicdConfig, opts: LicenseServerOptions = {}) {
+    this.#config = config;
+    this.logger = (opts.logger ?? silentLogger).child({ licd: config.server.name });
+    this.#handles = new HandleIssuer(config.server.name);
+    this.#allow = config.server.allow ? new AllowList(config.server.allow) : null;
+    this.#applyFeatures(config);
+  }
+
+  get name(): string {
+    return this.#config.server.name;
+  }
+
+  get config(): LicdConfig {
+    return this.#config;
+  }
+
+  get state(): LicdState {
+    return this.#state;
+  }
+
+  /** Bound ports (0 before start). */
+  get ports(): BoundPorts {
+    return this.#ports;
+  }
+
+  get licensePort(): number {
+    return this.#ports.license;
+  }
+
+  get tokensPort(): number {
+    return this.#ports.tokens;
+  }
+
+  get allow(): AllowList | null {
+    return this.#allow;
+  }
+
+  get proxyProtocol(): boolean {
+    return this.#config.server.proxyProtocol;
+  }
+
+  /** Opens both ports; resolves the actual ports. Fails with LPX_ERR_LISTEN naming the address. */
+  async start(): Promise<BoundPorts> {
+    if (this.#state !== 'stopped') throw new LpxError('LPX_ERR_USAGE', `licd ${this.name} is already ${this.#state}`);
+    this.#state = 'starting';
+    const { host, ports } = this.#config.server;
+    try {
+      const license = await this.#listen(host, ports.license, (s) => this.#accept(s, ClientSession, this.#clients));
+      const tokens = await this.#listen(host, ports.tokens, (s) => this.#accept(s, TokenSession, this.#tokenSessions));
+      this.#ports = { license, tokens };
+    } catch (err) {
+      await this.#closeListeners();
+      this.#state = 'stopped';
+      throw err;
+    }
+    this.#startSweep();
+    this.#state = 'running';
+    this.logger.info(
+      { event: 'listening', host, ports: this.#ports },
+      `licd ${this.name} listening on ${host}: license ${this.#ports.license}, tokens ${this.#ports.tokens}`,
+    );
+    return this.#ports;
+  }
+
+  #listen(host: string, port: number, onSocket: (s: Socket) => void): Promise<number> {
+    const server = createServer({ noDelay: true }, onSocket);
+    this.#listeners.push(server);
+    return new Promise((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        const why = err.code === 'EADDRINUSE' ? 'address in use' : err.code === 'EACCES' ? 'permission denied' : errorMessage(err);
+        reject(new LpxError('LPX_ERR_LISTEN', `licd ${this.name}: cannot listen on ${host}:${port}: ${why}`));
+      });
+      server.listen({ host, port }, () => {
+        server.on('error', (err) => this.logger.error({ err: errorMessage(err) }, 'listener error'));
+        resolve((server.address() as { port: number }).port);
+      });
+    });
+  }
+
+  #accept<S extends ClientSession | TokenSession>(
+    socket: Socket,
+    Kind: new (ctx: LicdContext, socket: Socket) => S,
+    set: Set<S>,
+  ): void {
+    if (this.#state !== 'running') {
+      socket.destroy();
+      return;
+    }
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+    const session = new Kind(this, socket);
+    set.add(session);
+    session.start();
+  }
+
+  /** Stops accepting, ends every session (freeing its licenses), resolves when every connection is gone. */
+  async stop(): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'stopping') return;
+    this.#state = 'stopping';
+    if (this.#sweep) clearInterval(this.#sweep);
+    this.#sweep = null;
+    const closing = this.#closeListeners();
+    for (const s of [...this.#clients]) s.end('shutdown');
+    for (const s of [...this.#tokenSessions]) s.end('shutdown');
+    // A client that does not read keeps its socket open with answers pending: cut it after a short grace.
+    const cut = setTimeout(() => {
+      for (const s of this.#sockets) s.destroy();
+    }, STOP_FLUSH_MS);
+    await closing;
+    clearTimeout(cut);
+    this.#state = 'stopped';
+    this.logger.info({ event: 'stopped' }, `licd ${this.name} stopped`);
+  }
+
+  async #closeListeners(): Promise<void> {
+    const listeners = this.#listeners;
+    this.#listeners = [];
+    await Promise.all(listeners.map((l) => new Promise<void>((r) => (l.listening ? l.close(() => r()) : r()))));
+  }
+
+  /**
+   * Applies a re-read license file in place. Counts, versions, expiry, new and removed features, allow list,
+   * proxy_protocol and heartbeat_timeout take effect; seats held above a lowered count are kept and new grants
+   * wait until usage falls below it. Name, host and ports need a restart (a warning says so).
+   */
+  reload(config: LicdConfig): void {
+    const old = this.#config.server;
+    const next = config.server;
+    if (next.name !== old.name || next.host !== old.host || next.ports.license !== old.ports.license || next.ports.tokens !== old.ports.tokens) {
+      this.logger.warn({ event: 'reload' }, 'server name, host and ports changes take effect only after a restart');
+    }
+    this.#config = {
+      ...config,
+      server: { ...next, name: old.name, host: old.host, ports: old.ports },
+    };
+    this.#allow = next.allow ? new AllowList(next.allow) : null;
+    this.#applyFeatures(config);
+    if (next.heartbeatTimeout !== old.heartbeatTimeout && this.#sweep) this.#startSweep();
+    this.logger.info(
+      { event: 'reload', features: this.#order.map((p) => `${p.name}:${p.count}`) },
+      `licd ${this.name} reloaded: ${this.#order.map((p) => `${p.name} ${p.count}`).join(', ')}`,
+    );
+  }
+
+  #applyFeatures(config: LicdConfig): void {
+    const wanted = new Set<string>();
+    const order: FeaturePool[] = [];
+    for (const f of config.features) {
+      wanted.add(f.name);
+      let pool = this.#pools.get(f.name);
+      if (pool) pool.update(f);
+      else this.#pools.set(f.name, (pool = new FeaturePool(f)));
+      order.push(pool);
+    }
+    // Removed features stay known to the grants that hold them, so a later reload that brings them back counts right.
+    for (const [name, pool] of this.#pools) if (!wanted.has(name) && !pool.retired) pool.retire();
+    this.#order = order;
+    this.#tokenPool = order.find((p) => p.config.kind === 'tokens');
+  }
+
+  /** Ends sessions idle for longer than heartbeat_timeout; a token connection bound to a grant follows its session. */
+  #startSweep(): void {
+    if (this.#sweep) clearInterval(this.#sweep);
+    const hb = this.#config.server.heartbeatTimeout;
+    this.#sweep = setInterval(() => this.#expireIdle(), Math.min(1_000, Math.max(10, Math.floor(hb / 4))));
+    this.#sweep.unref();
+  }
+
+  #expireIdle(): void {
+    const limit = Date.now() - this.#config.server.heartbeatTimeout;
+    for (const s of this.#clients) {
+      if (s.lastActivity < limit) {
+        this.logger.info({ event: 'timeout', user: s.identity.user, host: s.identity.host, address: s.address }, `TIMEOUT: ${s.identity.user}@${s.identity.host} heartbeat timeout, session ended`);
+        s.close('heartbeat timeout');
+      }
+    }
+    for (const s of this.#tokenSessions) if (!s.bound && s.lastActivity < limit) s.close('heartbeat timeout');
+  }
+
+  // ---- LicdContext (what sessions see) ----
+
+  pool(feature: string): FeaturePool | undefined {
+    const p = this.#pools.get(feature);
+    return p && !p.retired ? p : undefined;
+  }
+
+  defaultTokenPool(): FeaturePool | undefined {
+    return this.#tokenPool;
+  }
+
+  newHandle(): string {
+    return this.#handles.next();
+  }
+
+  grant(handle: string): Grant | undefined {
+    return this.#grants.get(handle);
+  }
+
+  addGrant(grant: Grant): void {
+    this.#grants.set(grant.handle, grant);
+  }
+
+  removeGrant(grant: Grant): void {
+    this.#grants.delete(grant.handle);
+  }
+
+  forget(session: object): void {
+    if (!this.#clients.delete(session as ClientSession)) this.#tokenSessions.delete(session as TokenSession);
+  }
+
+  statusText(): string {
+    return renderStatusText(this.status());
+  }
+
+  statusJson(): string {
+    return JSON.stringify(this.status());
+  }
+
+  /** A fresh snapshot: features with usage and user lines, sessions. Off the hot path; build it only when asked. */
+  status(): LicdStatus {
+    const now = Date.now();
+    const features: LicdFeatureStatus[] = this.#order.map((pool) => {
+      const f = pool.config;
+      const users: LicdUserStatus[] = [];
+      for (const [holder, count] of pool.holders()) {
+        const info = holder.describe();
+        users.push({ ...info, version: info.version || f.version, count, queued: false });
+      }
+      for (const w of pool.waiters()) {
+        const info = w.describe();
+        users.push({ ...info, version: info.version || f.version, count: w.count, queued: true });
+      }
+      return {
+        name: f.name,
+        version: f.version,
+        kind: f.kind,
+        issued: f.count,
+        inUse: pool.inUse,
+        queued: pool.queueLength,
+        expires: f.expires,
+        expired: pool.expired(now),
+        users,
+      };
+    });
+    const sessions: LicdSessionStatus[] = [];
+    for (const s of this.#clients) {
+      const handles: string[] = [];
+      for (const g of s.grants()) handles.push(g.handle);
+      sessions.push({
+        user: s.identity.user,
+        host: s.identity.host,
+        display: s.identity.display,
+        pid: s.pid,
+        address: s.address,
+        port: s.clientPort,
+        since: s.since,
+        lastActivity: s.lastActivity,
+        handles,
+        queued: s.queuedCount,
+      });
+    }
+    return {
+      server: this.name,
+      version: LICD_VERSION,
+      up: this.#state === 'running',
+      master: this.#state === 'running',
+      host: this.#config.server.host,
+      ports: { ...this.#ports },
+      features,
+      sessions,
+      connections: { license: this.#clients.size, tokens: this.#tokenSessions.size },
+    };
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Renders a status snapshot as FlexNet `lmutil lmstat -a` text (SPEC 4.2), close enough that parsers written for
+ * real lmstat read it: two spaces after `:` and `;`, "1 license" / "2 licenses", expiry as `31-dec-2027`.
+ */
+import type { LicdStatus, LicdUserStatus } from './status.ts';
+
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+
+function licenses(n: number): string {
+  return n === 1 ? '1 license' : `${n} licenses`;
+}
+
+/** `2027-12-31` -> `31-dec-2027`, as lmstat writes expiry dates. */
+export function lmstatDate(ymd: string): string {
+  const [y, m, d] = ymd.split('-');
+  return `${Number(d)}-${MONTHS[Number(m) - 1]}-${y}`;
+}
+
+/** `Sun 11/22 14:03` in local time: lmstat's start stamp (no zero padding of month, day or hour). */
+export function lmstatStart(ms: number): string {
+  const t = new Date(ms);
+  const min = t.getMinutes();
+  return `${DAYS[t.getDay()]} ${t.getMonth() + 1}/${t.getDate()} ${t.getHours()}:${min < 10 ? '0' : ''}${min}`;
+}
+
+function userLine(s: LicdStatus, u: LicdUserStatus): string {
+  const who = `    ${u.user} ${u.host} ${u.display} (v${u.version})`;
+  if (u.queued) return `${who} (${s.server}/${s.ports.license}) queued for ${licenses(u.count)}`;
+  return `${who} (${s.server}/${u.port} ${u.handle}), start ${lmstatStart(u.start)}, ${licenses(u.count)}`;
+}
+
+/** The whole answer to `STATUS`, ending in `END\n`. */
+export function renderStatusText(s: LicdStatus): string {
+  const lines = [
+    `License server status: ${s.ports.license}@${s.server}`,
+    `${s.server}: license server ${s.up ? 'UP' : 'DOWN'}${s.master ? ' (MASTER)' : ''} v${s.version}`,
+    `Vendor daemon status (on ${s.server}):`,
+    `  licd: ${s.up ? 'UP' : 'DOWN'} v${s.version}`,
+  ];
+  for (const f of s.features) {
+    lines.push(`Users of ${f.name}:  (Total of ${licenses(f.issued)} issued;  Total of ${licenses(f.inUse)} in use)`);
+    // Printed for every feature, in use or not, so a status check can see the expiry of an idle feature too.
+    lines.push(`  "${f.name}" v${f.version}, vendor: licd${f.expires ? `, expiry: ${lmstatDate(f.expires)}` : ''}`);
+    lines.push('  floating license');
+    for (const u of f.users) lines.push(userLine(s, u));
+  }
+  lines.push('END', '');
+  return lines.join('\n');
+}
