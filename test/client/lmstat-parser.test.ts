@@ -217,6 +217,25 @@ test('licd triad member: no MASTER, redundancy line, plural licenses', (t) => {
   }
 });
 
+test('licd queued user line (no handle) counts as queued, not in use', (t) => {
+  const s = parseLmstat(
+    [
+      'License server status: 27101@primary',
+      'primary: license server UP (MASTER) v1.0',
+      'Users of LS-DYNA:  (Total of 1 license issued;  Total of 1 license in use)',
+      '  "LS-DYNA" v2025.1, vendor: licd',
+      '  floating license',
+      '    alice ws12 /dev/pts/1 (v2025.1) (primary/27101 primary.1a), start Sun 11/22 14:03, 1 license',
+      '    bob ws13 /dev/pts/2 (v2025.1) (primary/27101) queued for 2 licenses',
+      'END',
+    ].join('\n'),
+  );
+  const users = findFeature(s, 'LS-DYNA')!.users;
+  t.is(users.length, 2);
+  t.like(users[1], { user: 'bob', host: 'ws13', display: '/dev/pts/2', server: 'primary', port: 27101, handle: '', queued: true, count: 2 });
+  t.is(users[1]!.start, undefined);
+});
+
 test('FlexNet variants: uncounted node-locked, Error lines, vendor daemon down, CRLF', (t) => {
   const s = parseLmstat(ours('flexnet_mixed.txt'));
   t.is(s.master, 'lic01');

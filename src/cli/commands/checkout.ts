@@ -1,12 +1,165 @@
 import type { Command } from 'commander';
+import { hostname, userInfo } from 'node:os';
+import { parseHostPort } from '../../common/address.ts';
+import { parseDuration, formatDuration } from '../../common/duration.ts';
 import { LpxError } from '../../common/errors.ts';
+import { asLpxError, LicenseError } from '../../client/client-errors.ts';
+import { LicenseClient, type Grant } from '../../client/license-client.ts';
+import { TokenClient, type TokenGrant } from '../../client/token-client.ts';
+import { isWord } from '../../client/protocol-text.ts';
+import { intOption } from '../run-cli.ts';
 
-// Placeholder registered so the CLI frame is complete; the implementation lands with its issue.
+interface CheckoutFlags {
+  server: string;
+  count: number;
+  tokens?: number;
+  tokenPort?: number;
+  hold: string;
+  heartbeat: string;
+  user?: string;
+  queue?: boolean;
+  timeout: string;
+  json?: boolean;
+}
+
 export function registerCheckout(program: Command): void {
   program
     .command('checkout')
-    .description('(not yet available)')
-    .action(() => {
-      throw new LpxError('LPX_ERR_USAGE', 'checkout is not available yet');
+    .description('a license client: checks out a feature, draws tokens, heartbeats while holding, checks in')
+    .argument('<feature>', 'feature to check out (e.g. LS-DYNA)')
+    .requiredOption('-s, --server <host:port>', 'license port of a licd server, or of a balancer in front of it')
+    .option('--count <n>', 'seats to check out', intOption('--count', 1), 1)
+    .option('--tokens <n>', 'tokens to draw on the token port after the checkout', intOption('--tokens', 1))
+    .option('--token-port <port>', 'token port on the same host (default: license port + 1)', intOption('--token-port', 1, 65535))
+    .option('--hold <duration>', 'how long to hold the license before checking in (e.g. 30s)', '0s')
+    .option('--heartbeat <duration>', 'heartbeat interval while holding', '1m')
+    .option('--user <name>', 'user name sent in HELLO (default: the current user)')
+    .option('--queue', 'wait in the server queue when no seat is free')
+    .option('--timeout <duration>', 'connect and answer timeout', '5s')
+    .option('--json', 'print one JSON object at the end instead of progress lines')
+    .action((feature: string, flags: CheckoutFlags) => runCheckout(feature, flags));
+}
+
+async function runCheckout(feature: string, flags: CheckoutFlags): Promise<void> {
+  const target = parseHostPort(flags.server);
+  if (typeof target === 'string') throw new LpxError('LPX_ERR_USAGE', `-s: ${target}`);
+  if (!isWord(feature)) throw new LpxError('LPX_ERR_USAGE', `feature must be one word, got "${feature}"`);
+  const hold = durationFlag('--hold', flags.hold, 0);
+  const heartbeat = durationFlag('--heartbeat', flags.heartbeat, 1);
+  const timeout = durationFlag('--timeout', flags.timeout, 1);
+  const user = flags.user ?? currentUser();
+  if (!isWord(user)) throw new LpxError('LPX_ERR_USAGE', `--user must be one word, got "${user}"`);
+  const tokenPort = flags.tokenPort ?? (flags.tokens !== undefined ? target.port + 1 : undefined);
+  if (tokenPort !== undefined && tokenPort > 65535) throw new LpxError('LPX_ERR_USAGE', `--token-port: license port + 1 is not a port, give --token-port`);
+
+  const say = (line: string) => {
+    if (!flags.json) process.stdout.write(line + '\n');
+  };
+  const where = `${target.host}:${target.port}`;
+  let client: LicenseClient | undefined;
+  let tokenConn: TokenClient | undefined;
+  let step = `connect to ${where}`;
+  try {
+    client = await LicenseClient.connect(target.host, target.port, { timeout });
+    step = 'HELLO';
+    const hello = await client.hello(user, localHost(), { pid: process.pid });
+    const serverName = hello.server || where;
+
+    step = `CHECKOUT ${feature}`;
+    const grant: Grant = await client.checkout(feature, {
+      count: flags.count,
+      ...(flags.queue ? { queue: true, onQueued: (pos: number) => say(`queued for ${feature} at position ${pos}`) } : {}),
     });
+    say(`granted ${grant.feature || feature} x${grant.count} handle=${grant.handle} on ${serverName}`);
+
+    let tokenGrant: TokenGrant | undefined;
+    if (flags.tokens !== undefined && tokenPort !== undefined) {
+      step = `TOKENS on ${target.host}:${tokenPort}`;
+      tokenConn = await TokenClient.open(target.host, tokenPort, { timeout });
+      tokenGrant = await tokenConn.tokens(grant.handle, flags.tokens);
+      say(`tokens ${tokenGrant.tokens} granted (${tokenGrant.feature})`);
+    }
+
+    const started = Date.now();
+    if (hold > 0) {
+      step = 'hold';
+      say(`holding for ${formatDuration(hold)} (heartbeat every ${formatDuration(heartbeat)})`);
+      await holdLicense(client, tokenConn, hold, heartbeat);
+    }
+    const heldMs = Date.now() - started;
+
+    if (tokenConn && tokenGrant) {
+      step = 'RELEASE';
+      await tokenConn.release(tokenGrant.tokens);
+      await tokenConn.close();
+      say(`tokens ${tokenGrant.tokens} released`);
+    }
+    step = 'CHECKIN';
+    await client.checkin(grant.handle);
+    say('checked in');
+    step = 'QUIT';
+    await client.quit();
+    if (flags.json) {
+      const out = {
+        server: serverName,
+        address: where,
+        feature: grant.feature || feature,
+        handle: grant.handle,
+        count: grant.count,
+        ...(tokenGrant ? { tokens: tokenGrant.tokens, tokenFeature: tokenGrant.feature } : {}),
+        heldMs,
+        checkedIn: true,
+      };
+      process.stdout.write(JSON.stringify(out) + '\n');
+    }
+  } catch (err) {
+    throw asLpxError(err, err instanceof LicenseError && err.code !== 'DENIED' && !err.message.startsWith(step) ? `${step}: ` : '');
+  } finally {
+    tokenConn?.destroy();
+    client?.destroy();
+  }
+}
+
+/**
+ * Holds the license for `ms`, heartbeating; ends early (and checks in normally) on SIGINT/SIGTERM. Fails when a
+ * connection is lost or a heartbeat fails: the license is then gone, which the operator must see.
+ */
+function holdLicense(client: LicenseClient, tokens: TokenClient | undefined, ms: number, heartbeatMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      client.stopHeartbeat();
+      if (err) reject(err);
+      else resolve();
+    };
+    const onSignal = () => done();
+    const timer = setTimeout(() => done(), ms);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    client.startHeartbeat(heartbeatMs, (err) => done(err));
+    client.setHooks({ onDisconnect: (err) => done(err ?? new LicenseError('CONNECTION_CLOSED', 'license connection closed while holding')) });
+    tokens?.closed.then(() => done(new LicenseError('CONNECTION_CLOSED', 'token connection closed while holding')));
+  });
+}
+
+function durationFlag(name: string, text: string, min: number): number {
+  const ms = parseDuration(text);
+  if (ms === undefined) throw new LpxError('LPX_ERR_USAGE', `${name} expects a duration with a unit (500ms, 30s, 5m, 1h), got "${text}"`);
+  if (ms < min) throw new LpxError('LPX_ERR_USAGE', `${name} must be at least ${formatDuration(min)}, got "${text}"`);
+  return ms;
+}
+
+function currentUser(): string {
+  try {
+    return userInfo().username || process.env.USER || 'unknown';
+  } catch {
+    return process.env.USER ?? 'unknown';
+  }
+}
+
+function localHost(): string {
+  const h = hostname().trim();
+  return h && isWord(h) ? h : 'localhost';
 }
