@@ -16,7 +16,10 @@ export interface FeatureUsage {
 
 export interface CheckResult {
   ok: boolean;
-  /** Why it failed (`connect refused`, `timeout after 500ms`, `feature LS-DYNA expired`, `not master`, `exit 2: ...`), or 'ok'. */
+  /**
+   * Why it failed (`connect refused`, `timeout after 500ms`, `feature LS-DYNA expired`, `not UP`, `exit 2: ...`),
+   * or 'ok'. Not being master is not a failure: see `master`.
+   */
   reason: string;
   durationMs: number;
   /** Date.now() when the check ended. */
