@@ -1,0 +1,20 @@
+import type { BalanceAlgorithm } from '../../config/proxy-config.ts';
+import type { Balancer } from './balancer-base.ts';
+import { FirstBalancer } from './first.ts';
+import { LeastConnBalancer } from './least-conn.ts';
+import { RoundRobinBalancer } from './round-robin.ts';
+import { SourceHashBalancer } from './source-hash.ts';
+
+/** The `balance` keyword -> its algorithm; a new algorithm is a new file and one line here. */
+export function createBalancer(algorithm: BalanceAlgorithm): Balancer {
+  switch (algorithm) {
+    case 'roundrobin':
+      return new RoundRobinBalancer();
+    case 'leastconn':
+      return new LeastConnBalancer();
+    case 'source':
+      return new SourceHashBalancer();
+    case 'first':
+      return new FirstBalancer();
+  }
+}

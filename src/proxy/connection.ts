@@ -1,0 +1,366 @@
+/**
+ * One proxied client connection: places the client (pool.select, queue), connects to the server with retries and
+ * redispatch, then forwards bytes unchanged both ways with `pipe` (back-pressure, half-close) until both sides are
+ * done. Handlers are module-level functions attached once per socket; byte counts are read from the sockets at
+ * close, so nothing runs per chunk but the streams themselves.
+ */
+import { connect, type Socket } from 'node:net';
+import { plainIp } from '../common/allow-list.ts';
+import { encodeProxyV1, encodeProxyV2 } from '../common/proxy-protocol.ts';
+import type { Closable, EndReason } from './end-reason.ts';
+import type { Frontend } from './frontend.ts';
+import type { Pool, Waiter } from './pool.ts';
+import { Server } from './server.ts';
+import type { TimedConnection } from './timeout-sweeper.ts';
+
+const kConn = Symbol('licproxy.connection');
+type ConnSocket = Socket & { [kConn]: Connection };
+
+const enum State {
+  Placing,
+  Queued,
+  Connecting,
+  Open,
+  Done,
+}
+
+export class Connection implements Waiter, Closable, TimedConnection {
+  readonly client: Socket;
+  readonly frontend: Frontend;
+  /** The pool and port the frontend pointed to at accept; a reload does not move a connection in flight. */
+  readonly pool: Pool;
+  readonly portName: string;
+  readonly frontendName: string;
+  exclude: Server[] | null = null;
+  queueTimer: NodeJS.Timeout | null = null;
+  /** The server connected to (or last tried). */
+  server: Server | null = null;
+
+  #upstream: Socket | null = null;
+  #state = State.Placing;
+  #acceptedAt: number;
+  #queuedAt = 0;
+  #queueMs = 0;
+  #connectStart = 0;
+  #connectMs = -1;
+  #attempts = 0;
+  #end: EndReason | null = null;
+  #error: string | null = null;
+  #clientClosed = false;
+  /** Peer address, read on first use: getpeername is a syscall that a plain round-robin pool never needs. */
+  #ip: string | null;
+  #port = 0;
+  /** Connecting: when the attempt fails. Open: idle timeout, and the activity seen at the last sweep. */
+  #deadline = 0;
+  #idleMs = 0;
+  #lastBytes = 0;
+  #lastActive = 0;
+
+  /** `clientIp` is given when the frontend already read it (allow list, logging); otherwise read lazily. */
+  constructor(client: Socket, frontend: Frontend, clientIp: string | null) {
+    this.client = client;
+    this.frontend = frontend;
+    this.frontendName = frontend.name;
+    this.pool = frontend.pool;
+    this.portName = frontend.config.port;
+    this.#ip = clientIp;
+    if (clientIp !== null) this.#port = client.remotePort ?? 0;
+    this.#acceptedAt = Date.now();
+  }
+
+  get clientIp(): string {
+    if (this.#ip === null) {
+      this.#ip = plainIp(this.client.remoteAddress);
+      this.#port = this.client.remotePort ?? 0;
+    }
+    return this.#ip;
+  }
+
+  get clientPort(): number {
+    return this.clientIp === '' ? 0 : this.#port;
+  }
+
+  get state(): 'placing' | 'queued' | 'connecting' | 'open' | 'done' {
+    return (['placing', 'queued', 'connecting', 'open', 'done'] as const)[this.#state];
+  }
+
+  /** The server-side socket once connected (tests read its buffer state). */
+  get upstream(): Socket | null {
+    return this.#upstream;
+  }
+
+  start(): void {
+    const c = this.client as ConnSocket;
+    c[kConn] = this;
+    c.on('error', onClientError);
+    c.on('close', onClientClose);
+    c.on('end', onClientEnd);
+    // Keep-alive and no-delay come from the listening socket (inherited at accept), see Frontend.
+    this.#place();
+  }
+
+  #place(): void {
+    const r = this.pool.select(this);
+    if (r instanceof Server) return this.#connect(r);
+    if (r === 'full') {
+      this.#state = State.Queued;
+      this.#queuedAt = Date.now();
+      this.pool.enqueue(this);
+      return;
+    }
+    this.pool.counters.noServer++;
+    this.#abort('no_server');
+  }
+
+  // ---- Waiter ----
+
+  dispatch(server: Server): void {
+    this.#queueMs = Date.now() - this.#queuedAt;
+    this.#connect(server);
+  }
+
+  queueTimedOut(): void {
+    this.#queueMs = Date.now() - this.#queuedAt;
+    this.#abort('queue_timeout');
+  }
+
+  // ---- connecting ----
+
+  #connect(server: Server): void {
+    this.server = server;
+    server.attach(this);
+    this.#attempts++;
+    this.#state = State.Connecting;
+    const now = Date.now();
+    if (this.#connectStart === 0) this.#connectStart = now;
+    const cfg = this.pool.config;
+    this.#deadline = now + cfg.timeouts.connect;
+    this.frontend.sweeper.connecting.add(this);
+    const port = server.ports[this.portName];
+    if (port === undefined) return this.#connectFailed(null, `server has no port "${this.portName}"`);
+    const ka = cfg.tcpKeepalive;
+    const u = connect({
+      host: server.host,
+      port,
+      allowHalfOpen: true,
+      noDelay: true,
+      keepAlive: ka > 0,
+      keepAliveInitialDelay: ka,
+    }) as ConnSocket;
+    u[kConn] = this;
+    u.on('error', onUpstreamError);
+    u.on('close', onUpstreamClose);
+    u.on('end', onUpstreamEnd);
+    u.once('connect', onUpstreamConnect);
+    this.#upstream = u;
+  }
+
+  upstreamConnected(u: Socket): void {
+    if (u !== this.#upstream || this.#state !== State.Connecting) return;
+    this.#state = State.Open;
+    this.frontend.sweeper.connecting.delete(this);
+    const now = Date.now();
+    this.#connectMs = now - this.#connectStart;
+    this.#idleMs = this.pool.config.timeouts.idle;
+    this.#lastActive = now;
+    const c = this.client;
+    const sp = this.frontend.config.sendProxy;
+    if (sp !== null) {
+      const src = { address: this.clientIp, port: this.clientPort };
+      const dst = { address: c.localAddress ?? '', port: c.localPort ?? 0 };
+      u.write(sp === 'v2' ? encodeProxyV2(src, dst) : encodeProxyV1(src, dst));
+    }
+    c.pipe(u);
+    u.pipe(c);
+  }
+
+  #connectFailed(u: Socket | null, reason: string): void {
+    this.frontend.sweeper.connecting.delete(this);
+    this.#upstream = null;
+    u?.destroy();
+    const s = this.server!;
+    s.counters.connectErrors++;
+    s.monitor?.reportFailure(`connect: ${reason}`);
+    this.#error = reason;
+    s.detach(this, 0, 0);
+    if (this.#clientClosed || this.#state === State.Done) return this.#finish();
+    const cfg = this.pool.config;
+    if (this.#attempts > cfg.retries) return this.#abort('connect_failed');
+    s.counters.retries++;
+    if (cfg.redispatch) {
+      (this.exclude ??= []).push(s);
+      const next = this.pool.select(this);
+      if (next instanceof Server) {
+        if (next !== s) s.counters.redispatches++;
+        return this.#connect(next);
+      }
+    }
+    // No other server (or no redispatch): try the same one again while it is still usable.
+    if (s.takesNewClients(Date.now(), true)) return this.#connect(s);
+    this.#abort('connect_failed');
+  }
+
+  upstreamError(u: Socket, err: NodeJS.ErrnoException): void {
+    if (u !== this.#upstream) return;
+    if (this.#state === State.Connecting) return this.#connectFailed(u, err.code ?? err.message);
+    this.#error ??= `server: ${err.code ?? err.message}`;
+    this.#end ??= 'server_close';
+    kill(this.client, err.code === 'ECONNRESET');
+  }
+
+  checkConnect(now: number): void {
+    if (this.#state !== State.Connecting || now < this.#deadline) return;
+    this.#connectFailed(this.#upstream, `connect timeout after ${this.pool.config.timeouts.connect}ms`);
+  }
+
+  checkIdle(now: number): void {
+    if (this.#state !== State.Open || this.#idleMs === 0) return;
+    // Every byte forwarded was first read on one side, so the two read counters see all activity.
+    const u = this.#upstream;
+    const bytes = this.client.bytesRead + (u !== null ? u.bytesRead : 0);
+    if (bytes !== this.#lastBytes) {
+      this.#lastBytes = bytes;
+      this.#lastActive = now;
+    } else if (now - this.#lastActive >= this.#idleMs) {
+      this.idleTimeout();
+    }
+  }
+
+  upstreamEnd(): void {
+    this.#end ??= 'server_close';
+  }
+
+  upstreamClose(u: Socket, hadError: boolean): void {
+    if (u !== this.#upstream) return;
+    if (this.#state === State.Connecting) return this.#connectFailed(u, 'connection closed while connecting');
+    this.#upstream = null;
+    this.#end ??= 'server_close';
+    if (this.#clientClosed) return this.#finish();
+    const c = this.client;
+    // A normal close means both directions are done on the server side, so the client side is finishing too.
+    if (hadError || !(c.readableEnded && c.writableEnded)) kill(c, false);
+  }
+
+  // ---- client side ----
+
+  clientError(err: NodeJS.ErrnoException): void {
+    this.#error ??= `client: ${err.code ?? err.message}`;
+    this.#end ??= 'client_close';
+    if (this.#state === State.Connecting) return this.#dropUpstream();
+    const u = this.#upstream;
+    // A dead client's seat is reclaimed now, not when its close event comes round.
+    if (u !== null) kill(u, err.code === 'ECONNRESET');
+  }
+
+  /** Abandons a connect in progress without counting it against the server (the client side ended it). */
+  #dropUpstream(): void {
+    const u = this.#upstream;
+    this.frontend.sweeper.connecting.delete(this);
+    this.#upstream = null;
+    u?.destroy();
+  }
+
+  clientEnd(): void {
+    this.#end ??= 'client_close';
+  }
+
+  idleTimeout(): void {
+    if (this.#state !== State.Open) return;
+    this.#end = 'idle_timeout';
+    this.client.destroy();
+    if (this.#upstream !== null) this.#upstream.destroy();
+  }
+
+  clientClose(hadError: boolean): void {
+    this.#clientClosed = true;
+    this.#end ??= 'client_close';
+    if (this.#state === State.Queued) this.pool.cancel(this);
+    const u = this.#upstream;
+    if (u === null) return this.#finish();
+    if (this.#state === State.Connecting) {
+      this.#dropUpstream();
+      return this.#finish();
+    }
+    if (hadError || !(u.readableEnded && u.writableEnded)) kill(u, false);
+  }
+
+  // ---- ending ----
+
+  /** Closes both sides now (server down, admin, shutdown). */
+  close(reason: EndReason): void {
+    if (this.#state === State.Done) return;
+    this.#end = reason;
+    if (this.#state === State.Queued) this.pool.cancel(this);
+    if (this.#state === State.Connecting) this.#dropUpstream();
+    this.client.destroy();
+    if (this.#upstream !== null) this.#upstream.destroy();
+  }
+
+  #abort(reason: EndReason): void {
+    this.#end = reason;
+    this.client.destroy();
+    // The client's close event finishes the connection; if it already closed, finish here.
+    if (this.#clientClosed) this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#state === State.Done) return;
+    this.#state = State.Done;
+    this.frontend.sweeper.connecting.delete(this);
+    const c = this.client;
+    const bytesIn = c.bytesRead;
+    const bytesOut = c.bytesWritten;
+    this.server?.detach(this, bytesIn, bytesOut);
+    this.frontend.connectionEnded(this, bytesIn, bytesOut);
+    const log = this.frontend.log;
+    if (log.isLevelEnabled('info')) {
+      const now = Date.now();
+      log.info(
+        {
+          client: `${this.clientIp}:${this.clientPort}`,
+          pool: this.pool.name,
+          server: this.server?.name ?? null,
+          tier: this.server?.tier ?? null,
+          attempts: this.#attempts,
+          queueMs: this.#queueMs,
+          connectMs: this.#connectMs,
+          totalMs: now - this.#acceptedAt,
+          bytesIn,
+          bytesOut,
+          end: this.#end ?? 'client_close',
+          ...(this.#error !== null ? { error: this.#error } : {}),
+        },
+        'connection closed',
+      );
+    }
+  }
+}
+
+/** Destroys a socket; with `reset`, sends RST so the peer learns at once that the other side died abruptly. */
+function kill(s: Socket, reset: boolean): void {
+  if (s.destroyed) return;
+  if (reset && !s.connecting) s.resetAndDestroy();
+  else s.destroy();
+}
+
+function onClientError(this: ConnSocket, err: NodeJS.ErrnoException): void {
+  this[kConn].clientError(err);
+}
+function onClientClose(this: ConnSocket, hadError: boolean): void {
+  this[kConn].clientClose(hadError);
+}
+function onClientEnd(this: ConnSocket): void {
+  this[kConn].clientEnd();
+}
+function onUpstreamConnect(this: ConnSocket): void {
+  this[kConn].upstreamConnected(this);
+}
+function onUpstreamError(this: ConnSocket, err: NodeJS.ErrnoException): void {
+  this[kConn].upstreamError(this, err);
+}
+function onUpstreamClose(this: ConnSocket, hadError: boolean): void {
+  this[kConn].upstreamClose(this, hadError);
+}
+function onUpstreamEnd(this: ConnSocket): void {
+  this[kConn].upstreamEnd();
+}

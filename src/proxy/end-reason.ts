@@ -1,0 +1,32 @@
+/**
+ * How a client connection ended: the `end` field of its log line (SPEC 2.5). A closed union so that every place
+ * that closes a connection says why in the same words.
+ */
+export type EndReason =
+  /** The client closed (FIN both ways done) or reset. */
+  | 'client_close'
+  /** The server closed or reset. */
+  | 'server_close'
+  /** No byte either way for `timeouts.idle`. */
+  | 'idle_timeout'
+  /** Every connect attempt (first + `retries`) failed. */
+  | 'connect_failed'
+  /** The pool had no usable server for a new client (every server down, drained, or no MASTER). */
+  | 'no_server'
+  /** The server was marked DOWN with `check.on_down: close`. */
+  | 'server_down'
+  /** The client address is outside the frontend's `allow` list. */
+  | 'denied'
+  /** Over the global or per-frontend `max_connections`. */
+  | 'over_limit'
+  /** An operator put the server in `maint` with `maint_kill`. */
+  | 'admin'
+  /** The balancer stopped and `global.grace` ran out. */
+  | 'shutdown'
+  /** Waited `timeouts.queue` for a free server slot. */
+  | 'queue_timeout';
+
+/** A live connection as seen by its server: something that can be closed with a reason. */
+export interface Closable {
+  close(reason: EndReason): void;
+}

@@ -1,0 +1,433 @@
+/**
+ * A pool of servers (SPEC 2.1, 2.2): decides which server a new client goes to. It keeps the list of candidates
+ * (the usable servers of the lowest usable tier, the one failover server, or the master) precomputed, recomputing
+ * it only when a server tells it something changed, so `select()` is one balancer loop. Clients that find every
+ * candidate full wait in the pool's FIFO queue.
+ */
+import type { Logger } from '../common/logger.ts';
+import type { CheckConfig, FailbackConfig, PoolConfig, ServerConfig } from '../config/proxy-config.ts';
+import type { HealthMonitorLike } from '../health/types.ts';
+import type { Balancer, PickContext } from './balance/balancer-base.ts';
+import { createBalancer } from './balance/create-balancer.ts';
+import type { EventLog } from './event-log.ts';
+import { Server, type ServerOwner, type ServerSnapshot } from './server.ts';
+
+/** What the pool needs to know about a client to place it. A Connection is its own context (no allocation). */
+export interface SelectContext extends PickContext {
+  /** Frontend name, for affinity scopes and logs. */
+  readonly frontendName: string;
+}
+
+/** A chosen server, `'full'` (candidates exist but none has a free slot: queue), or null (no usable server). */
+export type SelectResult = Server | 'full' | null;
+
+/** A client waiting in the pool's queue. */
+export interface Waiter extends SelectContext {
+  /** Owned by the pool while the client waits. */
+  queueTimer: NodeJS.Timeout | null;
+  /** A slot is free on `server`: the waiter must attach to it synchronously (before the next waiter is placed). */
+  dispatch(server: Server): void;
+  /** Waited `timeouts.queue` in vain; already removed from the queue. */
+  queueTimedOut(): void;
+}
+
+export type MonitorFactory = (server: Server, pool: Pool) => HealthMonitorLike;
+
+export interface PoolDeps {
+  log: Logger;
+  events: EventLog;
+  monitorFactory?: MonitorFactory | undefined;
+}
+
+export interface PoolCounters {
+  /** Times new clients moved to another tier, failover server or master. */
+  failovers: number;
+  /** Date.now() of the last such move (0: never). */
+  lastFailover: number;
+  queueCur: number;
+  queueMax: number;
+  queueTimeouts: number;
+  /** New clients closed because the pool had no usable server. */
+  noServer: number;
+}
+
+export interface PoolSnapshot {
+  name: string;
+  mode: PoolConfig['mode'];
+  balance: PoolConfig['balance'];
+  available: boolean;
+  usable: number;
+  /** Tier new clients go to (-1: none). */
+  activeTier: number;
+  /** The one server taking new clients in `failover` and `master` modes. */
+  activeServer: string | null;
+  counters: PoolCounters;
+  servers: ServerSnapshot[];
+}
+
+/** Where new clients go: a tier (balance mode) or one server (failover / master). */
+type Target = number | Server | null;
+
+export class Pool implements ServerOwner {
+  readonly name: string;
+  readonly log: Logger;
+  readonly events: EventLog;
+  readonly counters: PoolCounters = {
+    failovers: 0,
+    lastFailover: 0,
+    queueCur: 0,
+    queueMax: 0,
+    queueTimeouts: 0,
+    noServer: 0,
+  };
+
+  #config: PoolConfig;
+  #monitorFactory: MonitorFactory | undefined;
+  #servers: Server[] = [];
+  #byName = new Map<string, Server>();
+  /** Servers by (tier, declaration). */
+  #ordered: Server[] = [];
+  #candidates: Server[] = [];
+  #balancer: Balancer;
+  #target: Target = null;
+  #lastTarget: Target = null;
+  #activeTier = -1;
+  #queue: Waiter[] = [];
+  #building = true;
+  #started = false;
+  #retired = false;
+
+  constructor(config: PoolConfig, deps: PoolDeps) {
+    this.name = config.name;
+    this.#config = config;
+    this.log = deps.log.child({ pool: config.name });
+    this.events = deps.events;
+    this.#monitorFactory = deps.monitorFactory;
+    this.#balancer = createBalancer(config.balance);
+    for (const sc of config.servers) this.#servers.push(this.#newServer(sc));
+    this.#reindex();
+    this.#building = false;
+    this.#recompute('start');
+  }
+
+  get config(): PoolConfig {
+    return this.#config;
+  }
+  get failback(): FailbackConfig {
+    return this.#config.failback;
+  }
+  get onDown(): 'keep' | 'close' {
+    return this.#config.check.onDown;
+  }
+  get activeTier(): number {
+    return this.#activeTier;
+  }
+  get retired(): boolean {
+    return this.#retired;
+  }
+  get servers(): readonly Server[] {
+    return this.#servers;
+  }
+  /** Current candidates for new clients (read-only view for stats and tests). */
+  get candidates(): readonly Server[] {
+    return this.#candidates;
+  }
+
+  server(name: string): Server | undefined {
+    return this.#byName.get(name);
+  }
+
+  /** Starts the health monitors. */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    for (const s of this.#servers) s.monitor?.start();
+  }
+
+  /** Stops monitors and timers; live connections are the runtime's business. */
+  stop(): void {
+    for (const s of this.#servers) s.stop();
+    for (const w of this.#queue) if (w.queueTimer) clearTimeout(w.queueTimer);
+  }
+
+  /** The pool left the configuration: no new clients; live connections stay until they end. */
+  retire(): void {
+    this.#retired = true;
+    for (const s of this.#servers) s.retire();
+    this.#recompute('removed from the configuration');
+  }
+
+  // ---- selection ----
+
+  /**
+   * The server for a new client. This is the seam where affinity plugs in: a binding table (client IP or
+   * license handle -> server) is consulted first and its server returned while it `takesBoundClients()`;
+   * otherwise the client is balanced below and the binding recorded.
+   */
+  select(ctx: SelectContext): SelectResult {
+    return this.#balance(ctx);
+  }
+
+  #balance(ctx: SelectContext): SelectResult {
+    const c = this.#candidates;
+    if (c.length === 0) return null;
+    const s = this.#balancer.pick(c, ctx, Date.now());
+    if (s !== undefined) return s;
+    const ex = ctx.exclude;
+    if (ex === null) return 'full';
+    for (let i = 0; i < c.length; i++) if (!ex.includes(c[i]!)) return 'full';
+    return null;
+  }
+
+  /** Servers that take new clients now (any tier; in master mode only masters count). */
+  usableCount(): number {
+    const now = Date.now();
+    let n = 0;
+    for (const s of this.#servers) {
+      if (s.takesNewClients(now) && (this.#config.mode !== 'master' || s.isMaster)) n++;
+    }
+    return n;
+  }
+
+  /** Whether a new client would be placed (now or after queueing); false = /ready reports this pool. */
+  isAvailable(): boolean {
+    return this.#candidates.length > 0;
+  }
+
+  // ---- queue ----
+
+  enqueue(w: Waiter): void {
+    this.#queue.push(w);
+    const c = this.counters;
+    c.queueCur = this.#queue.length;
+    if (c.queueCur > c.queueMax) c.queueMax = c.queueCur;
+    w.queueTimer = setTimeout(onQueueTimeout, this.#config.timeouts.queue, this, w);
+  }
+
+  /** Removes a waiter that went away (client closed, shutdown); false when it was not queued. */
+  cancel(w: Waiter): boolean {
+    const i = this.#queue.indexOf(w);
+    if (i < 0) return false;
+    this.#queue.splice(i, 1);
+    this.counters.queueCur = this.#queue.length;
+    if (w.queueTimer) clearTimeout(w.queueTimer);
+    w.queueTimer = null;
+    return true;
+  }
+
+  queueTimedOut(w: Waiter): void {
+    w.queueTimer = null;
+    const i = this.#queue.indexOf(w);
+    if (i < 0) return;
+    this.#queue.splice(i, 1);
+    this.counters.queueCur = this.#queue.length;
+    this.counters.queueTimeouts++;
+    w.queueTimedOut();
+  }
+
+  #drainQueue(): void {
+    const q = this.#queue;
+    while (q.length > 0) {
+      const w = q[0]!;
+      const r = this.select(w);
+      if (!(r instanceof Server)) return;
+      q.shift();
+      this.counters.queueCur = q.length;
+      if (w.queueTimer) clearTimeout(w.queueTimer);
+      w.queueTimer = null;
+      w.dispatch(r);
+    }
+  }
+
+  // ---- ServerOwner ----
+
+  serverChanged(_server: Server): void {
+    if (this.#building) return;
+    this.#recompute('server state changed');
+    if (this.#queue.length > 0) this.#drainQueue();
+  }
+
+  slotFreed(_server: Server): void {
+    if (this.#queue.length > 0) this.#drainQueue();
+  }
+
+  // ---- reload ----
+
+  /**
+   * Applies a reloaded configuration of the same pool: servers are matched by name; unchanged ones keep state,
+   * counters and connections; a server whose host changed is a different machine and is replaced.
+   */
+  update(config: PoolConfig): void {
+    const prev = this.#config;
+    this.#config = config;
+    if (config.balance !== prev.balance) this.#balancer = createBalancer(config.balance);
+    const checkChanged = !sameCheck(prev.check, config.check);
+    this.#building = true;
+    const next: Server[] = [];
+    const kept = new Set<Server>();
+    for (const sc of config.servers) {
+      const old = this.#byName.get(sc.name);
+      if (old && old.host === sc.host) {
+        old.update(sc);
+        kept.add(old);
+        next.push(old);
+        this.#reconcileMonitor(old, checkChanged);
+      } else {
+        const s = this.#newServer(sc);
+        next.push(s);
+        if (this.#started) s.monitor?.start();
+      }
+    }
+    for (const s of this.#servers) {
+      if (!kept.has(s)) {
+        s.retire();
+        this.log.info({ server: s.name, connections: s.counters.cur }, 'server removed from the configuration');
+      }
+    }
+    this.#servers = next;
+    this.#reindex();
+    this.#building = false;
+    this.#balancer.reset(this.#candidates);
+    this.#recompute('reload', true);
+    if (this.#queue.length > 0) this.#drainQueue();
+  }
+
+  #reconcileMonitor(s: Server, checkChanged: boolean): void {
+    const wantMonitor = this.#monitorFactory !== undefined && this.#config.check.type !== 'none';
+    if (!wantMonitor) {
+      s.detachMonitor();
+    } else if (!s.monitor) {
+      s.attachMonitor(this.#monitorFactory!(s, this), true);
+      if (this.#started) s.monitor!.start();
+    } else if (checkChanged) {
+      s.monitor.update(this.#config.check);
+    }
+  }
+
+  #newServer(sc: ServerConfig): Server {
+    const s = new Server(sc, this);
+    if (this.#monitorFactory && this.#config.check.type !== 'none') s.attachMonitor(this.#monitorFactory(s, this));
+    return s;
+  }
+
+  #reindex(): void {
+    this.#byName.clear();
+    this.#servers.forEach((s, i) => {
+      s.index = i;
+      this.#byName.set(s.name, s);
+    });
+  }
+
+  // ---- candidates ----
+
+  #recompute(reason: string, forceReset = false): void {
+    const now = Date.now();
+    this.#ordered = [...this.#servers].sort((a, b) => a.tier - b.tier || a.index - b.index);
+    let cands = this.#retired ? [] : this.#usable(now, false);
+    // A server still in its failback delay is better than none: with every other server gone, it serves.
+    if (cands.length === 0 && !this.#retired) cands = this.#usable(now, true);
+    const mode = this.#config.mode;
+    let target: Target = null;
+    if (cands.length > 0) {
+      if (mode === 'balance') target = cands[0]!.tier;
+      else {
+        cands.length = 1;
+        target = cands[0]!;
+      }
+    }
+    this.#activeTier = cands.length > 0 ? cands[0]!.tier : -1;
+    if (forceReset || !sameMembers(cands, this.#candidates)) {
+      this.#candidates = cands;
+      this.#balancer.reset(cands);
+    }
+    this.#noteTarget(target, reason, now);
+  }
+
+  /** Usable servers of the lowest tier that has one; in master mode, the masters. */
+  #usable(now: number, relaxed: boolean): Server[] {
+    const out: Server[] = [];
+    const master = this.#config.mode === 'master';
+    let tier = -1;
+    for (const s of this.#ordered) {
+      if (tier >= 0 && s.tier !== tier && !master) break;
+      if (!s.takesNewClients(now, relaxed)) continue;
+      if (master && !s.isMaster) continue;
+      if (tier < 0) tier = s.tier;
+      if (master || s.tier === tier) out.push(s);
+    }
+    return out;
+  }
+
+  #noteTarget(target: Target, reason: string, now: number): void {
+    const prev = this.#target;
+    if (target === prev) return;
+    this.#target = target;
+    if (target === null) {
+      const why = this.#config.mode === 'master' ? 'no server reports MASTER' : 'no usable server';
+      if (this.#started && !this.#retired) {
+        this.log.error({ reason }, `pool unavailable: ${why}`);
+        this.events.add({ kind: 'pool', pool: this.name, from: describe(prev), to: 'unavailable', reason: why }, now);
+      }
+      return;
+    }
+    const last = this.#lastTarget;
+    this.#lastTarget = target;
+    if (prev === null && this.#started && last !== null) {
+      this.log.info({ to: describe(target) }, 'pool available again');
+    }
+    // While first check results are still coming in, the target settles; that is not a failover.
+    if (last === null || last === target || this.#settling()) return;
+    const back = this.#config.mode !== 'master' && rank(target) < rank(last);
+    const kind = back ? 'failback' : 'failover';
+    this.counters.failovers++;
+    this.counters.lastFailover = now;
+    const fields = { from: describe(last), to: describe(target), reason };
+    this.log.warn(fields, `${kind}: new clients go to ${describe(target)}`);
+    this.events.add({ kind, pool: this.name, ...fields }, now);
+  }
+
+  #settling(): boolean {
+    for (const s of this.#servers) if (s.health === 'unknown') return true;
+    return false;
+  }
+
+  snapshot(now = Date.now()): PoolSnapshot {
+    const t = this.#target;
+    return {
+      name: this.name,
+      mode: this.#config.mode,
+      balance: this.#config.balance,
+      available: this.isAvailable(),
+      usable: this.usableCount(),
+      activeTier: this.#activeTier,
+      activeServer: t instanceof Server ? t.name : null,
+      counters: { ...this.counters },
+      servers: this.#servers.map((s) => s.snapshot(now)),
+    };
+  }
+}
+
+function onQueueTimeout(pool: Pool, w: Waiter): void {
+  pool.queueTimedOut(w);
+}
+
+function describe(t: Target): string {
+  if (t === null) return 'none';
+  return typeof t === 'number' ? `tier ${t}` : `server ${t.name}`;
+}
+
+/** Order of preference: lower tier, then declaration. Moving to a better target is a failback. */
+function rank(t: Target): number {
+  if (t === null) return Infinity;
+  return typeof t === 'number' ? t * 1e6 : t.tier * 1e6 + t.index;
+}
+
+function sameMembers(a: readonly Server[], b: readonly Server[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sameCheck(a: CheckConfig, b: CheckConfig): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

@@ -1,0 +1,253 @@
+/**
+ * The running balancer: frontends and pools built from a ProxyConfig. A reload reconciles (SPEC 2.6): frontends
+ * are matched by name, pools by name, servers by (pool, name); what matches keeps its state, counters and
+ * connections, what is new is added, what is gone stops taking new clients and is left to end by itself. No
+ * existing connection is closed by a reload. Starting is a reload from nothing.
+ */
+import type { Server as NetServer } from 'node:net';
+import { LpxError } from '../common/errors.ts';
+import { silentLogger, type Logger } from '../common/logger.ts';
+import type { FrontendConfig, PoolConfig, ProxyConfig } from '../config/proxy-config.ts';
+import type { Connection } from './connection.ts';
+import { EventLog, type ProxyEvent } from './event-log.ts';
+import { Frontend, type FrontendSnapshot, type GlobalLimits } from './frontend.ts';
+import { Pool, type MonitorFactory, type PoolSnapshot } from './pool.ts';
+import type { Server } from './server.ts';
+import { TimeoutSweeper } from './timeout-sweeper.ts';
+
+export interface RuntimeOptions {
+  log?: Logger;
+  /** Builds the health monitor of a server; absent (or `check.type: none`): servers are UP at once, unchecked. */
+  monitorFactory?: MonitorFactory;
+  events?: EventLog;
+}
+
+export interface RuntimeSnapshot {
+  time: number;
+  connections: { current: number; max: number };
+  frontends: FrontendSnapshot[];
+  pools: PoolSnapshot[];
+}
+
+/** What a reload changed, by name (for the log, the event and the reload endpoint's answer). */
+export interface ApplySummary {
+  added: string[];
+  removed: string[];
+  changed: string[];
+}
+
+export class ProxyRuntime {
+  readonly log: Logger;
+  readonly events: EventLog;
+  readonly limits: GlobalLimits;
+  readonly live = new Set<Connection>();
+  readonly #sweeper = new TimeoutSweeper(this.live);
+  #config: ProxyConfig;
+  #pools = new Map<string, Pool>();
+  #frontends = new Map<string, Frontend>();
+  #monitorFactory: MonitorFactory | undefined;
+  #started = false;
+  #stopping = false;
+
+  constructor(config: ProxyConfig, opts: RuntimeOptions = {}) {
+    this.#config = config;
+    this.log = opts.log ?? silentLogger;
+    this.events = opts.events ?? new EventLog();
+    this.#monitorFactory = opts.monitorFactory;
+    this.limits = { current: 0, max: config.global.maxConnections };
+  }
+
+  get config(): ProxyConfig {
+    return this.#config;
+  }
+
+  /** Opens every listener and starts the health monitors; throws LpxError (LPX_ERR_LISTEN) and opens nothing on failure. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    await this.#reconcile(this.#config, true);
+    this.#started = true;
+  }
+
+  /**
+   * Reconciles the running state with `next`. New listeners are opened first; if one cannot open, nothing is
+   * changed and the LpxError is thrown (the running configuration stays).
+   */
+  async apply(next: ProxyConfig): Promise<ApplySummary> {
+    if (!this.#started) throw new LpxError('LPX_ERR_USAGE', 'the balancer is not started');
+    if (this.#stopping) throw new LpxError('LPX_ERR_USAGE', 'the balancer is stopping');
+    const summary = await this.#reconcile(next, false);
+    const what = [
+      ...summary.added.map((n) => `+${n}`),
+      ...summary.removed.map((n) => `-${n}`),
+      ...summary.changed.map((n) => `~${n}`),
+    ].join(' ');
+    this.log.info({ ...summary, file: next.file }, 'configuration reloaded');
+    this.events.add({ kind: 'reload', reason: what ? `reloaded: ${what}` : 'reloaded: no change' });
+    return summary;
+  }
+
+  async #reconcile(next: ProxyConfig, first: boolean): Promise<ApplySummary> {
+    for (const fc of next.frontends) {
+      if (!next.pools.some((p) => p.name === fc.pool)) {
+        throw new LpxError('LPX_ERR_CONFIG', `frontend ${fc.name}: no pool named "${fc.pool}"`);
+      }
+    }
+    const prev = this.#config;
+    const summary: ApplySummary = { added: [], removed: [], changed: [] };
+    const deps = { log: this.log, events: this.events, monitorFactory: this.#monitorFactory };
+    const fdeps = { log: this.log, limits: this.limits, live: this.live, sweeper: this.#sweeper };
+
+    // Phase 1, fallible: build new pools (not started) and open the listeners that are new or moved.
+    const newPools = new Map<string, Pool>();
+    for (const pc of next.pools) if (!this.#pools.has(pc.name)) newPools.set(pc.name, new Pool(pc, deps));
+    const poolNamed = (name: string): Pool => (this.#pools.get(name) ?? newPools.get(name))!;
+    const staged: { fe: Frontend; listener: NetServer; isNew: boolean }[] = [];
+    try {
+      for (const fc of next.frontends) {
+        const fe = this.#frontends.get(fc.name);
+        if (fe && fe.accepting && sameListen(fe.config, fc)) continue;
+        const target = fe ?? new Frontend(fc, poolNamed(fc.pool), fdeps);
+        staged.push({ fe: target, listener: await target.open(fc.listen), isNew: !fe });
+      }
+    } catch (err) {
+      for (const s of staged) s.listener.close();
+      for (const p of newPools.values()) p.stop();
+      throw err;
+    }
+
+    // Phase 2, synchronous: commit.
+    const oldPools = new Map(prev.pools.map((p) => [p.name, p]));
+    const pools = new Map<string, Pool>();
+    for (const pc of next.pools) {
+      const created = newPools.get(pc.name);
+      if (created) {
+        pools.set(pc.name, created);
+        if (!first) summary.added.push(`pool ${pc.name}`);
+        continue;
+      }
+      const pool = this.#pools.get(pc.name)!;
+      if (!samePool(oldPools.get(pc.name), pc)) {
+        pool.update(pc);
+        summary.changed.push(`pool ${pc.name}`);
+      }
+      pools.set(pc.name, pool);
+    }
+    for (const [name, pool] of this.#pools) {
+      if (pools.has(name)) continue;
+      pool.retire();
+      summary.removed.push(`pool ${name}`);
+    }
+    this.#pools = pools;
+
+    const oldFrontends = new Map(prev.frontends.map((f) => [f.name, f]));
+    const frontends = new Map<string, Frontend>();
+    for (const fc of next.frontends) {
+      const st = staged.find((s) => s.fe.name === fc.name);
+      const fe = st?.fe ?? this.#frontends.get(fc.name)!;
+      if (st && st.isNew) {
+        if (!first) summary.added.push(`frontend ${fc.name}`);
+      } else {
+        const before = oldFrontends.get(fc.name);
+        if (!before || JSON.stringify(before) !== JSON.stringify(fc)) summary.changed.push(`frontend ${fc.name}`);
+        fe.update(fc, pools.get(fc.pool)!);
+      }
+      if (st) fe.install(st.listener);
+      frontends.set(fc.name, fe);
+    }
+    for (const [name, fe] of this.#frontends) {
+      if (frontends.has(name)) continue;
+      fe.stopAccepting();
+      summary.removed.push(`frontend ${name}`);
+      this.log.info({ frontend: name, connections: fe.counters.current }, 'frontend removed: stopped accepting');
+    }
+    this.#frontends = frontends;
+
+    this.limits.max = next.global.maxConnections;
+    this.#config = next;
+    this.#sweeper.configure(
+      Math.min(...next.pools.map((p) => p.timeouts.connect), 3_000),
+      Math.min(...next.pools.map((p) => p.timeouts.idle || Infinity)),
+    );
+    for (const p of pools.values()) p.start();
+    return summary;
+  }
+
+  /**
+   * Stops accepting, closes clients still waiting in a queue, waits up to `graceMs` for live connections to end,
+   * then closes the rest (`shutdown`).
+   */
+  async stop(graceMs = this.#config.global.grace): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    for (const fe of this.#frontends.values()) fe.stopAccepting();
+    for (const p of this.#pools.values()) p.stop();
+    for (const c of [...this.live]) if (c.state === 'queued' || c.state === 'placing') c.close('shutdown');
+    if (this.live.size > 0) {
+      this.log.info({ connections: this.live.size, graceMs }, 'stopping: waiting for connections to end');
+      await this.#waitIdle(graceMs);
+    }
+    if (this.live.size > 0) {
+      this.log.warn({ connections: this.live.size }, 'grace period over: closing the remaining connections');
+      for (const c of [...this.live]) c.close('shutdown');
+      await this.#waitIdle(2_000);
+    }
+    this.#sweeper.stop();
+    this.log.info('stopped');
+  }
+
+  async #waitIdle(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (this.live.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
+    }
+  }
+
+  // ---- lookups for the admin API and tests ----
+
+  pool(name: string): Pool | undefined {
+    return this.#pools.get(name);
+  }
+
+  server(pool: string, name: string): Server | undefined {
+    return this.#pools.get(pool)?.server(name);
+  }
+
+  frontend(name: string): Frontend | undefined {
+    return this.#frontends.get(name);
+  }
+
+  /** The bound port of a frontend (tests listen on port 0). */
+  port(frontend: string): number {
+    const a = this.#frontends.get(frontend)?.address();
+    if (!a) throw new LpxError('LPX_ERR_USAGE', `frontend ${frontend} is not listening`);
+    return a.port;
+  }
+
+  /** /ready: every pool has a usable server. */
+  readiness(): { ready: boolean; unavailable: string[] } {
+    const unavailable = [...this.#pools.values()].filter((p) => !p.isAvailable()).map((p) => p.name);
+    return { ready: unavailable.length === 0, unavailable };
+  }
+
+  eventList(): ProxyEvent[] {
+    return this.events.list();
+  }
+
+  snapshot(): RuntimeSnapshot {
+    const now = Date.now();
+    return {
+      time: now,
+      connections: { current: this.limits.current, max: this.limits.max },
+      frontends: [...this.#frontends.values()].map((f) => f.snapshot()),
+      pools: [...this.#pools.values()].map((p) => p.snapshot(now)),
+    };
+  }
+}
+
+function sameListen(a: FrontendConfig, b: FrontendConfig): boolean {
+  return a.listen.host === b.listen.host && a.listen.port === b.listen.port;
+}
+
+function samePool(a: PoolConfig | undefined, b: PoolConfig): boolean {
+  return a !== undefined && JSON.stringify(a) === JSON.stringify(b);
+}

@@ -1,0 +1,398 @@
+/**
+ * One backend server of a pool: its configuration, administrative and health state, counters and live
+ * connections. The pool decides where clients go; the server only answers "do you take new clients?" and tells
+ * its pool when the answer may have changed.
+ */
+import type { Logger } from '../common/logger.ts';
+import { LpxError } from '../common/errors.ts';
+import type { AdminState, FailbackConfig, ServerConfig } from '../config/proxy-config.ts';
+import type { CheckResult, HealthMonitorLike, HealthState, HealthSubject } from '../health/types.ts';
+import type { Closable, EndReason } from './end-reason.ts';
+import type { EventLog } from './event-log.ts';
+
+/** Status as HAProxy writes it on its stats page (the monitor's `statusText` adds `DOWN 1/2` and friends). */
+export type ServerStatus = 'UP' | 'DOWN' | 'DRAIN' | 'MAINT' | 'NOLB' | 'no check';
+
+export interface ServerCounters {
+  /** Connections assigned to this server now (connecting or established). */
+  cur: number;
+  max: number;
+  total: number;
+  /** Client -> server bytes, added when a connection ends. */
+  bytesIn: number;
+  /** Server -> client bytes, added when a connection ends. */
+  bytesOut: number;
+  connectErrors: number;
+  retries: number;
+  redispatches: number;
+  /** Clients waiting for this very server. Always 0 until affinity queues bound clients per server. */
+  queueCur: number;
+  queueMax: number;
+  failedChecks: number;
+  /** UP -> DOWN transitions. */
+  downTransitions: number;
+  /** Date.now() of the last status change. */
+  lastChange: number;
+  /** Milliseconds spent DOWN, the current DOWN period excluded (see `snapshot`). */
+  downtime: number;
+}
+
+/** What a server needs of the pool that owns it. */
+export interface ServerOwner {
+  readonly name: string;
+  readonly log: Logger;
+  readonly events: EventLog;
+  readonly failback: FailbackConfig;
+  readonly onDown: 'keep' | 'close';
+  /** The server's eligibility may have changed: recompute candidates. */
+  serverChanged(server: Server): void;
+  /** A connection slot of the server was released: waiting clients may proceed. */
+  slotFreed(server: Server): void;
+}
+
+export interface ServerSnapshot {
+  name: string;
+  host: string;
+  ports: Record<string, number>;
+  tier: number;
+  weight: number;
+  effectiveWeight: number;
+  adminState: AdminState;
+  health: HealthState;
+  status: ServerStatus;
+  /** The monitor's transitional text (`DOWN 1/2`), or the status when there is no monitor. */
+  checkStatus: string;
+  checked: boolean;
+  takesNewClients: boolean;
+  maxConnections: number;
+  upSince: number;
+  lastCheck: CheckResult | null;
+  counters: ServerCounters;
+}
+
+export class Server implements HealthSubject {
+  readonly name: string;
+  readonly host: string;
+  ports: Readonly<Record<string, number>>;
+  tier: number;
+  maxConnections: number;
+  maintKill: boolean;
+  /** Position in the pool's declaration order (failover mode and `first` walk it). */
+  index = 0;
+  readonly counters: ServerCounters = {
+    cur: 0,
+    max: 0,
+    total: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    connectErrors: 0,
+    retries: 0,
+    redispatches: 0,
+    queueCur: 0,
+    queueMax: 0,
+    failedChecks: 0,
+    downTransitions: 0,
+    lastChange: Date.now(),
+    downtime: 0,
+  };
+  readonly conns = new Set<Closable>();
+
+  #owner: ServerOwner;
+  #log: Logger;
+  #config: ServerConfig;
+  #weight: number;
+  #admin: AdminState;
+  #health: HealthState = 'up';
+  #status: ServerStatus;
+  #monitor: HealthMonitorLike | null = null;
+  #lastCheck: CheckResult | null = null;
+  #upSince: number;
+  #downSince = 0;
+  /** Date.now() of the last DOWN -> UP transition (0: none since start, so no failback applies). */
+  #recoveredAt = 0;
+  #failbackTimer: NodeJS.Timeout | null = null;
+  #retired = false;
+
+  constructor(config: ServerConfig, owner: ServerOwner) {
+    this.name = config.name;
+    this.host = config.host;
+    this.ports = config.ports;
+    this.tier = config.tier;
+    this.maxConnections = config.maxConnections;
+    this.maintKill = config.maintKill;
+    this.#config = config;
+    this.#weight = config.weight;
+    this.#admin = config.state;
+    this.#owner = owner;
+    this.#log = owner.log.child({ server: config.name });
+    this.#upSince = Date.now();
+    this.#status = this.#computeStatus(this.#upSince);
+  }
+
+  get weight(): number {
+    return this.#weight;
+  }
+  get adminState(): AdminState {
+    return this.#admin;
+  }
+  get health(): HealthState {
+    return this.#health;
+  }
+  get status(): ServerStatus {
+    return this.#status;
+  }
+  get lastCheck(): CheckResult | null {
+    return this.#lastCheck;
+  }
+  /** Date.now() since when the server has been UP; 0 while not UP. */
+  get upSince(): number {
+    return this.#health === 'up' ? this.#upSince : 0;
+  }
+  get monitor(): HealthMonitorLike | null {
+    return this.#monitor;
+  }
+  get retired(): boolean {
+    return this.#retired;
+  }
+  /** From the last lmstat-style check: this server is the serving member of its redundant set. */
+  get isMaster(): boolean {
+    return this.#lastCheck?.master === true;
+  }
+
+  /** A new client may be balanced here (capacity aside). `relaxed` ignores a pending failback delay. */
+  takesNewClients(now: number, relaxed = false): boolean {
+    if (this.#retired || this.#admin !== 'ready' || this.#health !== 'up' || this.#weight === 0) return false;
+    return relaxed || !this.#inFailbackDelay(now);
+  }
+
+  /** A client already bound to this server (affinity) may still be sent here: `drain` and weight 0 allow it. */
+  takesBoundClients(): boolean {
+    return !this.#retired && this.#admin !== 'maint' && this.#health === 'up';
+  }
+
+  isFull(): boolean {
+    return this.maxConnections > 0 && this.counters.cur >= this.maxConnections;
+  }
+
+  /**
+   * Weight used for balancing now: the configured (or admin-set) weight, ramped over `failback.slowstart` after
+   * a recovery. Never below 1 for a server that is a candidate at all, so arithmetic stays well defined.
+   */
+  effectiveWeight(now: number): number {
+    const w = this.#weight;
+    if (this.#recoveredAt === 0 || w === 0) return w;
+    const { delay, slowstart } = this.#owner.failback;
+    const start = this.#recoveredAt + delay;
+    if (slowstart === 0 || now >= start + slowstart) return w;
+    if (now <= start) return 1;
+    return Math.max(1, Math.ceil((w * (now - start)) / slowstart));
+  }
+
+  #inFailbackDelay(now: number): boolean {
+    return this.#recoveredAt !== 0 && now < this.#recoveredAt + this.#owner.failback.delay;
+  }
+
+  // ---- health (driven by a HealthMonitorLike) ----
+
+  /**
+   * Attaches the monitor that will drive `setHealth`. A new server is then `unknown` until its first result; a
+   * server that was already serving unchecked (a reload added a check) keeps its state until the monitor decides.
+   */
+  attachMonitor(monitor: HealthMonitorLike, keepState = false): void {
+    this.#monitor = monitor;
+    if (!keepState && this.#health !== 'down') this.#health = 'unknown';
+    this.#refresh('health check configured');
+  }
+
+  /** Detaches (and stops) the monitor: an unchecked server is assumed UP, as in HAProxy ("no check"). */
+  detachMonitor(): void {
+    const m = this.#monitor;
+    if (!m) return;
+    this.#monitor = null;
+    m.stop();
+    this.setHealth('up', 'health check removed');
+  }
+
+  setHealth(state: 'up' | 'down', reason: string): void {
+    const prev = this.#health;
+    if (state === prev) return;
+    const now = Date.now();
+    this.#health = state;
+    if (state === 'up') {
+      this.#upSince = now;
+      if (prev === 'down') {
+        this.counters.downtime += now - this.#downSince;
+        this.#recoveredAt = now;
+        const { delay } = this.#owner.failback;
+        if (delay > 0) {
+          this.#clearFailbackTimer();
+          this.#failbackTimer = setTimeout(onFailbackDelayOver, delay, this);
+          this.#failbackTimer.unref();
+        }
+      }
+    } else {
+      this.#downSince = now;
+      this.#recoveredAt = 0;
+      this.#clearFailbackTimer();
+      if (prev === 'up') this.counters.downTransitions++;
+    }
+    this.#refresh(reason, now);
+    if (state === 'down' && this.#owner.onDown === 'close') this.closeAll('server_down');
+  }
+
+  recordCheck(result: CheckResult): void {
+    const wasMaster = this.isMaster;
+    this.#lastCheck = result;
+    if (!result.ok) this.counters.failedChecks++;
+    if (this.isMaster !== wasMaster) this.#owner.serverChanged(this);
+  }
+
+  /** Called by the failback timer. */
+  failbackDelayOver(): void {
+    this.#failbackTimer = null;
+    this.#refresh('failback delay over');
+  }
+
+  // ---- administration ----
+
+  setAdminState(state: AdminState, reason = 'admin'): void {
+    if (state === this.#admin) return;
+    const from = this.#admin;
+    this.#admin = state;
+    this.#owner.events.add({ kind: 'admin', pool: this.#owner.name, server: this.name, from, to: state, reason });
+    this.#refresh(`${reason}: state ${state}`);
+    if (state === 'maint' && this.maintKill) this.closeAll('admin');
+  }
+
+  setWeight(weight: number, reason = 'admin'): void {
+    if (!Number.isInteger(weight) || weight < 0 || weight > 256) {
+      throw new LpxError('LPX_ERR_USAGE', `weight must be a whole number 0..256, got ${weight}`);
+    }
+    if (weight === this.#weight) return;
+    const from = this.#weight;
+    this.#weight = weight;
+    this.#owner.events.add({
+      kind: 'admin',
+      pool: this.#owner.name,
+      server: this.name,
+      from: `weight ${from}`,
+      to: `weight ${weight}`,
+      reason,
+    });
+    this.#refresh(`${reason}: weight ${weight}`);
+  }
+
+  /**
+   * Applies a reloaded configuration of the same server. Weight and state follow the file only where the file
+   * changed them, so a reload does not undo what an operator set through the admin API.
+   */
+  update(config: ServerConfig): void {
+    const prev = this.#config;
+    this.#config = config;
+    this.ports = config.ports;
+    this.tier = config.tier;
+    this.maxConnections = config.maxConnections;
+    this.maintKill = config.maintKill;
+    if (config.weight !== prev.weight) this.#weight = config.weight;
+    if (config.state !== prev.state) this.#admin = config.state;
+    this.#refresh('reload');
+  }
+
+  /** Removed from the configuration: no new clients; live connections stay until they end. */
+  retire(): void {
+    this.#retired = true;
+    this.#clearFailbackTimer();
+    const m = this.#monitor;
+    this.#monitor = null;
+    m?.stop();
+  }
+
+  /** Stops timers and the monitor (balancer shutdown). */
+  stop(): void {
+    this.#clearFailbackTimer();
+    this.#monitor?.stop();
+  }
+
+  // ---- connections ----
+
+  attach(conn: Closable): void {
+    const c = this.counters;
+    c.cur++;
+    c.total++;
+    if (c.cur > c.max) c.max = c.cur;
+    this.conns.add(conn);
+  }
+
+  detach(conn: Closable, bytesIn: number, bytesOut: number): void {
+    if (!this.conns.delete(conn)) return;
+    const c = this.counters;
+    c.cur--;
+    c.bytesIn += bytesIn;
+    c.bytesOut += bytesOut;
+    this.#owner.slotFreed(this);
+  }
+
+  closeAll(reason: EndReason): void {
+    if (this.conns.size === 0) return;
+    this.#log.warn({ connections: this.conns.size, end: reason }, 'closing the connections of the server');
+    for (const c of [...this.conns]) c.close(reason);
+  }
+
+  snapshot(now = Date.now()): ServerSnapshot {
+    const counters = { ...this.counters };
+    if (this.#health === 'down') counters.downtime += now - this.#downSince;
+    return {
+      name: this.name,
+      host: this.host,
+      ports: { ...this.ports },
+      tier: this.tier,
+      weight: this.#weight,
+      effectiveWeight: this.takesNewClients(now) ? this.effectiveWeight(now) : 0,
+      adminState: this.#admin,
+      health: this.#health,
+      status: this.#status,
+      checkStatus: this.#monitor?.statusText ?? this.#status,
+      checked: this.#monitor !== null,
+      takesNewClients: this.takesNewClients(now),
+      maxConnections: this.maxConnections,
+      upSince: this.upSince,
+      lastCheck: this.#lastCheck ? { ...this.#lastCheck } : null,
+      counters,
+    };
+  }
+
+  // ---- the one place the status changes ----
+
+  #computeStatus(now: number): ServerStatus {
+    if (this.#admin === 'maint') return 'MAINT';
+    if (this.#health === 'down') return 'DOWN';
+    if (this.#admin === 'drain') return 'DRAIN';
+    if (this.#health === 'unknown') return 'no check';
+    if (this.#weight === 0 || this.#inFailbackDelay(now)) return 'NOLB';
+    return this.#monitor ? 'UP' : 'no check';
+  }
+
+  /** Recomputes the status (logging and recording a change once) and tells the pool to recompute candidates. */
+  #refresh(reason: string, now = Date.now()): void {
+    const next = this.#computeStatus(now);
+    const prev = this.#status;
+    if (next !== prev) {
+      this.#status = next;
+      this.counters.lastChange = now;
+      const fields = { from: prev, to: next, reason };
+      if (next === 'DOWN') this.#log.warn(fields, 'server is DOWN');
+      else this.#log.info(fields, `server is ${next}`);
+      this.#owner.events.add({ kind: 'server', pool: this.#owner.name, server: this.name, from: prev, to: next, reason }, now);
+    }
+    this.#owner.serverChanged(this);
+  }
+
+  #clearFailbackTimer(): void {
+    if (this.#failbackTimer) clearTimeout(this.#failbackTimer);
+    this.#failbackTimer = null;
+  }
+}
+
+function onFailbackDelayOver(server: Server): void {
+  server.failbackDelayOver();
+}
