@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { LicenseError, LicenseResponseError, LicenseTimeoutError } from './client-errors.ts';
 import { LineConnection, type ConnectOptions, type PendingRequest } from './line-connection.ts';
 import { parseResponse, positive, protocolError, single, unexpected, word, type Response } from './protocol-text.ts';
@@ -28,8 +29,46 @@ export interface CheckoutOptions {
   timeout?: number;
 }
 
+/**
+ * Resume on connection loss (SPEC 4.3): when the connection drops while this client holds handles, it reconnects
+ * to the same host:port (the balancer, which sends it to whichever member serves now) with exponential backoff,
+ * repeats its HELLO, and RESUMEs every held handle. Requests made meanwhile fail with CONNECTION_CLOSED.
+ */
+export interface ResumeOptions {
+  /** Default true; false: a lost connection is final (onDisconnect), as without redundancy. */
+  enabled?: boolean;
+  /** First retry delay, doubled on each failure up to maxDelay. Defaults 100ms, 2s. */
+  minDelay?: number;
+  maxDelay?: number;
+  /** Give up (event `lost`, then onDisconnect) after this long without success. Default 60s. */
+  giveUpAfter?: number;
+}
+
+export interface LicenseClientOptions extends ConnectOptions {
+  resume?: ResumeOptions | false;
+}
+
+/** Outcome of one resume: handles re-attached, and handles the set no longer knows (their seat is gone). */
+export interface ResumeResult {
+  resumed: string[];
+  lost: Array<{ handle: string; code: string }>;
+  attempts: number;
+  /** From the first failure to the last RESUME answer, ms. */
+  gap: number;
+}
+
+/**
+ * Events of a LicenseClient (it is an EventEmitter; it never emits `error`):
+ * - `disconnected` (err): the connection dropped while holding handles; resuming starts.
+ * - `reconnecting` ({ attempt, delay }): before each reconnect attempt.
+ * - `resumed` (ResumeResult): reconnected and every held handle was resumed or found lost.
+ * - `lost` (err): gave up; onDisconnect follows.
+ */
 export interface LicenseClientHooks {
-  /** See LineConnectionHooks.onDisconnect: where resume-on-disconnect plugs in. */
+  /**
+   * The connection ended for good: closed on request (err undefined), lost without handles to resume, resume
+   * turned off, or resuming gave up.
+   */
   onDisconnect?(err: LicenseError | undefined): void;
   /** A line that answers nothing in flight (logged by callers that care). */
   onUnsolicited?(line: string): void;
@@ -51,25 +90,53 @@ const MAX_STATUS_LINES = 1_000_000;
  * Answers are matched to requests in order; a GRANTED that arrives after QUEUED, outside any request, goes to the
  * queued checkout of its feature.
  */
-export class LicenseClient {
-  readonly #conn: LineConnection;
+export class LicenseClient extends EventEmitter {
+  #conn: LineConnection;
+  readonly #opts: ConnectOptions;
+  readonly #resume: Required<ResumeOptions>;
   readonly #queued: QueuedWait[] = [];
   #hooks: LicenseClientHooks;
   #server: string | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
+  /** Handles this client holds, for resuming them after a connection loss. */
+  readonly #held = new Map<string, Grant>();
+  #hello: { user: string; host: string; extra: { display?: string; pid?: number } } | null = null;
+  /** close / quit / destroy was asked for: a disconnect is then final. */
+  #closing = false;
+  #resuming = false;
 
-  private constructor(conn: LineConnection, hooks: LicenseClientHooks) {
+  private constructor(conn: LineConnection, opts: LicenseClientOptions, hooks: LicenseClientHooks) {
+    super();
     this.#conn = conn;
     this.#hooks = hooks;
+    const { resume, ...connectOpts } = opts;
+    this.#opts = connectOpts;
+    const r = resume === false ? { enabled: false } : (resume ?? {});
+    this.#resume = { enabled: r.enabled ?? true, minDelay: r.minDelay ?? 100, maxDelay: r.maxDelay ?? 2_000, giveUpAfter: r.giveUpAfter ?? 60_000 };
+    this.#attach(conn);
+  }
+
+  #attach(conn: LineConnection): void {
     conn.setHooks({
       intercept: (line, head) => this.#intercept(line, head),
       onUnsolicited: (line) => this.#hooks.onUnsolicited?.(line),
-      onDisconnect: (err) => this.#onDisconnect(err),
+      onDisconnect: (err) => this.#onDisconnect(conn, err),
     });
   }
 
-  static async connect(host: string, port: number, opts: ConnectOptions = {}, hooks: LicenseClientHooks = {}): Promise<LicenseClient> {
-    return new LicenseClient(await LineConnection.open(host, port, opts), hooks);
+  static async connect(host: string, port: number, opts: LicenseClientOptions = {}, hooks: LicenseClientHooks = {}): Promise<LicenseClient> {
+    const { resume: _resume, ...connectOpts } = opts;
+    return new LicenseClient(await LineConnection.open(host, port, connectOpts), opts, hooks);
+  }
+
+  /** Handles held now (granted or resumed, not checked in). */
+  get handles(): string[] {
+    return [...this.#held.keys()];
+  }
+
+  /** True while reconnecting and resuming after a connection loss. */
+  get resuming(): boolean {
+    return this.#resuming;
   }
 
   get host(): string {
@@ -107,6 +174,7 @@ export class LicenseClient {
     if (extra.display !== undefined) cmd += ` display=${word('display', extra.display)}`;
     if (extra.pid !== undefined) cmd += ` pid=${extra.pid}`;
     const r = await this.#conn.request(cmd, single(cmd, 'OK'));
+    this.#hello = { user, host, extra };
     this.#server = r.args.server;
     return { server: r.args.server ?? '', proto: r.args.proto ?? '' };
   }
@@ -135,6 +203,9 @@ export class LicenseClient {
         { expectsGrant: true, ...(opts.timeout !== undefined ? { timeout: opts.timeout } : {}) },
       );
       answered.then((grant) => grant && resolve(grant), reject);
+    }).then((grant) => {
+      this.#held.set(grant.handle, grant);
+      return grant;
     });
   }
 
@@ -144,9 +215,13 @@ export class LicenseClient {
 
   async checkin(handle: string): Promise<void> {
     const cmd = `CHECKIN ${word('handle', handle)}`;
-    await this.#conn.request(cmd, single(cmd, 'OK'));
+    const p = this.#conn.request(cmd, single(cmd, 'OK'));
+    // Forgotten once sent: a connection lost before the OK must not resume a license given back.
+    this.#held.delete(handle);
+    await p;
   }
 
+  /** Re-attaches a handle (SPEC 4.3); the client then holds it. Done automatically after a connection loss. */
   resume(handle: string): Promise<Grant> {
     let cmd: string;
     try {
@@ -154,7 +229,10 @@ export class LicenseClient {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#conn.request(cmd, (line) => ({ value: toGrant(cmd, parseResponse(line)) }), { expectsGrant: true });
+    return this.#conn.request(cmd, (line) => ({ value: toGrant(cmd, parseResponse(line)) }), { expectsGrant: true }).then((g) => {
+      this.#held.set(g.handle, g);
+      return g;
+    });
   }
 
   /** The lmstat -a style status text (SPEC 4.2), without the closing `END` line. */
@@ -193,6 +271,7 @@ export class LicenseClient {
 
   /** Sends QUIT, waits for OK and for the server to close. */
   async quit(): Promise<void> {
+    this.#closing = true;
     this.stopHeartbeat();
     await this.#conn.request('QUIT', single('QUIT', 'OK'));
     await this.#conn.end();
@@ -200,11 +279,13 @@ export class LicenseClient {
 
   /** Ends the connection without QUIT (the server frees what it held). */
   async close(): Promise<void> {
+    this.#closing = true;
     this.stopHeartbeat();
     await this.#conn.end();
   }
 
   destroy(): void {
+    this.#closing = true;
     this.stopHeartbeat();
     this.#conn.destroy();
   }
@@ -216,6 +297,7 @@ export class LicenseClient {
   startHeartbeat(intervalMs: number, onError?: (err: Error) => void): void {
     this.stopHeartbeat();
     this.#heartbeat = setInterval(() => {
+      if (this.#resuming) return;
       if (!this.#conn.connected) return this.stopHeartbeat();
       if (this.#conn.pendingCount > 0) return;
       this.heartbeat().catch((err: Error) => onError?.(err));
@@ -273,13 +355,73 @@ export class LicenseClient {
     return true;
   }
 
-  #onDisconnect(err: LicenseError | undefined): void {
-    this.stopHeartbeat();
+  #onDisconnect(conn: LineConnection, err: LicenseError | undefined): void {
+    if (conn !== this.#conn) return;
     for (const wait of this.#queued.splice(0)) {
       clearTimeout(wait.timer);
       wait.reject(err ?? new LicenseError('CONNECTION_CLOSED', `CHECKOUT ${wait.feature}: connection closed while queued`));
     }
+    if (this.#resuming) return; // the resume loop sees its own connection fail
+    if (!this.#closing && this.#resume.enabled && this.#held.size > 0) {
+      void this.#reconnect(err ?? new LicenseError('CONNECTION_CLOSED', `${this.host}:${this.port} closed the connection`));
+      return;
+    }
+    this.stopHeartbeat();
     this.#hooks.onDisconnect?.(err);
+  }
+
+  async #reconnect(cause: LicenseError): Promise<void> {
+    this.#resuming = true;
+    this.emit('disconnected', cause);
+    const started = Date.now();
+    const { minDelay, maxDelay, giveUpAfter } = this.#resume;
+    let delay = minDelay;
+    let attempts = 0;
+    let last: unknown = cause;
+    while (!this.#closing) {
+      attempts++;
+      this.emit('reconnecting', { attempt: attempts, delay });
+      let conn: LineConnection | undefined;
+      try {
+        conn = await LineConnection.open(this.host, this.port, this.#opts);
+        if (this.#closing) {
+          conn.destroy();
+          break;
+        }
+        this.#conn = conn;
+        this.#attach(conn);
+        if (this.#hello) await this.hello(this.#hello.user, this.#hello.host, this.#hello.extra);
+        const result: ResumeResult = { resumed: [], lost: [], attempts, gap: 0 };
+        for (const handle of [...this.#held.keys()]) {
+          try {
+            await this.resume(handle);
+            result.resumed.push(handle);
+          } catch (err) {
+            const code = err instanceof LicenseError ? err.code : 'ERROR';
+            // Only a definite "no such session" loses it; NOT_MASTER / NO_QUORUM mean "not here yet": retry.
+            if (code !== 'UNKNOWN_HANDLE') throw err;
+            this.#held.delete(handle);
+            result.lost.push({ handle, code });
+          }
+        }
+        result.gap = Date.now() - started;
+        this.#resuming = false;
+        this.emit('resumed', result);
+        if (!conn.connected) this.#onDisconnect(conn, undefined);
+        return;
+      } catch (err) {
+        last = err;
+        if (conn && conn === this.#conn) conn.destroy();
+      }
+      if (Date.now() - started >= giveUpAfter) break;
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(maxDelay, delay * 2);
+    }
+    this.#resuming = false;
+    this.stopHeartbeat();
+    const err = last instanceof LicenseError ? last : new LicenseError('CONNECTION_CLOSED', String(last));
+    if (!this.#closing) this.emit('lost', err);
+    this.#hooks.onDisconnect?.(this.#closing ? undefined : err);
   }
 }
 

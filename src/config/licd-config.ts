@@ -2,6 +2,8 @@
  * The validated, frozen shape of a licd license file (SPEC 4). Durations are milliseconds. Every default is in
  * LICD_DEFAULTS below.
  */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { isScalar } from 'yaml';
 import type { HostPort } from '../common/address.ts';
@@ -48,6 +50,10 @@ export interface LicdRedundancyConfig {
   order: number;
   /** Resolved against the license file's folder. */
   secretFile: string | null;
+  /** The shared secret read from `secret_file` (trimmed); null without one. */
+  secret: string | null;
+  /** Peer heartbeat interval (ms); a peer silent for 3 of them is lost. */
+  heartbeat: number;
 }
 
 export interface LicdConfig {
@@ -55,7 +61,7 @@ export interface LicdConfig {
   file: string;
   server: LicdServerConfig;
   features: readonly LicdFeatureConfig[];
-  /** Stored for the redundancy issue (SPEC 4.3); the daemon does not act on it yet. */
+  /** Backup pair or triad (SPEC 4.3, src/licd/PROTOCOL.md); null for a standalone daemon. */
   redundancy: LicdRedundancyConfig | null;
 }
 
@@ -63,7 +69,7 @@ export interface LicdConfig {
 export const LICD_DEFAULTS = {
   server: { host: '127.0.0.1', allow: null, proxyProtocol: false, heartbeatTimeout: 600_000 },
   feature: { version: '1.0', kind: 'seats' },
-  redundancy: { order: 0 },
+  redundancy: { order: 0, heartbeat: 1_000 },
 } as const;
 
 const NAME = /^[A-Za-z0-9_-]+$/;
@@ -184,7 +190,7 @@ function readDate(c: Cursor): { text: string; at: number } | undefined {
 }
 
 function buildRedundancy(c: Cursor, file: string): LicdRedundancyConfig | null {
-  if (!c.map(['mode', 'peers', 'order', 'secret_file'])) return null;
+  if (!c.map(['mode', 'peers', 'order', 'secret_file', 'heartbeat'])) return null;
   const mode = c.at('mode').oneOf(['backup', 'triad'] as const);
   if (!c.at('mode').present) c.at('mode').error('is required: backup | triad');
   const peersC = c.at('peers');
@@ -200,11 +206,27 @@ function buildRedundancy(c: Cursor, file: string): LicdRedundancyConfig | null {
     peersC.error(`${mode} needs exactly ${want} peer${want === 1 ? '' : 's'}, got ${peers.length}`);
   }
   const order = c.at('order').int(0, mode === 'backup' ? 1 : 2) ?? LICD_DEFAULTS.redundancy.order;
-  const secret = c.at('secret_file').str();
-  return {
-    mode: mode ?? 'backup',
-    peers,
-    order,
-    secretFile: secret === undefined ? null : resolve(dirname(file), secret),
-  };
+  const heartbeat = c.at('heartbeat').duration({ min: 10 }) ?? LICD_DEFAULTS.redundancy.heartbeat;
+  const secretC = c.at('secret_file');
+  const secretName = secretC.str();
+  const secretFile = secretName === undefined ? null : resolve(dirname(file), secretName);
+  let secret: string | null = null;
+  if (secretFile !== null) {
+    try {
+      secret = readFileSync(secretFile, 'utf8').trim();
+      if (secret.length < 16) secretC.error(`the secret in ${secretFile} is too short: at least 16 characters`);
+    } catch (err) {
+      secretC.error(`cannot read ${secretFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  } else if (c.issueCount === before && peers.some((p) => !isLoopback(p.host))) {
+    // Without a secret only the source address vouches for a peer, and off loopback an address is easy to borrow.
+    secretC.error('is required when a peer is not on loopback (a file holding a shared secret of 16+ characters)');
+  }
+  return { mode: mode ?? 'backup', peers, order, secretFile, secret, heartbeat };
+}
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
 }

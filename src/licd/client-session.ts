@@ -10,6 +10,7 @@ const CHECKOUT_KEYS = ['count', 'version', 'queue'] as const;
 class QueuedCheckout implements Waiter {
   readonly start = Date.now();
   constructor(
+    readonly id: string,
     readonly session: ClientSession,
     readonly count: number,
     readonly version: string | null,
@@ -72,9 +73,7 @@ export class ClientSession extends SessionBase {
       case 'STATUS':
         return this.#status(r);
       case 'RESUME':
-        // No redundant peer replicates sessions here (4.3 is not active): there is nothing to resume.
-        if (r.malformed || r.positional.length !== 1 || r.args) return this.send(ANSWER.BAD_ARGUMENT);
-        return this.send(ANSWER.UNKNOWN_HANDLE);
+        return this.#resume(r);
       case 'QUIT':
         if (r.positional.length || r.args || r.malformed) return this.send(ANSWER.BAD_ARGUMENT);
         this.send(ANSWER.OK);
@@ -106,6 +105,8 @@ export class ClientSession extends SessionBase {
     if (count < 1 || (version !== null && !VERSION_PATTERN.test(version)) || (queue !== '0' && queue !== '1')) {
       return this.send(ANSWER.BAD_ARGUMENT);
     }
+    const refused = this.ctx.gate();
+    if (refused) return this.send(refused);
     const pool = this.ctx.pool(r.positional[0]!);
     if (!pool) return this.send(ANSWER.UNKNOWN_FEATURE);
     const f = pool.config;
@@ -115,10 +116,14 @@ export class ClientSession extends SessionBase {
     if (count > f.count) return this.#deny(pool, 'COUNT', count);
     if (pool.canGrant(count)) return this.#grant(pool, count, version);
     if (queue === '0') return this.#deny(pool, 'EXHAUSTED', count);
-    const w = new QueuedCheckout(this, count, version, this.identity);
+    const w = new QueuedCheckout(this.ctx.newQueueId(), this, count, version, this.identity);
     this.#queued.set(w, pool);
     const position = pool.enqueue(w);
     this.send(`QUEUED position=${position}\n`);
+    if (this.ctx.replicating) {
+      const { user, host, display } = w.identity;
+      this.ctx.replicate({ op: 'qadd', r: { q: w.id, f: pool.name, n: count, u: user, host, d: display, s: w.start } });
+    }
     this.#log('QUEUED', pool, count, '', this.identity);
   }
 
@@ -136,8 +141,53 @@ export class ClientSession extends SessionBase {
     pool.take(grant, count);
     this.#grants.set(handle, grant);
     this.ctx.addGrant(grant);
-    this.send(`GRANTED handle=${handle} feature=${pool.name} count=${count}\n`);
-    this.#log('OUT', pool, count, handle, identity);
+    const answer = `GRANTED handle=${handle} feature=${pool.name} count=${count}\n`;
+    if (!this.ctx.replicating) {
+      this.send(answer);
+      this.#log('OUT', pool, count, handle, identity);
+      return;
+    }
+    // SPEC 4.3: the client sees GRANTED only once the grant is acknowledged, so a crash right after it loses nothing.
+    const slot = this.hold();
+    const r = { h: handle, f: pool.name, n: count, v: grant.version, u: identity.user, host: identity.host, d: identity.display, s: grant.start, tok: {} };
+    this.ctx.replicate({ op: 'grant', r }, (ok) => {
+      if (ok) {
+        this.fill(slot, answer);
+        this.#log('OUT', pool, count, handle, identity);
+        return;
+      }
+      if (this.#grants.get(handle) === grant) this.#endGrant(grant, 'not replicated');
+      this.fill(slot, this.ctx.gate() ?? 'ERR NO_QUORUM\n');
+    });
+  }
+
+  #resume(r: Request): void {
+    if (r.malformed || r.positional.length !== 1 || r.args) return this.send(ANSWER.BAD_ARGUMENT);
+    const refused = this.ctx.gate();
+    if (refused) return this.send(refused);
+    const handle = r.positional[0]!;
+    const own = this.#grants.get(handle);
+    const grant = own ?? this.ctx.resume(handle, this, this.ctx.licensePort);
+    if (!grant) return this.send(ANSWER.UNKNOWN_HANDLE);
+    this.#grants.set(handle, grant);
+    this.send(`GRANTED handle=${handle} feature=${grant.pool.name} count=${grant.count}\n`);
+    this.#log('RESUMED', grant.pool, grant.count, handle, grant.identity);
+  }
+
+  /** Takes one grant away from this connection without freeing it (another connection resumed its handle). */
+  detachGrant(handle: string): Grant | undefined {
+    const g = this.#grants.get(handle);
+    if (g) this.#grants.delete(handle);
+    return g;
+  }
+
+  /** Takes every grant away without freeing (this daemon stopped serving); queued checkouts are dropped. */
+  detachAll(): Grant[] {
+    const out = [...this.#grants.values()];
+    this.#grants.clear();
+    for (const [w, pool] of this.#queued) pool.dequeue(w);
+    this.#queued.clear();
+    return out;
   }
 
   #deny(pool: FeaturePool, reason: DenyReason, count: number): void {
@@ -148,11 +198,13 @@ export class ClientSession extends SessionBase {
   /** Called by the pool: seats freed for a queued checkout, which is already off the queue. */
   serveQueued(w: QueuedCheckout, pool: FeaturePool): void {
     if (!this.#queued.delete(w) || this.closed) return;
+    if (this.ctx.replicating) this.ctx.replicate({ op: 'qdel', q: w.id });
     this.#grant(pool, w.count, w.version, w.identity);
   }
 
   denyQueued(w: QueuedCheckout, pool: FeaturePool, reason: DenyReason): void {
     if (!this.#queued.delete(w) || this.closed) return;
+    if (this.ctx.replicating) this.ctx.replicate({ op: 'qdel', q: w.id });
     this.#deny(pool, reason, w.count);
   }
 
@@ -168,7 +220,10 @@ export class ClientSession extends SessionBase {
   #endGrant(grant: Grant, reason: string): void {
     this.#grants.delete(grant.handle);
     this.ctx.removeGrant(grant);
-    if (grant.end(reason)) this.#log('IN', grant.pool, grant.count, grant.handle, grant.identity, reason);
+    if (grant.end(reason)) {
+      if (this.ctx.replicating) this.ctx.replicate({ op: 'end', h: grant.handle });
+      this.#log('IN', grant.pool, grant.count, grant.handle, grant.identity, reason);
+    }
   }
 
   #status(r: Request): void {
@@ -179,7 +234,10 @@ export class ClientSession extends SessionBase {
   }
 
   protected release(reason: string): void {
-    for (const [w, pool] of this.#queued) pool.dequeue(w);
+    for (const [w, pool] of this.#queued) {
+      pool.dequeue(w);
+      if (this.ctx.replicating) this.ctx.replicate({ op: 'qdel', q: w.id });
+    }
     this.#queued.clear();
     for (const grant of [...this.#grants.values()]) this.#endGrant(grant, reason);
   }

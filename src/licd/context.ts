@@ -2,6 +2,7 @@ import type { Logger } from '../common/logger.ts';
 import type { AllowList } from '../common/allow-list.ts';
 import type { FeaturePool } from './feature-pool.ts';
 import type { Grant } from './grant.ts';
+import type { ReplicatedOp } from './peer-messages.ts';
 
 /** What a session needs of its daemon: a narrow view, so sessions never reach into the server's internals. */
 export interface LicdContext {
@@ -24,4 +25,14 @@ export interface LicdContext {
   statusJson(): string;
   /** The session's connection is gone; the server stops tracking it. */
   forget(session: object): void;
+  /** True in a redundant set: changes are replicated, grants wait for their acknowledgement. */
+  readonly replicating: boolean;
+  /** Null when this daemon may grant now; else the ERR line (`NOT_MASTER master=...`, `NO_QUORUM`). */
+  gate(): string | null;
+  /** Streams a change to the peers; `done` (if given) runs once it is acknowledged, or with false when it cannot be. */
+  replicate(op: ReplicatedOp, done?: (ok: boolean) => void): void;
+  /** Re-attaches a replicated session (RESUME) to `owner`; undefined when the handle is unknown here. */
+  resume(handle: string, owner: { touch(): void }, port: number): Grant | undefined;
+  /** Id of a queued checkout, unique in the set (replicated for status). */
+  newQueueId(): string;
 }

@@ -20,6 +20,8 @@ export interface HolderInfo {
 
 /** A CHECKOUT ... queue=1 waiting for seats. */
 export interface Waiter extends Holder {
+  /** Set-wide id, for replicating the queue to peers. */
+  readonly id?: string;
   readonly count: number;
   /** Seats are free for it: it is already off the queue; it takes them with `pool.take`. */
   grantQueued(pool: FeaturePool): void;
@@ -98,6 +100,20 @@ export class FeaturePool {
     this.#inUse -= freed;
     this.#serve();
     return freed;
+  }
+
+  /**
+   * Moves `n` (default: all) of what `from` holds to `to` without freeing anything in between: the queue is not
+   * served, so a seat changing hands (a session detached by a failover, then resumed) is never granted twice.
+   */
+  transfer(from: Holder, to: Holder, n?: number): number {
+    const has = this.#held.get(from);
+    if (has === undefined) return 0;
+    const moved = n === undefined || n >= has ? has : n;
+    if (moved === has) this.#held.delete(from);
+    else this.#held.set(from, has - moved);
+    this.#held.set(to, (this.#held.get(to) ?? 0) + moved);
+    return moved;
   }
 
   heldBy(holder: Holder): number {

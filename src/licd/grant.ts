@@ -12,6 +12,29 @@ export interface TokenHolder {
   end(reason: string): void;
 }
 
+/**
+ * Tokens a handle held when its session was detached by a failover (PROTOCOL.md "RESUME"): kept for the handle,
+ * counted once, and handed to the token connections that re-issue `TOKENS <handle> <n>` before anything new is
+ * drawn. What is never reclaimed is freed when the grant ends.
+ */
+export class TokenReservation implements Holder {
+  readonly #grant: Grant;
+  readonly pools: FeaturePool[] = [];
+
+  constructor(grant: Grant) {
+    this.#grant = grant;
+  }
+
+  describe(): HolderInfo {
+    return this.#grant.describe();
+  }
+
+  release(): void {
+    for (const p of this.pools) p.give(this);
+    this.pools.length = 0;
+  }
+}
+
 /** One checkout: `count` seats of a feature under a handle, held while its license connection lives. */
 export class Grant implements Holder {
   readonly handle: string;
@@ -21,11 +44,13 @@ export class Grant implements Holder {
   readonly identity: Identity;
   /** License port it was granted on (the `server/port` of status lines). */
   readonly port: number;
-  readonly start = Date.now();
+  readonly start: number;
   /** The license session that holds it; token connections refresh its activity. */
   readonly owner: { touch(): void };
   #tokens: Set<TokenHolder> | null = null;
   #ended = false;
+  /** Tokens carried over from before a failover, for `TOKENS` to reclaim; null when there are none. */
+  reservation: TokenReservation | null = null;
 
   constructor(opts: {
     handle: string;
@@ -35,6 +60,7 @@ export class Grant implements Holder {
     identity: Identity;
     port: number;
     owner: { touch(): void };
+    start?: number;
   }) {
     this.handle = opts.handle;
     this.pool = opts.pool;
@@ -43,6 +69,7 @@ export class Grant implements Holder {
     this.identity = opts.identity;
     this.port = opts.port;
     this.owner = opts.owner;
+    this.start = opts.start ?? Date.now();
   }
 
   get ended(): boolean {
@@ -66,12 +93,34 @@ export class Grant implements Holder {
     if (this.#ended) return false;
     this.#ended = true;
     this.pool.give(this);
+    this.reservation?.release();
+    this.reservation = null;
     if (this.#tokens) {
       const tokens = [...this.#tokens];
       this.#tokens = null;
       for (const t of tokens) t.end(reason);
     }
     return true;
+  }
+
+  /**
+   * Ends the grant here without freeing anything: its seats and tokens have been moved to a detached replica
+   * (this member stopped serving, or another connection resumed the handle). Closes its token connections.
+   */
+  abandon(reason: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.reservation = null;
+    if (this.#tokens) {
+      const tokens = [...this.#tokens];
+      this.#tokens = null;
+      for (const t of tokens) t.end(reason);
+    }
+  }
+
+  /** Token connections drawing under it (for moving their tokens when the grant is detached). */
+  tokenHolders(): TokenHolder[] {
+    return this.#tokens ? [...this.#tokens] : [];
   }
 
   describe(): HolderInfo {

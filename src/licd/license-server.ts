@@ -5,9 +5,12 @@ import { silentLogger, type Logger } from '../common/logger.ts';
 import type { LicdConfig } from '../config/licd-config.ts';
 import { ClientSession } from './client-session.ts';
 import type { LicdContext } from './context.ts';
-import { FeaturePool } from './feature-pool.ts';
-import type { Grant } from './grant.ts';
+import { FeaturePool, type Holder } from './feature-pool.ts';
+import { DetachedSession } from './detached-session.ts';
+import { Grant, TokenReservation } from './grant.ts';
 import { HandleIssuer } from './handles.ts';
+import type { QueueRecord, ReplicatedOp, SessionRecord } from './peer-messages.ts';
+import { Redundancy, type ReplicaHost } from './redundancy.ts';
 import { LICD_VERSION } from './protocol.ts';
 import type { LicdFeatureStatus, LicdSessionStatus, LicdStatus, LicdUserStatus } from './status.ts';
 import { renderStatusText } from './status-text.ts';
@@ -20,6 +23,8 @@ export interface LicenseServerOptions {
 export interface BoundPorts {
   license: number;
   tokens: number;
+  /** The peer (replication) port of a redundant set. */
+  peer?: number;
 }
 
 export type LicdState = 'stopped' | 'starting' | 'running' | 'stopping';
@@ -36,7 +41,7 @@ const STOP_FLUSH_MS = 1_000;
  *   server.reload(loadLicdConfig(file));  // counts and features change in place; no connection is cut
  *   await server.stop();
  */
-export class LicenseServer implements LicdContext {
+export class LicenseServer implements LicdContext, ReplicaHost {
   #config: LicdConfig;
   readonly logger: Logger;
   readonly #handles: HandleIssuer;
@@ -52,6 +57,13 @@ export class LicenseServer implements LicdContext {
   #ports: BoundPorts = { license: 0, tokens: 0 };
   #sweep: NodeJS.Timeout | null = null;
   #state: LicdState = 'stopped';
+  /** Null for a standalone daemon. */
+  readonly #redundancy: Redundancy | null;
+  /** Replicated sessions without a connection here (SPEC 4.3): a follower's copy, or a failed master's leftovers. */
+  readonly #detached = new Map<string, DetachedSession>();
+  /** A follower's copy of the master's queue (status only). */
+  #replicaQueue = new Map<string, QueueRecord>();
+  #queueIds = 0;
 
   constructor(config: LicdConfig, opts: LicenseServerOptions = {}) {
     this.#config = config;
@@ -59,6 +71,7 @@ export class LicenseServer implements LicdContext {
     this.#handles = new HandleIssuer(config.server.name);
     this.#allow = config.server.allow ? new AllowList(config.server.allow) : null;
     this.#applyFeatures(config);
+    this.#redundancy = config.redundancy ? new Redundancy(config.redundancy, this, this.logger) : null;
   }
 
   get name(): string {
@@ -99,12 +112,22 @@ export class LicenseServer implements LicdContext {
     if (this.#state !== 'stopped') throw new LpxError('LPX_ERR_USAGE', `licd ${this.name} is already ${this.#state}`);
     this.#state = 'starting';
     const { host, ports } = this.#config.server;
+    const red = this.#redundancy;
+    if (red && ports.peer === null) {
+      this.#state = 'stopped';
+      throw new LpxError('LPX_ERR_CONFIG', `${this.#config.file}: server.ports.peer is required with redundancy (the port members replicate on)`);
+    }
     try {
       const license = await this.#listen(host, ports.license, (s) => this.#accept(s, ClientSession, this.#clients));
       const tokens = await this.#listen(host, ports.tokens, (s) => this.#accept(s, TokenSession, this.#tokenSessions));
       this.#ports = { license, tokens };
+      if (red) {
+        const r = this.#config.redundancy!;
+        this.#ports.peer = await red.start(host, ports.peer!, { name: this.name, order: r.order, mode: r.mode, license, tokens });
+      }
     } catch (err) {
       await this.#closeListeners();
+      await red?.stop();
       this.#state = 'stopped';
       throw err;
     }
@@ -112,7 +135,7 @@ export class LicenseServer implements LicdContext {
     this.#state = 'running';
     this.logger.info(
       { event: 'listening', host, ports: this.#ports },
-      `licd ${this.name} listening on ${host}: license ${this.#ports.license}, tokens ${this.#ports.tokens}`,
+      `licd ${this.name} listening on ${host}: license ${this.#ports.license}, tokens ${this.#ports.tokens}${this.#ports.peer ? `, peer ${this.#ports.peer}` : ''}`,
     );
     return this.#ports;
   }
@@ -155,6 +178,7 @@ export class LicenseServer implements LicdContext {
     if (this.#sweep) clearInterval(this.#sweep);
     this.#sweep = null;
     const closing = this.#closeListeners();
+    const peers = this.#redundancy?.stop();
     for (const s of [...this.#clients]) s.end('shutdown');
     for (const s of [...this.#tokenSessions]) s.end('shutdown');
     // A client that does not read keeps its socket open with answers pending: cut it after a short grace.
@@ -162,6 +186,7 @@ export class LicenseServer implements LicdContext {
       for (const s of this.#sockets) s.destroy();
     }, STOP_FLUSH_MS);
     await closing;
+    await peers;
     clearTimeout(cut);
     this.#state = 'stopped';
     this.logger.info({ event: 'stopped' }, `licd ${this.name} stopped`);
@@ -181,12 +206,16 @@ export class LicenseServer implements LicdContext {
   reload(config: LicdConfig): void {
     const old = this.#config.server;
     const next = config.server;
-    if (next.name !== old.name || next.host !== old.host || next.ports.license !== old.ports.license || next.ports.tokens !== old.ports.tokens) {
+    if (next.name !== old.name || next.host !== old.host || next.ports.license !== old.ports.license || next.ports.tokens !== old.ports.tokens || next.ports.peer !== old.ports.peer) {
       this.logger.warn({ event: 'reload' }, 'server name, host and ports changes take effect only after a restart');
+    }
+    if (JSON.stringify(config.redundancy) !== JSON.stringify(this.#config.redundancy)) {
+      this.logger.warn({ event: 'reload' }, 'redundancy changes take effect only after a restart');
     }
     this.#config = {
       ...config,
       server: { ...next, name: old.name, host: old.host, ports: old.ports },
+      redundancy: this.#config.redundancy,
     };
     this.#allow = next.allow ? new AllowList(next.allow) : null;
     this.#applyFeatures(config);
@@ -230,6 +259,17 @@ export class LicenseServer implements LicdContext {
       }
     }
     for (const s of this.#tokenSessions) if (!s.bound && s.lastActivity < limit) s.close('heartbeat timeout');
+    if (this.#redundancy?.effective) {
+      const now = Date.now();
+      for (const d of [...this.#detached.values()]) {
+        if (d.expiresAt !== null && d.expiresAt <= now) {
+          this.#detached.delete(d.handle);
+          d.end();
+          this.#redundancy.replicate({ op: 'end', h: d.handle });
+          this.logger.info({ event: 'timeout', handle: d.handle, user: d.identity.user, host: d.identity.host }, `TIMEOUT: ${d.handle} not resumed within heartbeat_timeout, freed`);
+        }
+      }
+    }
   }
 
   // ---- LicdContext (what sessions see) ----
@@ -256,7 +296,177 @@ export class LicenseServer implements LicdContext {
   }
 
   removeGrant(grant: Grant): void {
-    this.#grants.delete(grant.handle);
+    if (this.#grants.get(grant.handle) === grant) this.#grants.delete(grant.handle);
+  }
+
+  get replicating(): boolean {
+    return this.#redundancy !== null;
+  }
+
+  gate(): string | null {
+    return this.#redundancy ? this.#redundancy.gate() : null;
+  }
+
+  replicate(op: ReplicatedOp, done?: (ok: boolean) => void): void {
+    if (this.#redundancy) this.#redundancy.replicate(op, done);
+    else done?.(true);
+  }
+
+  newQueueId(): string {
+    return `${this.name}.q${(++this.#queueIds).toString(16)}`;
+  }
+
+  resume(handle: string, owner: { touch(): void }, port: number): Grant | undefined {
+    let d = this.#detached.get(handle);
+    if (!d) {
+      // The handle is still held by another connection here (the client's old one, not yet seen closing): take it over.
+      const live = this.#grants.get(handle);
+      if (!live || live.ended || !this.#redundancy) return undefined;
+      (live.owner as ClientSession).detachGrant(handle);
+      d = this.#detachGrant(live);
+    }
+    this.#detached.delete(handle);
+    const g = new Grant({ handle, pool: d.seatPool, count: d.count, version: d.version, identity: d.identity, port, owner, start: d.start });
+    d.seatPool.transfer(d, g);
+    for (const p of d.tokenPools) {
+      if (p.heldBy(d) === 0) continue;
+      g.reservation ??= new TokenReservation(g);
+      p.transfer(d, g.reservation);
+      g.reservation.pools.push(p);
+    }
+    d.adopt();
+    this.#grants.set(handle, g);
+    return g;
+  }
+
+  /** Moves a live grant's seats and tokens to a detached session (nothing is freed, no queue is served). */
+  #detachGrant(g: Grant): DetachedSession {
+    const d = new DetachedSession({ handle: g.handle, seatPool: g.pool, count: g.count, version: g.version, identity: g.identity, start: g.start, port: g.port });
+    g.pool.transfer(g, d);
+    const move = (pool: FeaturePool, from: Holder) => {
+      if (pool.transfer(from, d) > 0 && !d.tokenPools.includes(pool)) d.tokenPools.push(pool);
+    };
+    for (const t of g.tokenHolders()) if (t instanceof TokenSession) for (const p of t.pools) move(p, t);
+    const res = g.reservation;
+    if (res) for (const p of res.pools) move(p, res);
+    this.removeGrant(g);
+    g.abandon('session detached');
+    const old = this.#detached.get(g.handle);
+    if (old) old.end();
+    this.#detached.set(g.handle, d);
+    return d;
+  }
+
+  // ---- ReplicaHost (what the redundancy layer sees) ----
+
+  replicaSnapshot(): { sessions: SessionRecord[]; queue: QueueRecord[] } {
+    const tok = new Map<string, Record<string, number>>();
+    const pools = [...this.#pools.values()];
+    for (const pool of pools) {
+      if (pool.config.kind !== 'tokens') continue;
+      for (const [holder, n] of pool.holders()) {
+        const h = holder.describe().handle;
+        if (!h) continue;
+        const rec = tok.get(h) ?? {};
+        rec[pool.name] = (rec[pool.name] ?? 0) + n;
+        tok.set(h, rec);
+      }
+    }
+    const sessions: SessionRecord[] = [];
+    const queue: QueueRecord[] = [];
+    for (const pool of pools) {
+      if (pool.config.kind === 'tokens') continue;
+      for (const [holder, n] of pool.holders()) {
+        const i = holder.describe();
+        sessions.push({ h: i.handle, f: pool.name, n, v: i.version || pool.config.version, u: i.user, host: i.host, d: i.display, s: i.start, tok: tok.get(i.handle) ?? {} });
+      }
+      for (const w of pool.waiters()) {
+        const i = w.describe();
+        if (w.id) queue.push({ q: w.id, f: pool.name, n: w.count, u: i.user, host: i.host, d: i.display, s: i.start });
+      }
+    }
+    for (const q of this.#replicaQueue.values()) queue.push(q);
+    return { sessions, queue };
+  }
+
+  replicaLoad(sessions: SessionRecord[], queue: QueueRecord[]): void {
+    if (this.#grants.size > 0) this.#detachLive();
+    for (const d of this.#detached.values()) d.end();
+    this.#detached.clear();
+    for (const r of sessions) this.#addDetached(r);
+    this.#replicaQueue = new Map(queue.map((q) => [q.q, q]));
+  }
+
+  replicaApply(op: ReplicatedOp): void {
+    switch (op.op) {
+      case 'grant':
+        return this.#addDetached(op.r);
+      case 'end': {
+        const d = this.#detached.get(op.h);
+        if (d) {
+          this.#detached.delete(op.h);
+          d.end();
+        }
+        return;
+      }
+      case 'tok': {
+        const d = this.#detached.get(op.h);
+        const pool = this.#pools.get(op.f);
+        if (d && pool) d.tokens(pool, op.n < 0 ? -Math.min(-op.n, pool.heldBy(d)) : op.n);
+        return;
+      }
+      case 'qadd':
+        this.#replicaQueue.set(op.r.q, op.r);
+        return;
+      case 'qdel':
+        this.#replicaQueue.delete(op.q);
+        return;
+    }
+  }
+
+  startServing(): void {
+    const at = Date.now() + this.#config.server.heartbeatTimeout;
+    for (const d of this.#detached.values()) d.expiresAt = at;
+    this.#replicaQueue.clear();
+  }
+
+  stopServing(reason: string): void {
+    this.#detachLive();
+    for (const d of this.#detached.values()) d.expiresAt = null;
+    this.#replicaQueue.clear();
+    // Clients reconnect (through the balancer) to the member that serves now, and RESUME there.
+    for (const s of [...this.#clients]) s.close(`stopped serving: ${reason}`);
+    for (const s of [...this.#tokenSessions]) s.close(`stopped serving: ${reason}`);
+  }
+
+  #detachLive(): void {
+    for (const s of this.#clients) for (const g of s.detachAll()) this.#detachGrant(g);
+    for (const g of [...this.#grants.values()]) this.#detachGrant(g);
+  }
+
+  #addDetached(r: SessionRecord): void {
+    const pool = this.#pools.get(r.f);
+    if (!pool) {
+      this.logger.warn({ event: 'replica-unknown-feature', feature: r.f, handle: r.h }, `replicated session ${r.h} of unknown feature ${r.f} ignored (license files differ)`);
+      return;
+    }
+    if (this.#grants.has(r.h)) return;
+    this.#detached.get(r.h)?.end();
+    const d = new DetachedSession({
+      handle: r.h,
+      seatPool: pool,
+      count: r.n,
+      version: r.v,
+      identity: { user: r.u, host: r.host, display: r.d },
+      start: r.s,
+      port: this.#ports.license,
+    });
+    pool.take(d, r.n);
+    for (const [f, n] of Object.entries(r.tok)) {
+      const tp = this.#pools.get(f);
+      if (tp) d.tokens(tp, n);
+    }
+    this.#detached.set(r.h, d);
   }
 
   forget(session: object): void {
@@ -314,11 +524,22 @@ export class LicenseServer implements LicdContext {
         queued: s.queuedCount,
       });
     }
+    const red = this.#redundancy;
+    const running = this.#state === 'running';
+    if (red && !red.effective) {
+      for (const q of this.#replicaQueue.values()) {
+        const f = features.find((x) => x.name === q.f);
+        if (!f) continue;
+        f.queued++;
+        f.users.push({ user: q.u, host: q.host, display: q.d, version: f.version, handle: '', port: 0, start: q.s, count: q.n, queued: true });
+      }
+    }
     return {
       server: this.name,
       version: LICD_VERSION,
-      up: this.#state === 'running',
-      master: this.#state === 'running',
+      up: running && (red ? red.up : true),
+      master: running && (red ? red.effective : true),
+      ...(red ? { redundancy: red.status() } : {}),
       host: this.#config.server.host,
       ports: { ...this.#ports },
       features,

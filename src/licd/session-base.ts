@@ -5,6 +5,11 @@ import { decodeProxyHeader } from '../common/proxy-protocol.ts';
 import type { LicdContext } from './context.ts';
 import { ANSWER } from './protocol.ts';
 
+/** An answer whose text is known later (a grant waiting for its replication); later answers queue behind it. */
+export interface AnswerSlot {
+  text: string | null;
+}
+
 /**
  * One connection to a daemon port: PROXY header, allow list, line framing, back-pressure, idle tracking and a
  * close that releases the session's licenses exactly once. Subclasses answer lines and release what they hold.
@@ -21,6 +26,8 @@ export abstract class SessionBase {
   #closed = false;
   /** Bytes of a PROXY header received so far (only while `proxy_protocol` waits for it). */
   #proxyBuf: Buffer | null = null;
+  /** Answers held back behind an unfilled slot, so answers stay in request order; null (the usual case) when none. */
+  #out: Array<string | AnswerSlot> | null = null;
 
   constructor(ctx: LicdContext, socket: Socket) {
     this.ctx = ctx;
@@ -113,7 +120,31 @@ export abstract class SessionBase {
   }
 
   send(answer: string): void {
-    if (!this.#closed) this.socket.write(answer);
+    if (this.#closed) return;
+    if (this.#out) this.#out.push(answer);
+    else this.socket.write(answer);
+  }
+
+  /** Reserves the place of an answer that is not known yet (see `fill`). */
+  protected hold(): AnswerSlot {
+    const slot: AnswerSlot = { text: null };
+    (this.#out ??= []).push(slot);
+    return slot;
+  }
+
+  /** Gives a held answer its text and writes every answer that is now in order. */
+  protected fill(slot: AnswerSlot, text: string): void {
+    slot.text = text;
+    const out = this.#out;
+    if (!out || this.#closed) return;
+    while (out.length > 0) {
+      const head = out[0]!;
+      const t = typeof head === 'string' ? head : head.text;
+      if (t === null) return;
+      out.shift();
+      this.socket.write(t);
+    }
+    this.#out = null;
   }
 
   /** Answers once more, frees everything, and closes after the answer is flushed. */

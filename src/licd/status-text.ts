@@ -35,6 +35,7 @@ export function renderStatusText(s: LicdStatus): string {
   const lines = [
     `License server status: ${s.ports.license}@${s.server}`,
     `${s.server}: license server ${s.up ? 'UP' : 'DOWN'}${s.master ? ' (MASTER)' : ''} v${s.version}`,
+    ...(s.redundancy ? [`Redundancy: ${s.redundancy.mode}, ${s.redundancy.state}`] : []),
     `Vendor daemon status (on ${s.server}):`,
     `  licd: ${s.up ? 'UP' : 'DOWN'} v${s.version}`,
   ];

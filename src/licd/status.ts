@@ -1,5 +1,6 @@
 import type { FeatureKind } from '../config/licd-config.ts';
 import type { HolderInfo } from './feature-pool.ts';
+import type { RedundancyStatus } from './redundancy.ts';
 
 /** One user line of a feature: a checkout, a token connection's draw, or a queued checkout. */
 export interface LicdUserStatus extends HolderInfo {
@@ -42,8 +43,10 @@ export interface LicdStatus {
   server: string;
   version: string;
   up: boolean;
-  /** A standalone daemon is its own master (SPEC 4.2 example: `UP (MASTER)`). */
+  /** A standalone daemon is its own master (SPEC 4.2 example: `UP (MASTER)`); in a set, only the serving member. */
   master: boolean;
+  /** Pair / triad state (SPEC 4.3); absent on a standalone daemon. */
+  redundancy?: RedundancyStatus;
   host: string;
   ports: { license: number; tokens: number };
   features: LicdFeatureStatus[];

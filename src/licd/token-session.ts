@@ -24,6 +24,11 @@ export class TokenSession extends SessionBase implements Holder, TokenHolder {
     return this.#grant;
   }
 
+  /** Pools this connection holds tokens of (for moving them when its grant is detached). */
+  get pools(): readonly FeaturePool[] {
+    return this.#pools;
+  }
+
   override touch(): void {
     super.touch();
     this.#grant?.owner.touch();
@@ -58,6 +63,8 @@ export class TokenSession extends SessionBase implements Holder, TokenHolder {
     if (r.malformed || r.positional.length !== 2 || !onlyKeys(r.args, TOKEN_KEYS)) return this.send(ANSWER.BAD_ARGUMENT);
     const n = parseCount(r.positional[1]);
     if (n < 1) return this.send(ANSWER.BAD_ARGUMENT);
+    const refused = this.ctx.gate();
+    if (refused) return this.send(refused);
     const grant = this.ctx.grant(r.positional[0]!);
     if (!grant || grant.ended) return this.send(ANSWER.UNKNOWN_HANDLE);
     // One connection draws for one session; a second handle here would tie it to two lifetimes.
@@ -67,16 +74,35 @@ export class TokenSession extends SessionBase implements Holder, TokenHolder {
     if (pool.config.kind !== 'tokens') return this.#deny(pool, 'KIND', n, grant);
     if (pool.expired(Date.now())) return this.send(ANSWER.EXPIRED);
     if (n > pool.count) return this.#deny(pool, 'COUNT', n, grant);
-    if (!pool.canGrant(n)) return this.#deny(pool, 'EXHAUSTED', n, grant);
+    // Tokens this handle held before a failover are reclaimed first and counted once (PROTOCOL.md "RESUME").
+    const reservation = grant.reservation;
+    const reuse = reservation ? Math.min(n, pool.heldBy(reservation)) : 0;
+    const fresh = n - reuse;
+    if (fresh > 0 && !pool.canGrant(fresh)) return this.#deny(pool, 'EXHAUSTED', n, grant);
     if (!this.#grant) {
       this.#grant = grant;
       grant.addTokens(this);
       grant.owner.touch();
     }
     if (!this.#pools.includes(pool)) this.#pools.push(pool);
-    pool.take(this, n);
-    this.send(`GRANTED tokens=${n} feature=${pool.name}\n`);
-    this.#log('OUT', pool, n, grant);
+    if (reuse > 0) pool.transfer(reservation!, this, reuse);
+    if (fresh > 0) pool.take(this, fresh);
+    const answer = `GRANTED tokens=${n} feature=${pool.name}\n`;
+    if (!this.ctx.replicating || fresh === 0) {
+      this.send(answer);
+      this.#log('OUT', pool, n, grant);
+      return;
+    }
+    const slot = this.hold();
+    this.ctx.replicate({ op: 'tok', h: grant.handle, f: pool.name, n: fresh }, (ok) => {
+      if (ok) {
+        this.fill(slot, answer);
+        this.#log('OUT', pool, n, grant);
+        return;
+      }
+      pool.give(this, fresh);
+      this.fill(slot, this.ctx.gate() ?? 'ERR NO_QUORUM\n');
+    });
   }
 
   #release(r: Request): void {
@@ -86,6 +112,7 @@ export class TokenSession extends SessionBase implements Holder, TokenHolder {
     if (n < 1 || !pool || n > pool.heldBy(this)) return this.send(ANSWER.BAD_ARGUMENT);
     this.send(ANSWER.OK);
     pool.give(this, n);
+    if (this.ctx.replicating && this.#grant) this.ctx.replicate({ op: 'tok', h: this.#grant.handle, f: pool.name, n: -n });
     this.#log('IN', pool, n, this.#grant);
   }
 
@@ -98,7 +125,10 @@ export class TokenSession extends SessionBase implements Holder, TokenHolder {
     const grant = this.#grant;
     for (const pool of this.#pools) {
       const n = pool.give(this);
-      if (n > 0) this.#log('IN', pool, n, grant, reason);
+      if (n > 0) {
+        if (this.ctx.replicating && grant) this.ctx.replicate({ op: 'tok', h: grant.handle, f: pool.name, n: -n });
+        this.#log('IN', pool, n, grant, reason);
+      }
     }
     this.#pools.length = 0;
     grant?.removeTokens(this);

@@ -7,6 +7,7 @@
 import { connect, type Socket } from 'node:net';
 import { plainIp } from '../common/allow-list.ts';
 import { encodeProxyV1, encodeProxyV2 } from '../common/proxy-protocol.ts';
+import { ResponseWatch } from '../health/observe-response.ts';
 import type { Closable, EndReason } from './end-reason.ts';
 import type { Frontend } from './frontend.ts';
 import type { Pool, Waiter } from './pool.ts';
@@ -55,6 +56,8 @@ export class Connection implements Waiter, Closable, TimedConnection {
   #idleMs = 0;
   #lastBytes = 0;
   #lastActive = 0;
+  /** `check.observe: response` only: client bytes that the server leaves unanswered count as a failed check. */
+  #watch: ResponseWatch | null = null;
 
   /** `clientIp` is given when the frontend already read it (allow list, logging); otherwise read lazily. */
   constructor(client: Socket, frontend: Frontend, clientIp: string | null) {
@@ -169,6 +172,13 @@ export class Connection implements Waiter, Closable, TimedConnection {
       const src = { address: this.clientIp, port: this.clientPort };
       const dst = { address: c.localAddress ?? '', port: c.localPort ?? 0 };
       u.write(sp === 'v2' ? encodeProxyV2(src, dst) : encodeProxyV1(src, dst));
+    }
+    const check = this.pool.config.check;
+    const monitor = this.server!.monitor;
+    if (check.observe === 'response' && monitor !== null) {
+      const w = (this.#watch = new ResponseWatch(check.timeout, monitor));
+      c.on('data', w.onClientData);
+      u.on('data', w.onServerData);
     }
     c.pipe(u);
     u.pipe(c);
@@ -307,6 +317,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
     if (this.#state === State.Done) return;
     this.#state = State.Done;
     this.frontend.sweeper.connecting.delete(this);
+    this.#watch?.close();
     const c = this.client;
     const bytesIn = c.bytesRead;
     const bytesOut = c.bytesWritten;

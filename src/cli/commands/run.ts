@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { errorMessage } from '../../common/errors.ts';
 import { createLogger } from '../../common/logger.ts';
 import { DEFAULT_CONFIG_FILE, loadProxyConfig } from '../../config/proxy-schema.ts';
+import { createMonitorFactory } from '../../health/health-monitor.ts';
 import { ProxyApp } from '../../proxy/app.ts';
 
 interface RunOptions {
@@ -22,7 +23,7 @@ export function registerRun(program: Command): void {
       // Validate before logging starts: a bad file is only its error lines on stderr and exit 1.
       const config = loadProxyConfig(opts.config);
       const log = createLogger({ level: config.global.logLevel, pretty: opts.pretty ?? false, name: 'licproxy' });
-      const app = await ProxyApp.start({ config, log });
+      const app = await ProxyApp.start({ config, log, monitorFactory: createMonitorFactory({ logger: log }) });
       log.info({ file: opts.config, frontends: config.frontends.length, pools: config.pools.length }, 'licproxy running');
       installSignals(app);
     });

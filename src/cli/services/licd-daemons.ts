@@ -1,0 +1,124 @@
+/**
+ * Runs the `daemons:` of a balancer configuration: each licd as a child process of the balancer, so an operator
+ * trying the demo can kill one member (`kill <pid>`) and watch the failover, while Ctrl-C still stops them all.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { LpxError, errorMessage } from '../../common/errors.ts';
+import type { Logger } from '../../common/logger.ts';
+import { loadLicdConfig, type LicdConfig } from '../../config/licd-config.ts';
+import type { AppService } from '../../proxy/app.ts';
+
+const LICD_BIN = fileURLToPath(new URL('../../../bin/licd.js', import.meta.url));
+const START_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 5_000;
+
+export interface DaemonInfo {
+  name: string;
+  file: string;
+  pid: number;
+  host: string;
+  license: number;
+  tokens: number;
+}
+
+interface Daemon {
+  config: LicdConfig;
+  child: ChildProcess;
+  exited: Promise<void>;
+  stopping: boolean;
+}
+
+export class LicdDaemons implements AppService {
+  readonly name = 'licd-daemons';
+  readonly stage = 'before-proxy' as const;
+  readonly #files: readonly string[];
+  readonly #log: Logger;
+  readonly #childLogLevel: string;
+  readonly #daemons: Daemon[] = [];
+
+  constructor(files: readonly string[], opts: { log: Logger; childLogLevel?: string }) {
+    this.#files = files;
+    this.#log = opts.log.child({ component: 'daemons' });
+    this.#childLogLevel = opts.childLogLevel ?? 'info';
+  }
+
+  async start(): Promise<void> {
+    // Every file is validated before any process starts, so a bad one leaves nothing running.
+    const configs = this.#files.map((f) => loadLicdConfig(f));
+    try {
+      for (const config of configs) this.#daemons.push(await this.#spawn(config));
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  async #spawn(config: LicdConfig): Promise<Daemon> {
+    const child = spawn(process.execPath, [LICD_BIN, '-c', config.file, '--log-level', this.#childLogLevel], {
+      stdio: ['ignore', 'inherit', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      process.stderr.write(d);
+    });
+    const d: Daemon = { config, child, stopping: false, exited: new Promise((r) => child.once('exit', () => r())) };
+    child.once('exit', (code, signal) => {
+      if (!d.stopping) {
+        this.#log.warn({ daemon: config.server.name, pid: child.pid, code, signal }, `licd ${config.server.name} (pid ${child.pid}) exited${signal ? ` on ${signal}` : ` with code ${code}`}`);
+      }
+    });
+    const { host, ports } = config.server;
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (!(await accepts(host, ports.license))) {
+      if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
+        child.kill('SIGKILL');
+        const why = stderr.trim().split('\n').pop() || 'did not start';
+        const hint = /address in use/.test(why)
+          ? `: port ${ports.license} or ${ports.tokens} is taken; change server.ports in ${config.file} or stop what holds it`
+          : '';
+        throw new LpxError('LPX_ERR_LISTEN', `licd ${config.server.name} (${config.file}) failed: ${why}${hint}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    this.#log.info({ daemon: config.server.name, pid: child.pid, license: ports.license, tokens: ports.tokens }, `licd ${config.server.name} running (pid ${child.pid})`);
+    return d;
+  }
+
+  get daemons(): DaemonInfo[] {
+    return this.#daemons.map(({ config, child }) => ({
+      name: config.server.name,
+      file: config.file,
+      pid: child.pid ?? 0,
+      host: config.server.host,
+      license: config.server.ports.license,
+      tokens: config.server.ports.tokens,
+    }));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.#daemons.map(async (d) => {
+        d.stopping = true;
+        if (d.child.exitCode !== null || d.child.signalCode !== null) return;
+        d.child.kill('SIGTERM');
+        const timer = setTimeout(() => d.child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        await d.exited;
+        clearTimeout(timer);
+      }),
+    ).catch((err: unknown) => this.#log.error({ error: errorMessage(err) }, 'stopping daemons failed'));
+  }
+}
+
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,76 @@
+import type { FeaturePool, Holder, HolderInfo } from './feature-pool.ts';
+import type { Identity } from './grant.ts';
+import type { SessionRecord } from './peer-messages.ts';
+
+/**
+ * A replicated checkout with no client connection on this member: on a follower every session of the master is
+ * one; on a new master, the sessions of the failed one until their clients RESUME them (or heartbeat_timeout
+ * frees them). It holds its seats and its tokens in the pools like a live grant, so every count and every status
+ * includes it exactly once.
+ */
+export class DetachedSession implements Holder {
+  readonly handle: string;
+  readonly seatPool: FeaturePool;
+  readonly count: number;
+  readonly version: string;
+  readonly identity: Identity;
+  readonly start: number;
+  readonly port: number;
+  /** Token pools it holds tokens of. */
+  readonly tokenPools: FeaturePool[] = [];
+  /** When a serving member frees it if nobody resumed it; null on a follower (the master decides). */
+  expiresAt: number | null = null;
+  #ended = false;
+
+  constructor(opts: { handle: string; seatPool: FeaturePool; count: number; version: string; identity: Identity; start: number; port: number }) {
+    this.handle = opts.handle;
+    this.seatPool = opts.seatPool;
+    this.count = opts.count;
+    this.version = opts.version;
+    this.identity = opts.identity;
+    this.start = opts.start;
+    this.port = opts.port;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Adds (n > 0) or frees (n < 0) tokens of a pool under this handle. */
+  tokens(pool: FeaturePool, n: number): void {
+    if (n > 0) {
+      if (!this.tokenPools.includes(pool)) this.tokenPools.push(pool);
+      pool.take(this, n);
+    } else pool.give(this, -n);
+  }
+
+  /** Frees its seats and tokens (CHECKIN replicated, expiry, a snapshot replacing the replica). */
+  end(): boolean {
+    if (this.#ended) return false;
+    this.#ended = true;
+    this.seatPool.give(this);
+    for (const p of this.tokenPools) p.give(this);
+    this.tokenPools.length = 0;
+    return true;
+  }
+
+  /** Marks it taken over by a live grant (its holdings were transferred, nothing is freed). */
+  adopt(): void {
+    this.#ended = true;
+  }
+
+  record(): SessionRecord {
+    const tok: Record<string, number> = {};
+    for (const p of this.tokenPools) {
+      const n = p.heldBy(this);
+      if (n > 0) tok[p.name] = n;
+    }
+    const { user, host, display } = this.identity;
+    return { h: this.handle, f: this.seatPool.name, n: this.count, v: this.version, u: user, host, d: display, s: this.start, tok };
+  }
+
+  describe(): HolderInfo {
+    const { user, host, display } = this.identity;
+    return { user, host, display, version: this.version, handle: this.handle, port: this.port, start: this.start };
+  }
+}
