@@ -1,0 +1,83 @@
+/**
+ * What the bench runs its load through. A target is started fresh for every measurement (so one workload's
+ * heap growth or leftover connections never colour the next) and measured as the process tree under `pid`.
+ */
+import { treeCpuSeconds, treeRssKb } from '../proc.ts';
+
+export interface Upstream {
+  host: string;
+  port: number;
+}
+
+export interface StartContext {
+  /** The run's temp dir: generated configs and logs go below it. */
+  dir: string;
+  /** Backend servers the target balances over (roundrobin). */
+  upstreams: readonly Upstream[];
+  /** The most client connections the workload will hold at once (sizes HAProxy/NGINX connection limits). */
+  maxConnections: number;
+}
+
+export interface RunningTarget {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  /** Root pid of the proxy; null for `direct` (no proxy in the path). */
+  readonly pid: number | null;
+  /** Non-null once the proxy has died: the reason, with its log tail. */
+  failure(): string | null;
+  stop(): Promise<void>;
+}
+
+/** Common to every entry of the targets table. */
+export interface TargetSpecBase {
+  /** Column name in the report; unique. */
+  name: string;
+  /** One line for the report's legend. */
+  description: string;
+}
+
+export interface DirectSpec extends TargetSpecBase {
+  kind: 'direct';
+}
+
+export interface LicproxySpec extends TargetSpecBase {
+  kind: 'licproxy';
+  /** Health check of the pool: `none` keeps checks out of the measurement. */
+  check?: 'none' | 'tcp';
+  /** Extra keys merged into the generated pool (e.g. `{ affinity: { by: 'source' } }`). */
+  pool?: Record<string, unknown>;
+  /** Extra keys merged into `global`. */
+  global?: Record<string, unknown>;
+  /** Requests per second to /stats.json while the load runs (0 = stats listener off). */
+  hammerStats?: number;
+}
+
+export interface HaproxySpec extends TargetSpecBase {
+  kind: 'haproxy';
+  /** `nbthread`; undefined = HAProxy's default (one thread per core). */
+  nbthread?: number;
+  /** `check` on the server lines. */
+  check?: boolean;
+}
+
+export interface NginxSpec extends TargetSpecBase {
+  kind: 'nginx';
+  workers?: number;
+}
+
+export interface NaiveSpec extends TargetSpecBase {
+  kind: 'naive';
+}
+
+export type TargetSpec = DirectSpec | LicproxySpec | HaproxySpec | NginxSpec | NaiveSpec;
+
+/** Proxy CPU seconds so far (0 for direct). */
+export function proxyCpu(t: RunningTarget): number {
+  return t.pid === null ? 0 : treeCpuSeconds(t.pid);
+}
+
+/** Proxy RSS in KiB (0 for direct). */
+export function proxyRssKb(t: RunningTarget): number {
+  return t.pid === null ? 0 : treeRssKb(t.pid);
+}

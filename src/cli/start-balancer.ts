@@ -1,0 +1,74 @@
+/**
+ * Builds the balancer process shared by `licproxy run` and `licproxy demo`: the configuration, the logger, health
+ * monitors, the licd daemons of `daemons:`, the stats server, and the signals (HUP reloads, TERM/INT stop).
+ */
+import { errorMessage } from '../common/errors.ts';
+import { createLogger, type Logger } from '../common/logger.ts';
+import type { ProxyConfig } from '../config/proxy-config.ts';
+import { loadProxyConfig } from '../config/proxy-schema.ts';
+import { createMonitorFactory } from '../health/health-monitor.ts';
+import { ProxyApp, type AppService } from '../proxy/app.ts';
+import { LicdDaemons } from './services/licd-daemons.ts';
+import { StatsService } from './services/stats-service.ts';
+
+/** After the grace period, stop() closes what is left; this only guards against a hung shutdown. */
+const EXIT_GUARD_MS = 5_000;
+
+export interface BalancerOptions {
+  file: string;
+  pretty?: boolean;
+  /** Log level of the licd children (default: the balancer's). */
+  daemonLogLevel?: string;
+  /** Called once every service runs, before signals are installed. */
+  onReady?: (ctx: RunningBalancer) => void;
+}
+
+export interface RunningBalancer {
+  app: ProxyApp;
+  config: ProxyConfig;
+  log: Logger;
+  daemons: LicdDaemons | null;
+  stats: StatsService;
+}
+
+export async function startBalancer(opts: BalancerOptions): Promise<RunningBalancer> {
+  // Validate before logging starts: a bad file is only its error lines on stderr and exit 1.
+  const config = loadProxyConfig(opts.file);
+  const log = createLogger({ level: config.global.logLevel, pretty: opts.pretty ?? false, name: 'licproxy' });
+  const daemons = config.daemons.length
+    ? new LicdDaemons(config.daemons, { log, childLogLevel: opts.daemonLogLevel ?? config.global.logLevel })
+    : null;
+  const stats = new StatsService({ log });
+  const services: AppService[] = [...(daemons ? [daemons] : []), stats];
+  const app = await ProxyApp.start({ config, log, monitorFactory: createMonitorFactory({ logger: log }), services });
+  log.info({ file: opts.file, frontends: config.frontends.length, pools: config.pools.length }, 'licproxy running');
+  const running = { app, config, log, daemons, stats };
+  opts.onReady?.(running);
+  installSignals(app);
+  return running;
+}
+
+function installSignals(app: ProxyApp): void {
+  const log = app.log;
+  process.on('SIGHUP', () => {
+    log.info('SIGHUP: reloading the configuration');
+    void app.reload();
+  });
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    const grace = app.config.global.grace;
+    log.info({ signal, graceMs: grace }, `${signal}: stopping`);
+    setTimeout(() => process.exit(0), grace + EXIT_GUARD_MS).unref();
+    app.stop(grace).then(
+      () => log.flush(() => process.exit(0)),
+      (err: unknown) => {
+        log.error({ error: errorMessage(err) }, 'shutdown failed');
+        process.exit(2);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
