@@ -13,7 +13,7 @@ test('npm start runs the demo from a fresh copy and Ctrl-C stops everything', as
   const dir = mkdtempSync(join(tmpdir(), 'licproxy-clone-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   // git ls-files: exactly what a clone holds (tracked files, as in the working tree), without node_modules.
-  const files = execFileSync('git', ['ls-files', '-co', '--exclude-standard'], { cwd: REPO, encoding: 'utf8' }).split('\n').filter(Boolean);
+  const files = execFileSync('git', ['ls-files'], { cwd: REPO, encoding: 'utf8' }).split('\n').filter(Boolean);
   for (const f of files) cpSync(join(REPO, f), join(dir, f), { recursive: true });
   execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: dir, stdio: 'ignore', timeout: 180_000 });
 
@@ -29,7 +29,17 @@ test('npm start runs the demo from a fresh copy and Ctrl-C stops everything', as
     } catch {}
   });
 
-  const banner = await waitFor(() => /stats\s+(http:\/\/\S+\/stats)/.exec(out), { timeout: 60_000, what: `the banner in:\n${out}` });
+  let ended = '';
+  void exited.then((e) => (ended = `npm start ended early: ${JSON.stringify(e)}`));
+  const banner = await waitFor(
+    () => {
+      if (ended) throw new Error(`${ended}\n${out}`);
+      return /stats\s+(http:\/\/\S+\/stats)/.exec(out);
+    },
+    { timeout: 120_000, what: 'the demo banner' },
+  ).catch((err: unknown) => {
+    throw new Error(`${String(err)}\noutput so far:\n${out}`);
+  });
   const checkoutLine = await waitFor(() => /node bin\/licproxy\.js checkout (.*) --hold/.exec(out), { what: 'the checkout hint' });
   const pids = [...out.matchAll(/^  licd \S+\s+pid (\d+)/gm)].map((m) => Number(m[1]));
   t.is(pids.length, 3, 'three licd servers');
