@@ -114,7 +114,7 @@ export class PeerLink {
     this.#hooks.onClose(this, reason);
   }
 
-  /** Test hook and silence check: true when nothing was heard for `limit` ms. */
+  /** How long the peer has been silent (any line counts), for the 3-heartbeat rule. */
   silentFor(now: number): number {
     return now - this.lastHeard;
   }

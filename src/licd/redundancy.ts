@@ -124,6 +124,8 @@ export class Redundancy {
   #lastPeerHeard = Date.now();
   #lastTick = Date.now();
   #lastHb = 0;
+  /** The pair peer's license port, learned from its handshake (a member restarted alone has not learned it). */
+  #learnedLicensePort = 0;
   #witness: { result: WitnessResult; at: number } | null = null;
   #witnessRunning = false;
   #witnessLogged: WitnessResult | null = null;
@@ -561,9 +563,6 @@ export class Redundancy {
     }
     this.#becomeServing(Math.max(this.#voted, this.#term) + 1, []);
   }
-
-  /** The peer's license port, learned from its handshake (pair only; a restarted member has not learned it). */
-  #learnedLicensePort = 0;
 
   // ---- elections ----
 

@@ -75,7 +75,8 @@ class Relay {
       if (!this.target) a.destroy();
       return;
     }
-    const b = connect({ host: '127.0.0.1', port: this.target });
+    const b = connect({ host: '127.0.0.1', port: this.target, noDelay: true });
+    a.setNoDelay(true);
     b.on('error', () => {});
     const pair: [Socket, Socket | null] = [a, b];
     this.#pairs.add(pair);
@@ -408,4 +409,47 @@ async function freePorts(n: number): Promise<number[]> {
   }
   await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
   return ports;
+}
+
+/**
+ * A stand-in for the balancer in `mode: master`: new connections go to `target` (set by the test from the
+ * members' STATUS), existing ones are left alone. Connections to a dead target fail like a dead server would.
+ */
+export class Forwarder {
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  port = 0;
+  target = 0;
+
+  private constructor() {
+    this.#server = createServer((s) => this.#accept(s));
+  }
+
+  static async start(target = 0): Promise<Forwarder> {
+    const f = new Forwarder();
+    f.target = target;
+    await new Promise<void>((r) => f.#server.listen({ host: '127.0.0.1', port: 0 }, () => r()));
+    f.port = (f.#server.address() as { port: number }).port;
+    return f;
+  }
+
+  #accept(s: Socket): void {
+    const u = connect({ host: '127.0.0.1', port: this.target, noDelay: true });
+    s.setNoDelay(true);
+    for (const x of [s, u]) {
+      this.#sockets.add(x);
+      x.on('error', () => {});
+      x.on('close', () => {
+        this.#sockets.delete(x);
+        s.destroy();
+        u.destroy();
+      });
+    }
+    s.pipe(u).pipe(s);
+  }
+
+  close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    return new Promise((r) => this.#server.close(() => r()));
+  }
 }

@@ -5,7 +5,8 @@
 import test from 'ava';
 import { LicenseClient } from '../../src/client/license-client.ts';
 import { parseLmstat } from '../../src/client/lmstat-parser.ts';
-import { LicdCluster } from '../helpers/licd-cluster.ts';
+import { loadLicdConfig } from '../../src/config/licd-config.ts';
+import { Forwarder, LicdCluster } from '../helpers/licd-cluster.ts';
 import { LineClient } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -80,28 +81,17 @@ test('a grant is on every follower before the client sees GRANTED; the master cr
 test('the client library resumes its handles by itself after the master dies', async (t) => {
   const set = await cluster(t, { mode: 'backup' });
   t.is(await set.waitSynced(), 0);
-  // Straight to the primary's port; after the kill the same port is dead, so point the client at a port that moves:
-  // here a tiny forwarder stands in for the balancer.
-  const { createServer, connect } = await import('node:net');
-  let target = set.members[0]!.ports.license;
-  const fwd = createServer((s) => {
-    const u = connect({ host: '127.0.0.1', port: target });
-    s.pipe(u).pipe(s);
-    s.on('error', () => u.destroy());
-    u.on('error', () => s.destroy());
-    s.on('close', () => u.destroy());
-    u.on('close', () => s.destroy());
-  });
-  await new Promise<void>((r) => fwd.listen(0, '127.0.0.1', () => r()));
+  // The client talks to a stand-in for the balancer, which sends new connections to the member that serves.
+  const fwd = await Forwarder.start(set.members[0]!.ports.license);
   t.teardown(() => fwd.close());
-  const port = (fwd.address() as { port: number }).port;
+  const port = fwd.port;
   const c = await LicenseClient.connect('127.0.0.1', port, { resume: { minDelay: 50, maxDelay: 300 } });
   t.teardown(() => c.destroy());
   await c.hello('alice', 'ws1');
   const g = await c.checkout('LS-DYNA');
   const resumed = new Promise<unknown>((r) => c.once('resumed', r));
   await set.kill(0);
-  target = set.members[1]!.ports.license;
+  fwd.target = set.members[1]!.ports.license;
   const r = (await resumed) as { resumed: string[]; lost: unknown[] };
   t.deepEqual(r.resumed, [g.handle]);
   t.deepEqual(r.lost, []);
@@ -112,4 +102,18 @@ test('the client library resumes its handles by itself after the master dies', a
   t.is(st.redundancy?.state, 'peer not available');
   await c.checkin(g.handle);
   await waitFor(async () => (await set.status(1))?.features[0]?.inUse === 0, { what: 'checked in on the backup' });
+});
+
+test('the example configs in conf/examples/licd form consistent sets (peers point at each other, orders distinct)', (t) => {
+  const sets = { pair: ['pair-primary', 'pair-backup'], triad: ['triad-1', 'triad-2', 'triad-3'] };
+  for (const [kind, names] of Object.entries(sets)) {
+    const cs = names.map((n) => loadLicdConfig(`conf/examples/licd/${n}.yaml`));
+    t.deepEqual(cs.map((c) => c.redundancy!.order), names.map((_, i) => i), kind);
+    for (const c of cs) {
+      t.is(c.redundancy!.mode, kind === 'pair' ? 'backup' : 'triad');
+      const others = cs.filter((o) => o !== c).map((o) => `${o.server.host}:${o.server.ports.peer}`).sort();
+      t.deepEqual(c.redundancy!.peers.map((p) => `${p.host}:${p.port}`).sort(), others, c.server.name);
+      for (const p of Object.values(c.server.ports)) t.false((p! >= 27100 && p! <= 27130) || p === 31010 || p === 31011);
+    }
+  }
 });

@@ -1,0 +1,120 @@
+/**
+ * The peer port (PROTOCOL.md "Peer protocol"): only configured addresses with the shared secret get a link; a
+ * malformed or unknown peer message closes the link, is logged, and changes no count.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { parseLicdConfig } from '../../src/config/licd-config.ts';
+import { LicenseServer } from '../../src/licd/license-server.ts';
+import { parsePeerMessage } from '../../src/licd/peer-messages.ts';
+import { LineClient } from '../helpers/licd.ts';
+import { captureLogger } from '../helpers/proxy.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const SECRET = 'peer-secret-for-the-tests-0123';
+
+async function member(t: ExecutionContext, opts: { secret?: boolean } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'licd-peer-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'secret'), SECRET + '\n');
+  const yaml = stringify({
+    server: { name: 'p', host: '127.0.0.1', ports: { license: 0, tokens: 0, peer: 0 } },
+    features: [{ name: 'LS-DYNA', count: 3 }],
+    redundancy: { mode: 'backup', peers: ['127.0.0.1:9'], order: 0, heartbeat: '100ms', ...(opts.secret === false ? {} : { secret_file: 'secret' }) },
+  });
+  const cap = captureLogger('debug');
+  const server = new LicenseServer(parseLicdConfig(yaml, join(dir, 'p.yaml')), { logger: cap.log });
+  const ports = await server.start();
+  t.teardown(() => server.stop());
+  // Alone, the primary serves after 3 heartbeats (its peer address has nobody).
+  await waitFor(() => server.status().master, { what: 'the lone primary to serve' });
+  return { server, ports, cap };
+}
+
+function mac(kind: string, nonce: string, m: { name: string; order: number; mode: string; addr: string }, secret = SECRET): string {
+  return createHmac('sha256', secret).update(`${kind}|${nonce}|${m.name}|${m.order}|${m.mode}|${m.addr}`).digest('hex');
+}
+
+const ME = { name: 'q', order: 1, mode: 'backup', addr: '127.0.0.1:9', license: 1, tokens: 2 };
+
+async function handshake(t: ExecutionContext, port: number, secret = SECRET, from?: string): Promise<{ c: LineClient; reply: string }> {
+  const c = await LineClient.connect(port, from ? { localAddress: from } : {});
+  t.teardown(() => c.destroy());
+  const ch = JSON.parse(await c.next()) as { t: string; nonce: string };
+  t.is(ch.t, 'challenge');
+  c.send(JSON.stringify({ t: 'hello', ...ME, nonce: 'n'.repeat(32), mac: mac('hello', ch.nonce, ME, secret) }));
+  const reply = await c.next().catch(() => 'closed');
+  return { c, reply };
+}
+
+test('a peer with the shared secret gets a welcome; a wrong secret is refused and logged', async (t) => {
+  const { ports, cap } = await member(t);
+  const ok = await handshake(t, ports.peer!);
+  const w = parsePeerMessage(ok.reply);
+  t.is(w?.t, 'welcome');
+  t.is(w && 'mac' in w ? w.mac : '', mac('welcome', 'n'.repeat(32), { name: 'p', order: 0, mode: 'backup', addr: (w as { addr: string }).addr }));
+  const bad = await handshake(t, ports.peer!, 'not-the-secret-at-all-000');
+  t.is(bad.reply, 'closed');
+  await waitFor(() => cap.lines().some((l) => /failed the secret check/.test(String(l.msg))), { what: 'the refusal logged' });
+});
+
+test('a connection from an address that is not a configured peer is refused at accept', async (t) => {
+  const { ports, cap } = await member(t);
+  const c = await LineClient.connect(ports.peer!, { localAddress: '127.0.0.2' });
+  t.teardown(() => c.destroy());
+  await c.closed;
+  t.true(cap.lines().some((l) => l.event === 'peer-refused' && l.address === '127.0.0.2'));
+});
+
+test('malformed and unknown peer messages close the link, are logged, and change no count', async (t) => {
+  const { server, ports, cap } = await member(t);
+  const lic = await LineClient.connect(ports.license);
+  t.teardown(() => lic.destroy());
+  t.regex(await lic.request('CHECKOUT LS-DYNA'), /^GRANTED /);
+  const bad = [
+    'not json',
+    '{"t":"op","term":1,"seq":1,"op":"grant","r":{"h":"x.1","f":"LS-DYNA","n":-5}}',
+    '{"t":"op","term":1,"seq":1,"op":"end"}',
+    '{"t":"nonsense"}',
+    '[1,2,3]',
+    '{"t":"ack","term":"1","seq":1}',
+    '{"t":"sess","r":{"h":"x.1","f":"LS-DYNA","n":1,"v":"1","u":"u","host":"h","d":"d","s":1,"tok":{}},"extra":1}',
+  ];
+  for (const line of bad) {
+    const { c, reply } = await handshake(t, ports.peer!);
+    t.is(parsePeerMessage(reply)?.t, 'welcome');
+    c.send(line);
+    await c.closed;
+  }
+  // A line longer than the peer limit also closes the link.
+  const { c: big } = await handshake(t, ports.peer!);
+  big.write('x'.repeat(70 * 1024));
+  await big.closed;
+  // A well-formed op from a member this one does not follow is ignored (and answered stale), never applied.
+  const { c: stray } = await handshake(t, ports.peer!);
+  stray.send(JSON.stringify({ t: 'op', term: 99, seq: 1, op: 'grant', r: { h: 'x.1', f: 'LS-DYNA', n: 2, v: '1.0', u: 'u', host: 'h', d: 'd', s: 1, tok: {} } }));
+  stray.send(JSON.stringify({ t: 'op', term: 99, seq: 2, op: 'end', h: 'p.1' }));
+  await new Promise((r) => setTimeout(r, 200));
+  const st = server.status();
+  t.true(st.master, 'still serving');
+  t.is(st.features[0]!.inUse, 1, 'no count changed');
+  t.true(cap.lines().filter((l) => l.event === 'peer-malformed').length >= 5, 'each malformed line is logged');
+  t.regex(await lic.request('CHECKOUT LS-DYNA'), /^GRANTED /, 'and grants as before');
+  t.is(server.status().features[0]!.inUse, 2);
+});
+
+test('config: a secret is required for peers off loopback; heartbeat is a duration; the peer port is required to start', async (t) => {
+  const base = 'server: { name: a, ports: { license: 0, tokens: 0 } }\nfeatures: []\n';
+  const err = t.throws(() => parseLicdConfig(base + 'redundancy: { mode: backup, peers: ["10.0.0.2:27200"] }\n', 'a.yaml'));
+  t.regex(err!.message, /a\.yaml:3:\d+ redundancy: .*|redundancy\.secret_file: is required when a peer is not on loopback/);
+  t.throws(() => parseLicdConfig(base + 'redundancy: { mode: backup, peers: ["127.0.0.1:27200"], heartbeat: 1 }\n', 'a.yaml'), { message: /redundancy\.heartbeat: a duration needs a unit/ });
+  t.throws(() => parseLicdConfig(base + 'redundancy: { mode: backup, peers: ["127.0.0.1:27200"], secret_file: nope }\n', '/tmp/a.yaml'), { message: /redundancy\.secret_file: cannot read \/tmp\/nope: ENOENT/ });
+  const c = parseLicdConfig(base + 'redundancy: { mode: backup, peers: ["127.0.0.1:27200"], heartbeat: 250ms }\n', 'a.yaml');
+  t.like(c.redundancy, { heartbeat: 250, secret: null });
+  const server = new LicenseServer(c);
+  await t.throwsAsync(server.start(), { code: 'LPX_ERR_CONFIG', message: /server\.ports\.peer is required with redundancy/ });
+});
