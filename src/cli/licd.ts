@@ -27,8 +27,13 @@ const program = new Command('licd')
     const config = loadLicdConfig(opts.config);
     const logger = createLogger({ level: opts.logLevel, pretty: opts.pretty ?? false, name: 'licd' });
     const server = new LicenseServer(config, { logger });
-    await server.start();
+    const ports = await server.start();
     installSignals(server, opts.config, logger);
+    // A supervising balancer (`daemons:`) waits for this rather than probing ports another process may hold.
+    if (process.send) {
+      process.send({ type: 'licd-ready', name: config.server.name, ports });
+      process.channel?.unref();
+    }
   });
 
 function installSignals(server: LicenseServer, file: string, logger: Logger): void {

@@ -134,8 +134,9 @@ function tokenFileProblem(path: string): string | undefined {
   return undefined;
 }
 
-function readPoolSettings(c: Cursor, base: PoolSettings, known: readonly string[]): PoolSettings {
-  c.map(known);
+/** `known`: the keys to check `c` against, or null when the caller already checked them (a pool's own keys). */
+function readPoolSettings(c: Cursor, base: PoolSettings, known: readonly string[] | null): PoolSettings {
+  if (known) c.map(known);
   const t = c.at('timeouts');
   t.map(KEYS.timeouts);
   const a = c.at('affinity');
@@ -211,7 +212,7 @@ function readPools(c: Cursor, defaults: PoolSettings): PoolConfig[] {
       if (!pc.present) pc.error('is empty: a pool needs servers');
       continue;
     }
-    const settings = readPoolSettings(pc, defaults, KEYS.pool);
+    const settings = readPoolSettings(pc, defaults, null);
     const pool = readPool(pc, name, settings);
     if (pool) pools.push(pool);
   }

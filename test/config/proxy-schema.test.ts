@@ -172,3 +172,9 @@ test('an empty file and a non-mapping root are errors, not crashes', (t) => {
   t.regex(issuesOf('')[0]!.message, /empty/);
   t.regex(issuesOf('- a\n- b\n')[0]!.message, /expected a mapping/);
 });
+
+test('an unknown key in a pool is reported once', (t) => {
+  const issues = issuesOf(MINIMAL.replace('    servers:', '    chekc: { type: tcp }\n    servers:'));
+  t.deepEqual(issues.map((i) => `${i.line}:${i.col} ${i.path}`), ['3:5 pools.lmx.chekc']);
+  t.regex(issues[0]!.message, /did you mean "check"/);
+});

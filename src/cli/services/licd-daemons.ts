@@ -3,7 +3,6 @@
  * trying the demo can kill one member (`kill <pid>`) and watch the failover, while Ctrl-C still stops them all.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { LpxError, errorMessage } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
@@ -57,7 +56,7 @@ export class LicdDaemons implements AppService {
 
   async #spawn(config: LicdConfig): Promise<Daemon> {
     const child = spawn(process.execPath, [LICD_BIN, '-c', config.file, '--log-level', this.#childLogLevel], {
-      stdio: ['ignore', 'inherit', 'pipe'],
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
     });
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (d: string) => {
@@ -70,19 +69,30 @@ export class LicdDaemons implements AppService {
         this.#log.warn({ daemon: config.server.name, pid: child.pid, code, signal }, `licd ${config.server.name} (pid ${child.pid}) exited${signal ? ` on ${signal}` : ` with code ${code}`}`);
       }
     });
-    const { host, ports } = config.server;
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    while (!(await accepts(host, ports.license))) {
-      if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
-        child.kill('SIGKILL');
-        const why = stderr.trim().split('\n').pop() || 'did not start';
-        const hint = /address in use/.test(why)
-          ? `: port ${ports.license} or ${ports.tokens} is taken; change server.ports in ${config.file} or stop what holds it`
-          : '';
-        throw new LpxError('LPX_ERR_LISTEN', `licd ${config.server.name} (${config.file}) failed: ${why}${hint}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
+    // licd says when its listeners are open; probing the ports instead could find another process holding them.
+    const ready = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), START_TIMEOUT_MS);
+      child.on('message', (m: { type?: string }) => {
+        if (m?.type === 'licd-ready') {
+          clearTimeout(timer);
+          resolve(true);
+        }
+      });
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+    });
+    const { ports } = config.server;
+    if (!ready) {
+      child.kill('SIGKILL');
+      const why = stderr.trim().split('\n').pop() || 'did not start';
+      const hint = /address in use/.test(why)
+        ? `; change server.ports in ${config.file} or stop what holds the port`
+        : '';
+      throw new LpxError('LPX_ERR_LISTEN', `licd ${config.server.name} (${config.file}) failed: ${why}${hint}`);
     }
+    child.channel?.unref();
     this.#log.info({ daemon: config.server.name, pid: child.pid, license: ports.license, tokens: ports.tokens }, `licd ${config.server.name} running (pid ${child.pid})`);
     return d;
   }
@@ -110,15 +120,4 @@ export class LicdDaemons implements AppService {
       }),
     ).catch((err: unknown) => this.#log.error({ error: errorMessage(err) }, 'stopping daemons failed'));
   }
-}
-
-function accepts(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
