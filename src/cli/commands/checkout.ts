@@ -84,7 +84,7 @@ async function runCheckout(feature: string, flags: CheckoutFlags): Promise<void>
     if (hold > 0) {
       step = 'hold';
       say(`holding for ${formatDuration(hold)} (heartbeat every ${formatDuration(heartbeat)})`);
-      await holdLicense(client, tokenConn, hold, heartbeat);
+      await holdLicense(client, tokenConn, hold, heartbeat, say);
     }
     const heldMs = Date.now() - started;
 
@@ -124,10 +124,23 @@ async function runCheckout(feature: string, flags: CheckoutFlags): Promise<void>
  * Holds the license for `ms`, heartbeating; ends early (and checks in normally) on SIGINT/SIGTERM. Fails when a
  * connection is lost or a heartbeat fails: the license is then gone, which the operator must see.
  */
-function holdLicense(client: LicenseClient, tokens: TokenClient | undefined, ms: number, heartbeatMs: number): Promise<void> {
+function holdLicense(
+  client: LicenseClient,
+  tokens: TokenClient | undefined,
+  ms: number,
+  heartbeatMs: number,
+  say: (line: string) => void,
+): Promise<void> {
+  // The operator watching a failover sees the license connection drop and come back on the new server.
+  const onLost = (cause: Error) => say(`license connection lost (${cause.message}); resuming`);
+  const onResumed = (r: { resumed: string[]; gap: number }) => say(`resumed ${r.resumed.join(', ') || 'nothing'} after ${r.gap}ms`);
+  client.on('disconnected', onLost);
+  client.on('resumed', onResumed);
   return new Promise<void>((resolve, reject) => {
     const done = (err?: Error) => {
       clearTimeout(timer);
+      client.off('disconnected', onLost);
+      client.off('resumed', onResumed);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       client.stopHeartbeat();
