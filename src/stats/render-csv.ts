@@ -56,6 +56,22 @@ function frontendCells(fe: FrontendStats, iid: number): Cells {
   };
 }
 
+/**
+ * HAProxy's check_status codes, so scripts that read its CSV keep working: layer 4 for a plain connect, layer 7
+ * when the server answered a protocol question (lmstat features or master flag seen).
+ */
+export function haproxyCheckStatus(s: ServerStats): string | null {
+  const c = s.lastCheck;
+  if (!c) return s.status === 'no check' ? null : 'INI';
+  const l7 = s.features.length > 0 || s.master !== undefined;
+  if (c.ok) return l7 ? 'L7OK' : 'L4OK';
+  if (/refused/.test(c.reason)) return 'L4CON';
+  if (/timeout/.test(c.reason)) return l7 ? 'L7TOUT' : 'L4TOUT';
+  if (/reset|closed|ECONN|EPIPE/.test(c.reason)) return 'SOCKERR';
+  if (/^exit \d+/.test(c.reason)) return 'PROCERR';
+  return 'L7STS';
+}
+
 function serverCells(pool: PoolStats, s: ServerStats, iid: number, sid: number, now: number): Cells {
   const firstPort = Object.values(s.ports)[0];
   return {
@@ -64,6 +80,7 @@ function serverCells(pool: PoolStats, s: ServerStats, iid: number, sid: number, 
     status: s.status, weight: s.weight.effective, act: s.tier === 0 ? 1 : 0, bck: s.tier === 0 ? 0 : 1,
     chkfail: s.checkFailures, chkdown: s.downTransitions, lastchg: ageSeconds(s.lastChangeAt, now),
     downtime: Math.floor(s.downtimeMs / 1000), pid: 1, iid, sid, lbtot: s.stot, type: 2,
+    check_status: haproxyCheckStatus(s),
     check_duration: s.lastCheck ? Math.round(s.lastCheck.durationMs) : null,
     last_chk: s.lastCheck ? s.lastCheck.reason : null,
     check_desc: s.lastCheck ? (s.lastCheck.ok ? 'check passed' : 'check failed') : null,

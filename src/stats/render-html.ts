@@ -126,7 +126,8 @@ function serverRow(s: ServerStats, pool: PoolStats, now: number): string {
   const kind = statusKind(s.status);
   const backup = s.tier > 0;
   const ports = Object.values(s.ports).map((p) => e(p)).join(',');
-  const master = s.master ? ' <span class="badge b-master">MASTER</span>' : '';
+  // A standalone server is its own master: the badge only means something in a redundant set or a master pool.
+  const master = s.master && (pool.mode === 'master' || pool.redundancy !== undefined) ? ' <span class="badge b-master">MASTER</span>' : '';
   const tierMark = pool.activeTier === s.tier ? ' title="tier taking new clients"' : '';
   return `<tr class="${kind}${backup ? ' bck' : ''}">` +
     `<td class="name">${e(s.name)}${master} <small>${e(s.host)}:${ports}</small></td>` +

@@ -135,3 +135,18 @@ test('names with commas, quotes and line breaks are quoted per RFC 4180 and read
   t.is(rows[0]!.pxname, 'fe,1');
   t.is(rows[2]!.svname, 'a,b "c"\nd');
 });
+
+test('check_status uses HAProxy codes', async (t) => {
+  const { haproxyCheckStatus } = await import('../../src/stats/render-csv.ts');
+  const base = { features: [], status: 'UP' } as unknown as Parameters<typeof haproxyCheckStatus>[0];
+  const at = (ok: boolean, reason: string, extra: object = {}) =>
+    haproxyCheckStatus({ ...base, ...extra, lastCheck: { ok, reason, durationMs: 1, at: 0 } } as typeof base);
+  t.is(at(true, 'ok'), 'L4OK');
+  t.is(at(true, 'ok', { master: true }), 'L7OK');
+  t.is(at(false, 'connect refused'), 'L4CON');
+  t.is(at(false, 'timeout after 500ms'), 'L4TOUT');
+  t.is(at(false, 'timeout after 500ms', { master: false }), 'L7TOUT');
+  t.is(at(false, 'feature LS-DYNA expired', { master: true }), 'L7STS');
+  t.is(at(false, 'exit 2: boom'), 'PROCERR');
+  t.is(haproxyCheckStatus({ ...base, lastCheck: null, status: 'no check' } as typeof base), null);
+});
