@@ -4,7 +4,12 @@
  */
 import { AffinityTable } from '../src/proxy/affinity/affinity-table.ts';
 
-const n = Number(process.argv[process.argv.indexOf('--bindings') + 1] || 1_000_000);
+const at = process.argv.indexOf('--bindings');
+const n = at > 0 ? Number(process.argv[at + 1]) : 1_000_000;
+if (!Number.isInteger(n) || n < 1) {
+  process.stderr.write('--bindings: expected a whole number above 0\n');
+  process.exit(1);
+}
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) {
   process.stderr.write('run with node --expose-gc for a meaningful figure\n');

@@ -8,6 +8,8 @@ import { connect, type Socket } from 'node:net';
 import { plainIp } from '../common/allow-list.ts';
 import { encodeProxyV1, encodeProxyV2 } from '../common/proxy-protocol.ts';
 import { ResponseWatch } from '../health/observe-response.ts';
+import type { Binding } from './affinity/affinity-table.ts';
+import { MAX_FIRST_LINE, readFirstLine, type FirstLineError } from './affinity/first-line.ts';
 import type { Closable, EndReason } from './end-reason.ts';
 import type { Frontend } from './frontend.ts';
 import type { Pool, Waiter } from './pool.ts';
@@ -18,6 +20,8 @@ const kConn = Symbol('licproxy.connection');
 type ConnSocket = Socket & { [kConn]: Connection };
 
 const enum State {
+  /** Affinity by handle: reading the first line before any server is chosen. */
+  Reading,
   Placing,
   Queued,
   Connecting,
@@ -36,6 +40,9 @@ export class Connection implements Waiter, Closable, TimedConnection {
   queueTimer: NodeJS.Timeout | null = null;
   /** The server connected to (or last tried). */
   server: Server | null = null;
+  /** Affinity (SelectContext): the pool sets these; see SourceAffinity and HandleAffinity. */
+  binding: Binding<Server> | null = null;
+  handleServer: Server | null = null;
 
   #upstream: Socket | null = null;
   #state = State.Placing;
@@ -58,6 +65,8 @@ export class Connection implements Waiter, Closable, TimedConnection {
   #lastActive = 0;
   /** `check.observe: response` only: client bytes that the server leaves unanswered count as a failed check. */
   #watch: ResponseWatch | null = null;
+  /** Affinity by handle: the bytes read with the first line, sent to the server before anything else. */
+  #head: Buffer | null = null;
 
   /** `clientIp` is given when the frontend already read it (allow list, logging); otherwise read lazily. */
   constructor(client: Socket, frontend: Frontend, clientIp: string | null) {
@@ -83,8 +92,8 @@ export class Connection implements Waiter, Closable, TimedConnection {
     return this.clientIp === '' ? 0 : this.#port;
   }
 
-  get state(): 'placing' | 'queued' | 'connecting' | 'open' | 'done' {
-    return (['placing', 'queued', 'connecting', 'open', 'done'] as const)[this.#state];
+  get state(): 'reading' | 'placing' | 'queued' | 'connecting' | 'open' | 'done' {
+    return (['reading', 'placing', 'queued', 'connecting', 'open', 'done'] as const)[this.#state];
   }
 
   /** The server-side socket once connected (tests read its buffer state). */
@@ -99,7 +108,49 @@ export class Connection implements Waiter, Closable, TimedConnection {
     c.on('close', onClientClose);
     c.on('end', onClientEnd);
     // Keep-alive and no-delay come from the listening socket (inherited at accept), see Frontend.
+    const a = this.pool.affinity;
+    if (a !== null && a.readsFirstLine) return this.#readFirstLine();
     this.#place();
+  }
+
+  // ---- affinity by handle: the first line decides ----
+
+  #readFirstLine(): void {
+    this.#state = State.Reading;
+    readFirstLine(this.client, this.pool.config.timeouts.connect, (err, head, line) => this.#firstLine(err, head, line));
+    this.client.resume(); // accepted paused (pauseOnConnect); readFirstLine pauses it again once it has the line
+  }
+
+  #firstLine(err: FirstLineError | null, head: Buffer, line: string): void {
+    if (this.#state !== State.Reading) return;
+    if (err === 'CLOSED') return this.#abort('client_close');
+    if (err === 'TIMEOUT') {
+      this.#error = `no complete first line within ${this.pool.config.timeouts.connect}ms (affinity by handle)`;
+      return this.#abort('first_line_timeout');
+    }
+    if (err === 'LINE_TOO_LONG') {
+      return this.#refuse('ERR LINE_TOO_LONG\n', 'bad_request', `first line over ${MAX_FIRST_LINE} bytes`);
+    }
+    const a = this.pool.affinity;
+    const route = a !== null && a.by === 'handle' ? a.route(line) : null;
+    if (route === 'unknown') {
+      const name = line.trim().split(/\s+/)[1] ?? '';
+      return this.#refuse('ERR UNKNOWN_HANDLE\n', 'unknown_handle', `handle ${name.slice(0, 100)} names no usable server of pool ${this.pool.name}`);
+    }
+    this.handleServer = route;
+    this.#head = head.length > 0 ? head : null;
+    this.#state = State.Placing;
+    this.#place();
+  }
+
+  /** Answers licd-style and closes; unread bytes are discarded, and a client that does not close is cut. */
+  #refuse(answer: string, end: EndReason, error: string): void {
+    this.#end = end;
+    this.#error = error;
+    const c = this.client;
+    c.end(answer);
+    c.resume();
+    setTimeout(destroySocket, this.pool.config.timeouts.connect, c).unref();
   }
 
   #place(): void {
@@ -179,6 +230,12 @@ export class Connection implements Waiter, Closable, TimedConnection {
       const w = (this.#watch = new ResponseWatch(check.timeout, monitor));
       c.on('data', w.onClientData);
       u.on('data', w.onServerData);
+    }
+    const head = this.#head;
+    if (head !== null) {
+      this.#head = null;
+      u.write(head);
+      this.#watch?.onClientData();
     }
     c.pipe(u);
     u.pipe(c);
@@ -323,6 +380,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
     const bytesOut = c.bytesWritten;
     this.server?.detach(this, bytesIn, bytesOut);
     this.frontend.connectionEnded(this, bytesIn, bytesOut);
+    if (this.binding !== null) this.pool.release(this);
     const log = this.frontend.log;
     if (log.isLevelEnabled('info')) {
       const now = Date.now();
@@ -352,6 +410,10 @@ function kill(s: Socket, reset: boolean): void {
   if (s.destroyed) return;
   if (reset && !s.connecting) s.resetAndDestroy();
   else s.destroy();
+}
+
+function destroySocket(s: Socket): void {
+  s.destroy();
 }
 
 function onClientError(this: ConnSocket, err: NodeJS.ErrnoException): void {

@@ -24,7 +24,13 @@ export type EndReason =
   /** The balancer stopped and `global.grace` ran out. */
   | 'shutdown'
   /** Waited `timeouts.queue` for a free server slot. */
-  | 'queue_timeout';
+  | 'queue_timeout'
+  /** Affinity by handle: no complete first line within `timeouts.connect`. */
+  | 'first_line_timeout'
+  /** Affinity by handle: a first line over 4096 bytes (answered `ERR LINE_TOO_LONG`). */
+  | 'bad_request'
+  /** Affinity by handle: the handle names no usable server of the pool (answered `ERR UNKNOWN_HANDLE`). */
+  | 'unknown_handle';
 
 /** A live connection as seen by its server: something that can be closed with a reason. */
 export interface Closable {

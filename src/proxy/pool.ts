@@ -7,6 +7,11 @@
 import type { Logger } from '../common/logger.ts';
 import type { CheckConfig, FailbackConfig, PoolConfig, ServerConfig } from '../config/proxy-config.ts';
 import type { HealthMonitorLike } from '../health/types.ts';
+import type { Binding } from './affinity/affinity-table.ts';
+import { createAffinity } from './affinity/create-affinity.ts';
+import type { HandleAffinity } from './affinity/handle-affinity.ts';
+import type { AffinityHost, AffinitySnapshot } from './affinity/pool-affinity.ts';
+import type { SourceAffinity } from './affinity/source-affinity.ts';
 import type { Balancer, PickContext } from './balance/balancer-base.ts';
 import { createBalancer } from './balance/create-balancer.ts';
 import type { EventLog } from './event-log.ts';
@@ -16,6 +21,10 @@ import { Server, type ServerOwner, type ServerSnapshot } from './server.ts';
 export interface SelectContext extends PickContext {
   /** Frontend name, for affinity scopes and logs. */
   readonly frontendName: string;
+  /** Affinity by source: the binding this client holds; set by the pool, released when its connection ends. */
+  binding?: Binding<Server> | null;
+  /** Affinity by handle: the server named by the handle in the client's first line (null: none). */
+  handleServer?: Server | null;
 }
 
 /** A chosen server, `'full'` (candidates exist but none has a free slot: queue), or null (no usable server). */
@@ -62,13 +71,14 @@ export interface PoolSnapshot {
   /** The one server taking new clients in `failover` and `master` modes. */
   activeServer: string | null;
   counters: PoolCounters;
+  affinity: AffinitySnapshot;
   servers: ServerSnapshot[];
 }
 
 /** Where new clients go: a tier (balance mode) or one server (failover / master). */
 type Target = number | Server | null;
 
-export class Pool implements ServerOwner {
+export class Pool implements ServerOwner, AffinityHost {
   readonly name: string;
   readonly log: Logger;
   readonly events: EventLog;
@@ -89,6 +99,8 @@ export class Pool implements ServerOwner {
   #ordered: Server[] = [];
   #candidates: Server[] = [];
   #balancer: Balancer;
+  /** Null with `affinity.by: none`: `select` is then the balancer alone. Kept across reloads (same `by`). */
+  #affinity: SourceAffinity | HandleAffinity | null;
   #target: Target = null;
   #lastTarget: Target = null;
   #activeTier = -1;
@@ -104,6 +116,7 @@ export class Pool implements ServerOwner {
     this.events = deps.events;
     this.#monitorFactory = deps.monitorFactory;
     this.#balancer = createBalancer(config.balance);
+    this.#affinity = createAffinity(config.affinity, this);
     for (const sc of config.servers) this.#servers.push(this.#newServer(sc));
     this.#reindex();
     this.#building = false;
@@ -112,6 +125,12 @@ export class Pool implements ServerOwner {
 
   get config(): PoolConfig {
     return this.#config;
+  }
+  get mode(): PoolConfig['mode'] {
+    return this.#config.mode;
+  }
+  get affinity(): SourceAffinity | HandleAffinity | null {
+    return this.#affinity;
   }
   get failback(): FailbackConfig {
     return this.#config.failback;
@@ -160,15 +179,27 @@ export class Pool implements ServerOwner {
   // ---- selection ----
 
   /**
-   * The server for a new client. This is the seam where affinity plugs in: a binding table (client IP or
-   * license handle -> server) is consulted first and its server returned while it `takesBoundClients()`;
-   * otherwise the client is balanced below and the binding recorded.
+   * The server for a new client. This is the seam where affinity plugs in: a binding (client IP -> server, or the
+   * server a license handle names) is consulted first and its server returned while it takes bound clients;
+   * otherwise the client is balanced and, by source, the binding recorded before any server connect.
    */
   select(ctx: SelectContext): SelectResult {
-    return this.#balance(ctx);
+    const a = this.#affinity;
+    return a === null ? this.balance(ctx) : a.select(ctx);
   }
 
-  #balance(ctx: SelectContext): SelectResult {
+  /** The client's connection ended: its affinity binding (if any) starts its TTL. */
+  release(ctx: SelectContext): void {
+    this.#affinity?.release(ctx);
+  }
+
+  /** Periodic clean-up of expired bindings (the runtime's sweeper, about once a second). */
+  sweepAffinity(budget: number): void {
+    this.#affinity?.sweep(budget);
+  }
+
+  /** Balancing alone: the candidates of the active tier through the algorithm. */
+  balance(ctx: SelectContext): SelectResult {
     const c = this.#candidates;
     if (c.length === 0) return null;
     const s = this.#balancer.pick(c, ctx, Date.now());
@@ -261,6 +292,12 @@ export class Pool implements ServerOwner {
     const prev = this.#config;
     this.#config = config;
     if (config.balance !== prev.balance) this.#balancer = createBalancer(config.balance);
+    if (config.affinity.by !== prev.affinity.by) {
+      // Another kind of key: the old bindings mean nothing now. Connections holding one release it harmlessly.
+      this.#affinity = createAffinity(config.affinity, this);
+    } else {
+      this.#affinity?.configure(config.affinity);
+    }
     const checkChanged = !sameCheck(prev.check, config.check);
     this.#building = true;
     const next: Server[] = [];
@@ -393,6 +430,8 @@ export class Pool implements ServerOwner {
 
   snapshot(now = Date.now()): PoolSnapshot {
     const t = this.#target;
+    const a = this.#affinity;
+    const byServer = a?.countByServer();
     return {
       name: this.name,
       mode: this.#config.mode,
@@ -402,9 +441,15 @@ export class Pool implements ServerOwner {
       activeTier: this.#activeTier,
       activeServer: t instanceof Server ? t.name : null,
       counters: { ...this.counters },
-      servers: this.#servers.map((s) => s.snapshot(now)),
+      affinity: a?.snapshot() ?? noAffinity(this.#config),
+      servers: this.#servers.map((s) => s.snapshot(now, byServer?.get(s) ?? 0)),
     };
   }
+}
+
+function noAffinity(c: PoolConfig): AffinitySnapshot {
+  const { ttl, maxBindings } = c.affinity;
+  return { by: 'none', bindings: 0, hits: 0, misses: 0, evictions: 0, capacityEvictions: 0, expired: 0, ttl, maxBindings };
 }
 
 function onQueueTimeout(pool: Pool, w: Waiter): void {

@@ -41,7 +41,7 @@ export class ProxyRuntime {
   readonly events: EventLog;
   readonly limits: GlobalLimits;
   readonly live = new Set<Connection>();
-  readonly #sweeper = new TimeoutSweeper(this.live);
+  readonly #sweeper = new TimeoutSweeper(this.live, () => this.#housekeep());
   #config: ProxyConfig;
   #pools = new Map<string, Pool>();
   #frontends = new Map<string, Frontend>();
@@ -181,7 +181,7 @@ export class ProxyRuntime {
     this.#stopping = true;
     for (const fe of this.#frontends.values()) fe.stopAccepting();
     for (const p of this.#pools.values()) p.stop();
-    for (const c of [...this.live]) if (c.state === 'queued' || c.state === 'placing') c.close('shutdown');
+    for (const c of [...this.live]) if (c.state === 'queued' || c.state === 'placing' || c.state === 'reading') c.close('shutdown');
     if (this.live.size > 0) {
       this.log.info({ connections: this.live.size, graceMs }, 'stopping: waiting for connections to end');
       await this.#waitIdle(graceMs);
@@ -193,6 +193,11 @@ export class ProxyRuntime {
     }
     this.#sweeper.stop();
     this.log.info('stopped');
+  }
+
+  /** About once a second: expired affinity bindings are dropped, a bounded number per pool per call. */
+  #housekeep(): void {
+    for (const p of this.#pools.values()) p.sweepAffinity(AFFINITY_SWEEP_BUDGET);
   }
 
   async #waitIdle(ms: number): Promise<void> {
@@ -243,6 +248,9 @@ export class ProxyRuntime {
     };
   }
 }
+
+/** Table entries visited per pool per second: a few ms at most, and a million bindings covered in under a minute. */
+const AFFINITY_SWEEP_BUDGET = 20_000;
 
 function sameListen(a: FrontendConfig, b: FrontendConfig): boolean {
   return a.listen.host === b.listen.host && a.listen.port === b.listen.port;

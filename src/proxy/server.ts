@@ -9,6 +9,7 @@ import type { AdminState, FailbackConfig, ServerConfig } from '../config/proxy-c
 import type { CheckResult, HealthMonitorLike, HealthState, HealthSubject } from '../health/types.ts';
 import type { Closable, EndReason } from './end-reason.ts';
 import type { EventLog } from './event-log.ts';
+import type { BindingTarget } from './affinity/affinity-table.ts';
 
 /** Status as HAProxy writes it on its stats page (the monitor's `statusText` adds `DOWN 1/2` and friends). */
 export type ServerStatus = 'UP' | 'DOWN' | 'DRAIN' | 'MAINT' | 'NOLB' | 'no check';
@@ -68,9 +69,11 @@ export interface ServerSnapshot {
   upSince: number;
   lastCheck: CheckResult | null;
   counters: ServerCounters;
+  /** Live affinity bindings to this server (0 when the pool has no affinity table). */
+  bindings: number;
 }
 
-export class Server implements HealthSubject {
+export class Server implements HealthSubject, BindingTarget {
   readonly name: string;
   readonly host: string;
   ports: Readonly<Record<string, number>>;
@@ -79,6 +82,11 @@ export class Server implements HealthSubject {
   maintKill: boolean;
   /** Position in the pool's declaration order (failover mode and `first` walk it). */
   index = 0;
+  /**
+   * Moves on whenever the server's affinity bindings must go (it went DOWN or MAINT, or left the configuration):
+   * bindings made under an older epoch are stale, so dropping them all is O(1) (see AffinityTable).
+   */
+  bindingEpoch = 0;
   readonly counters: ServerCounters = {
     cur: 0,
     max: 0,
@@ -301,6 +309,7 @@ export class Server implements HealthSubject {
   /** Removed from the configuration: no new clients; live connections stay until they end. */
   retire(): void {
     this.#retired = true;
+    this.bindingEpoch++;
     this.#clearFailbackTimer();
     const m = this.#monitor;
     this.#monitor = null;
@@ -338,7 +347,7 @@ export class Server implements HealthSubject {
     for (const c of [...this.conns]) c.close(reason);
   }
 
-  snapshot(now = Date.now()): ServerSnapshot {
+  snapshot(now = Date.now(), bindings = 0): ServerSnapshot {
     const counters = { ...this.counters };
     if (this.#health === 'down') counters.downtime += now - this.#downSince;
     return {
@@ -358,6 +367,7 @@ export class Server implements HealthSubject {
       upSince: this.upSince,
       lastCheck: this.#lastCheck ? { ...this.#lastCheck } : null,
       counters,
+      bindings,
     };
   }
 
@@ -379,6 +389,8 @@ export class Server implements HealthSubject {
     if (next !== prev) {
       this.#status = next;
       this.counters.lastChange = now;
+      // SPEC 2.3/2.4: a server going DOWN or into MAINT drops its affinity bindings; its clients are balanced anew.
+      if (next === 'DOWN' || next === 'MAINT') this.bindingEpoch++;
       const fields = { from: prev, to: next, reason };
       if (next === 'DOWN') this.#log.warn(fields, 'server is DOWN');
       else this.#log.info(fields, `server is ${next}`);

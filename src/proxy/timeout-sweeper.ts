@@ -20,9 +20,13 @@ export class TimeoutSweeper {
   #tick = 250;
   #idleTick = 5_000;
   #nextIdle = 0;
+  readonly #housekeeping: (() => void) | null;
+  #nextHousekeeping = 0;
 
-  constructor(live: ReadonlySet<TimedConnection>) {
+  /** `housekeeping` runs from the same timer about once a second (affinity table sweeps). */
+  constructor(live: ReadonlySet<TimedConnection>, housekeeping: (() => void) | null = null) {
     this.#live = live;
+    this.#housekeeping = housekeeping;
   }
 
   /** Sets the cadence from the shortest connect and idle timeouts in the configuration (0 = no idle timeout). */
@@ -49,8 +53,14 @@ export class TimeoutSweeper {
       this.#nextIdle = now + this.#idleTick;
       for (const c of this.#live) c.checkIdle(now);
     }
+    if (this.#housekeeping !== null && now >= this.#nextHousekeeping) {
+      this.#nextHousekeeping = now + HOUSEKEEPING_MS;
+      this.#housekeeping();
+    }
   }
 }
+
+const HOUSEKEEPING_MS = 1_000;
 
 function onTick(s: TimeoutSweeper): void {
   s.sweep();
