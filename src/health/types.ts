@@ -57,3 +57,14 @@ export interface HealthMonitorLike {
   /** Apply a changed check configuration (reload) without losing the current state. */
   update(check: CheckConfig): void;
 }
+
+/** Upper bounds (seconds) of the check-duration histogram every server keeps (Prometheus `le`). */
+export const CHECK_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
+
+/** Every check's duration, counted as it happens (a scrape between two checks must not miss one). */
+export interface CheckDurations {
+  /** Non-cumulative count per bucket of CHECK_DURATION_BUCKETS; slower checks only count in `count`. */
+  buckets: number[];
+  sumSeconds: number;
+  count: number;
+}

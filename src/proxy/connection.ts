@@ -88,6 +88,16 @@ export class Connection implements Waiter, Closable, TimedConnection {
     return this.#ip;
   }
 
+  /** Client -> server bytes so far (read from the client). */
+  get bytesIn(): number {
+    return this.client.bytesRead;
+  }
+
+  /** Server -> client bytes so far (written to the client). */
+  get bytesOut(): number {
+    return this.client.bytesWritten;
+  }
+
   get clientPort(): number {
     return this.clientIp === '' ? 0 : this.#port;
   }

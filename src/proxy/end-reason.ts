@@ -35,4 +35,7 @@ export type EndReason =
 /** A live connection as seen by its server: something that can be closed with a reason. */
 export interface Closable {
   close(reason: EndReason): void;
+  /** Client -> server and server -> client bytes so far (the live part of the stats). */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
 }

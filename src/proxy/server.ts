@@ -6,7 +6,7 @@
 import type { Logger } from '../common/logger.ts';
 import { LpxError } from '../common/errors.ts';
 import type { AdminState, FailbackConfig, ServerConfig } from '../config/proxy-config.ts';
-import type { CheckResult, HealthMonitorLike, HealthState, HealthSubject } from '../health/types.ts';
+import { CHECK_DURATION_BUCKETS, type CheckDurations, type CheckResult, type HealthMonitorLike, type HealthState, type HealthSubject } from '../health/types.ts';
 import type { Closable, EndReason } from './end-reason.ts';
 import type { EventLog } from './event-log.ts';
 import type { BindingTarget } from './affinity/affinity-table.ts';
@@ -32,6 +32,8 @@ export interface ServerCounters {
   failedChecks: number;
   /** UP -> DOWN transitions. */
   downTransitions: number;
+  /** DOWN -> UP transitions. */
+  upTransitions: number;
   /** Date.now() of the last status change. */
   lastChange: number;
   /** Milliseconds spent DOWN, the current DOWN period excluded (see `snapshot`). */
@@ -68,6 +70,7 @@ export interface ServerSnapshot {
   maxConnections: number;
   upSince: number;
   lastCheck: CheckResult | null;
+  checkDurations: CheckDurations;
   counters: ServerCounters;
   /** Live affinity bindings to this server (0 when the pool has no affinity table). */
   bindings: number;
@@ -100,10 +103,12 @@ export class Server implements HealthSubject, BindingTarget {
     queueMax: 0,
     failedChecks: 0,
     downTransitions: 0,
+    upTransitions: 0,
     lastChange: Date.now(),
     downtime: 0,
   };
   readonly conns = new Set<Closable>();
+  readonly checkDurations: CheckDurations = { buckets: CHECK_DURATION_BUCKETS.map(() => 0), sumSeconds: 0, count: 0 };
 
   #owner: ServerOwner;
   #log: Logger;
@@ -229,6 +234,7 @@ export class Server implements HealthSubject, BindingTarget {
     if (state === 'up') {
       this.#upSince = now;
       if (prev === 'down') {
+        this.counters.upTransitions++;
         this.counters.downtime += now - this.#downSince;
         this.#recoveredAt = now;
         const { delay } = this.#owner.failback;
@@ -252,6 +258,12 @@ export class Server implements HealthSubject, BindingTarget {
     const wasMaster = this.isMaster;
     this.#lastCheck = result;
     if (!result.ok) this.counters.failedChecks++;
+    const d = this.checkDurations;
+    const seconds = result.durationMs / 1000;
+    d.count++;
+    d.sumSeconds += seconds;
+    const b = CHECK_DURATION_BUCKETS.findIndex((le) => seconds <= le);
+    if (b !== -1) d.buckets[b]!++;
     if (this.isMaster !== wasMaster) this.#owner.serverChanged(this);
   }
 
@@ -350,6 +362,11 @@ export class Server implements HealthSubject, BindingTarget {
   snapshot(now = Date.now(), bindings = 0): ServerSnapshot {
     const counters = { ...this.counters };
     if (this.#health === 'down') counters.downtime += now - this.#downSince;
+    // Bytes of live connections too, as HAProxy shows them: a license held for days would otherwise show 0.
+    for (const c of this.conns) {
+      counters.bytesIn += c.bytesIn;
+      counters.bytesOut += c.bytesOut;
+    }
     return {
       name: this.name,
       host: this.host,
@@ -366,6 +383,7 @@ export class Server implements HealthSubject, BindingTarget {
       maxConnections: this.maxConnections,
       upSince: this.upSince,
       lastCheck: this.#lastCheck ? { ...this.#lastCheck } : null,
+      checkDurations: { ...this.checkDurations, buckets: [...this.checkDurations.buckets] },
       counters,
       bindings,
     };

@@ -10,9 +10,10 @@
  * Semantics are prom-client's: counters expose the proxy's own monotonic counters (TYPE counter, `_total`); a
  * counter that restarts (a server removed and added back) reads as a counter reset, which `rate()` handles.
  * Series of servers, pools and frontends that disappeared (reload) are gone from the next scrape by construction.
- * The check-duration histogram is the one stateful family: each new check result (a new `lastCheck.at`) is
- * observed once, so it samples the latest check per server at each scrape rather than every check.
+ * The check-duration histogram comes from the proxy, which counts every check (`checkDurations`); for a source
+ * without those counts the exporter falls back to observing each new `lastCheck` once, a sample per scrape.
  */
+import { CHECK_DURATION_BUCKETS } from '../health/types.ts';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { FrontendStats, PoolStats, ServerStats, StatsSnapshot } from './snapshot.ts';
 import { isHealthUp } from './status.ts';
@@ -30,7 +31,7 @@ interface Family<T> {
   value: (x: T) => number;
 }
 
-export const CHECK_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
+export const CHECK_BUCKETS = CHECK_DURATION_BUCKETS;
 
 const SERVER_FAMILIES: Family<ServerStats>[] = [
   { name: 'licproxy_server_up', type: 'gauge', help: 'Whether health checks hold the server UP (1) or not (0)', value: (s) => (isHealthUp(s.status) ? 1 : 0) },
@@ -154,12 +155,27 @@ export class PrometheusExporter {
   }
 
   #checkHistogram(snapshot: StatsSnapshot, labels: string[]): string {
-    let out = header('licproxy_server_check_duration_seconds', 'histogram', 'Duration of the health checks of the server (the latest result at each scrape)');
+    let out = header('licproxy_server_check_duration_seconds', 'histogram', 'Duration of the health checks of the server');
     for (const h of this.#checks.values()) h.seen = false;
     let i = 0;
     for (const pool of snapshot.pools) {
       for (const s of pool.servers) {
         const key = `${pool.name}\u0000${s.name}`;
+        const d = s.checkDurations;
+        if (d) {
+          // The proxy counted every check itself: print its buckets cumulatively, as Prometheus wants them.
+          const l = labels[i]!;
+          let cum = 0;
+          for (let b = 0; b < CHECK_BUCKETS.length; b++) {
+            cum += d.buckets[b] ?? 0;
+            out += `licproxy_server_check_duration_seconds_bucket{${l},le="${CHECK_BUCKETS[b]}"} ${cum}\n`;
+          }
+          out += `licproxy_server_check_duration_seconds_bucket{${l},le="+Inf"} ${d.count}\n`;
+          out += `licproxy_server_check_duration_seconds_sum{${l}} ${fmt(d.sumSeconds)}\n`;
+          out += `licproxy_server_check_duration_seconds_count{${l}} ${d.count}\n`;
+          i++;
+          continue;
+        }
         let h = this.#checks.get(key);
         const check = s.lastCheck;
         if (check && h?.lastAt !== check.at) {

@@ -92,6 +92,11 @@ export interface ServerStats {
   /** DOWN/unknown -> UP transitions. */
   upTransitions: number;
   lastCheck: LastCheck | null;
+  /**
+   * Every check's duration since start: non-cumulative counts per bucket of CHECK_BUCKETS (render-prometheus.ts),
+   * sum and count. Absent: the exporter samples `lastCheck` once per new result instead.
+   */
+  checkDurations?: { buckets: readonly number[]; sumSeconds: number; count: number };
   /** Date.now() of the last UP <-> DOWN change; null = none since start. */
   lastChangeAt: number | null;
   /** Total time spent DOWN since start, including the current DOWN period. */

@@ -56,7 +56,7 @@ for (const row of orders) {
 test('roundrobin skips a full server and follows an admin weight change at once', (t) => {
   const pool = makeTestPool({ name: 'p', servers: [{ name: 'a', port: 1, maxConnections: 1 }, { name: 'b', port: 2 }] });
   const a = pool.server('a')!;
-  a.attach({ close() {} });
+  a.attach({ close() {}, bytesIn: 0, bytesOut: 0 });
   t.is(pickName(pool) + pickName(pool) + pickName(pool), 'bbb');
   a.counters.cur = 0;
   a.conns.clear();
@@ -75,7 +75,7 @@ for (const row of leastConn) {
   test(`leastconn: ${row.what}`, (t) => {
     const pool = makeTestPool({ name: 'p', balance: 'leastconn', servers: servers(row.weights) });
     row.cur.forEach((n, i) => {
-      for (let k = 0; k < n; k++) pool.servers[i]!.attach({ close() {} });
+      for (let k = 0; k < n; k++) pool.servers[i]!.attach({ close() {}, bytesIn: 0, bytesOut: 0 });
     });
     t.is(pickName(pool), row.expect);
   });
@@ -87,7 +87,7 @@ test('leastconn: ties go round robin, and connections held keep the load even', 
   const held = makeTestPool({ name: 'p', balance: 'leastconn', servers: servers([2, 1, 1]) });
   for (let i = 0; i < 400; i++) {
     const s = held.select(ctx()) as Server;
-    s.attach({ close() {} });
+    s.attach({ close() {}, bytesIn: 0, bytesOut: 0 });
   }
   t.deepEqual(
     held.servers.map((s) => s.counters.cur),
@@ -127,7 +127,7 @@ test('first: fills servers in declaration order up to max_connections, then repo
   let seq = '';
   for (let i = 0; i < 6; i++) {
     const s = pool.select(ctx()) as Server;
-    s.attach({ close() {} });
+    s.attach({ close() {}, bytesIn: 0, bytesOut: 0 });
     seq += s.name;
   }
   t.is(seq, 'aabbcc');

@@ -124,7 +124,7 @@ function serverStatus(s: ServerSnapshot): ServerStatus {
   return s.status;
 }
 
-function serverStats(s: ServerSnapshot & { bindings?: number; upTransitions?: number }): ServerStats {
+function serverStats(s: ServerSnapshot): ServerStats {
   const c = s.counters;
   const check = s.lastCheck;
   return {
@@ -148,11 +148,12 @@ function serverStats(s: ServerSnapshot & { bindings?: number; upTransitions?: nu
     redispatches: c.redispatches,
     checkFailures: c.failedChecks,
     downTransitions: c.downTransitions,
-    upTransitions: s.upTransitions ?? 0,
+    upTransitions: c.upTransitions,
     lastCheck: check ? { ok: check.ok, reason: check.reason, durationMs: check.durationMs, at: check.at } : null,
+    ...(s.checked ? { checkDurations: s.checkDurations } : {}),
     lastChangeAt: c.lastChange || null,
     downtimeMs: c.downtime,
-    bindings: s.bindings ?? 0,
+    bindings: s.bindings,
     ...(check?.master !== undefined ? { master: check.master } : {}),
     features: (check?.features ?? []).map((f) => ({
       name: f.name,

@@ -85,7 +85,7 @@ test('by source: a retry goes back to the bound server while it is usable; once 
 test('by source: a bound client whose server is full waits in the queue for that server', (t) => {
   const pool = sourcePool({ servers: three.map((s) => ({ ...s, maxConnections: 1 })) });
   const { server: s, ctx } = place(pool, '10.0.0.1');
-  s.attach({ close: () => {} }); // the client's first connection occupies the only slot
+  s.attach({ close: () => {}, bytesIn: 0, bytesOut: 0 }); // the client's first connection occupies the only slot
   const second = client('10.0.0.1');
   t.is(pool.select(second), 'full', 'queued, not sent elsewhere');
   t.is(second.binding?.server, s);
