@@ -426,7 +426,7 @@ export class LicenseClient extends EventEmitter {
 }
 
 /** Opens a license-port connection (HELLO is up to the caller). */
-export function connect(host: string, port: number, opts: ConnectOptions = {}, hooks: LicenseClientHooks = {}): Promise<LicenseClient> {
+export function connect(host: string, port: number, opts: LicenseClientOptions = {}, hooks: LicenseClientHooks = {}): Promise<LicenseClient> {
   return LicenseClient.connect(host, port, opts, hooks);
 }
 
