@@ -97,7 +97,7 @@ export class LineConnection {
       const onError = (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         socket.destroy();
-        reject(new LicenseConnectionError('CONNECT_FAILED', `connect to ${host}:${port}: ${err.code ?? err.message}`));
+        reject(new LicenseConnectionError('CONNECT_FAILED', `connect to ${host}:${port}: ${describeConnectError(err)}`));
       };
       socket.once('error', onError);
       socket.once('connect', () => {
@@ -255,5 +255,23 @@ export class LineConnection {
       p.fail(err);
     }
     this.#hooks.onDisconnect?.(this.#closing && !this.#closeError ? undefined : err);
+  }
+}
+
+/** Words for the errors an operator meets when connecting, with the code kept for searching. */
+function describeConnectError(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'connection refused (nothing listens there) [ECONNREFUSED]';
+    case 'ECONNRESET':
+      return 'connection reset by the peer [ECONNRESET]';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return `host unreachable [${err.code}]`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `unknown host name [${err.code}]`;
+    default:
+      return err.code ?? err.message;
   }
 }

@@ -58,7 +58,7 @@ test.serial('connection refused exits 2, bad arguments exit 1, each with one lin
     run(['lmstat', '-s', '127.0.0.1:1', '--timeout', '5']),
   ]);
   t.deepEqual(results.map((r) => r.code), [2, 1, 1]);
-  t.regex(results[0]!.stderr, /^licproxy: connect to 127\.0\.0\.1:\d+: ECONNREFUSED\n$/);
+  t.regex(results[0]!.stderr, /^licproxy: connect to 127\.0\.0\.1:\d+: connection refused \(nothing listens there\) \[ECONNREFUSED\]\n$/);
   t.regex(results[1]!.stderr, /^licproxy: -s: expected host:port .*\n$/);
   t.regex(results[2]!.stderr, /^licproxy: --timeout expects a duration with a unit.*\n$/);
   for (const r of results) t.is(r.stdout, '');
