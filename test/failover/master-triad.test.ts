@@ -1,0 +1,102 @@
+/**
+ * `mode: master` in front of a licd triad (SPEC 2.2, 4.3): only the member whose status says (MASTER) takes
+ * clients; the other two are UP (healthy, checked) yet get none. When the master is killed, the triad elects
+ * another member and new clients follow it within about one check interval of the election.
+ */
+import test from 'ava';
+import { LicenseClient } from '../../src/client/license-client.ts';
+import { LicdCluster } from '../helpers/licd-cluster.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { serverSnap, startBalancer } from './support.ts';
+
+const INTERVAL = 1_000;
+const TIMEOUT = 500;
+const SLACK = 1_000;
+
+/** One client through the balancer: the member that answered HELLO and granted, or null when refused. */
+async function grantFrom(port: number): Promise<string | null> {
+  let c: LicenseClient | undefined;
+  try {
+    c = await LicenseClient.connect('127.0.0.1', port, { resume: false, timeout: 1_000 });
+    const server = (await c.hello('u', 'ws')).server;
+    await c.checkout('LS-DYNA');
+    return server;
+  } catch {
+    return null;
+  } finally {
+    c?.destroy();
+  }
+}
+
+test('mode master: only the MASTER gets clients; after it is killed, new clients follow the new master within one check interval', async (t) => {
+  t.timeout(90_000);
+  const set = await LicdCluster.start({ mode: 'triad', features: [{ name: 'LS-DYNA', count: 1_000 }], heartbeatTimeout: '5m' });
+  t.teardown(async () => {
+    if (!t.passed) t.log(set.dump());
+    await set.close();
+  });
+  t.is(await set.waitSynced(), 0);
+  const [a, b, c] = set.members;
+  const app = await startBalancer(
+    t,
+    `
+global: { log_level: silent }
+pools:
+  triad:
+    mode: master
+    check: { type: lmstat, interval: 1s, fast_interval: 250ms, down_interval: 5s, timeout: 500ms, rise: 2, fall: 3 }
+    servers:
+      - { name: ${a!.name}, address: 127.0.0.1:${a!.ports.license} }
+      - { name: ${b!.name}, address: 127.0.0.1:${b!.ports.license} }
+      - { name: ${c!.name}, address: 127.0.0.1:${c!.ports.license} }
+frontends:
+  - { name: triad, listen: 127.0.0.1:0, pool: triad }
+`,
+  );
+  const port = app.runtime.port('triad');
+  await waitFor(
+    () => {
+      const p = app.runtime.pool('triad')!.snapshot();
+      return p.activeServer === 'a' && p.servers.every((s) => s.status === 'UP');
+    },
+    { timeout: 15_000, what: 'three members UP, a the master' },
+  );
+
+  for (let i = 0; i < 20; i++) t.is(await grantFrom(port), 'a');
+  t.is(serverSnap(app, 'triad', 'b').status, 'UP');
+  t.is(serverSnap(app, 'triad', 'c').status, 'UP');
+  t.is(serverSnap(app, 'triad', 'b').counters.total, 0, 'b is UP but not MASTER: no client');
+  t.is(serverSnap(app, 'triad', 'c').counters.total, 0, 'c is UP but not MASTER: no client');
+
+  const killAt = Date.now();
+  await set.kill(0);
+  // The triad's own election, watched directly on the members; and the balancer, watched through new clients.
+  const elected = waitFor(
+    async () => {
+      const [sb, sc] = await Promise.all([set.status(1, 500), set.status(2, 500)]);
+      if (sb?.master) return { name: 'b', at: Date.now() };
+      if (sc?.master) return { name: 'c', at: Date.now() };
+      return undefined;
+    },
+    { timeout: 20_000, interval: 20, what: 'a new master in the triad' },
+  );
+  const followed = waitFor(
+    async () => {
+      const server = await grantFrom(port);
+      return server !== null ? { server, at: Date.now() } : undefined;
+    },
+    { timeout: 20_000, interval: 25, what: 'a grant through the balancer after the kill' },
+  );
+  const [election, follow] = await Promise.all([elected, followed]);
+  const electionMs = election.at - killAt;
+  const followMs = follow.at - killAt;
+  t.log(`master killed: triad elected ${election.name} after ${electionMs}ms; first grant through the balancer after ${followMs}ms (${followMs - electionMs}ms after the election)`);
+  t.is(follow.server, election.name, 'the first grant after the kill comes from the new master');
+  t.true(followMs - electionMs <= INTERVAL * 1.05 + TIMEOUT + SLACK, `followed ${followMs - electionMs}ms after the election`);
+
+  for (let i = 0; i < 20; i++) t.is(await grantFrom(port), election.name);
+  const other = election.name === 'b' ? 'c' : 'b';
+  t.is(serverSnap(app, 'triad', other).counters.total, 0, `${other} is UP but not MASTER: still no client`);
+  t.is(serverSnap(app, 'triad', other).status, 'UP');
+  t.is(serverSnap(app, 'triad', 'a').status, 'DOWN');
+});
