@@ -27,7 +27,7 @@ export interface ClusterSpec {
   /** Member names in order (default: a b c / primary backup). */
   names?: string[];
   features?: FeatureSpec[];
-  /** Peer heartbeat, default `300ms`. */
+  /** Peer heartbeat, default `600ms` (a loaded CI machine stalls for a few hundred ms; 3 silent heartbeats lose a peer). */
   heartbeat?: string;
   /** Session heartbeat_timeout, default `30s`. */
   heartbeatTimeout?: string;
@@ -238,7 +238,7 @@ export class LicdCluster {
         mode: this.spec.mode,
         peers,
         order: m.index,
-        heartbeat: this.spec.heartbeat ?? '300ms',
+        heartbeat: this.spec.heartbeat ?? '600ms',
         ...(this.spec.secret !== false ? { secret_file: 'peer.secret' } : {}),
       },
     };
@@ -397,15 +397,25 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-/** Ports free right now (held open together so they differ, then released for the daemons to take). */
+/**
+ * Ports free right now (held open together so they differ, then released for the daemons to take). They come
+ * from below Linux's ephemeral range (32768-60999): a port picked with `listen(0)` is an ephemeral one, which
+ * any other test's outgoing connection may take before the daemon binds it (EADDRINUSE under load).
+ */
 async function freePorts(n: number): Promise<number[]> {
   const servers: Server[] = [];
   const ports: number[] = [];
-  for (let i = 0; i < n; i++) {
+  while (ports.length < n) {
+    const port = 20_000 + Math.floor(Math.random() * 7_000);
+    if (ports.includes(port)) continue;
     const srv = createServer();
-    await new Promise<void>((r) => srv.listen({ host: '127.0.0.1', port: 0 }, () => r()));
+    const ok = await new Promise<boolean>((r) => {
+      srv.once('error', () => r(false));
+      srv.listen({ host: '127.0.0.1', port }, () => r(true));
+    });
+    if (!ok) continue;
     servers.push(srv);
-    ports.push((srv.address() as { port: number }).port);
+    ports.push(port);
   }
   await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
   return ports;
