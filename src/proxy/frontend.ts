@@ -82,7 +82,12 @@ export class Frontend {
     srv.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
-        const why = err.code === 'EADDRINUSE' ? 'address in use' : err.code === 'EACCES' ? 'permission denied' : err.message;
+        const why =
+          err.code === 'EADDRINUSE'
+            ? `address in use (another process holds it: stop it, or change listen: of frontend ${this.name})`
+            : err.code === 'EACCES'
+              ? 'permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)'
+              : err.message;
         reject(new LpxError('LPX_ERR_LISTEN', `frontend ${this.name}: cannot listen on ${formatHostPort(listen)}: ${why}`));
       };
       srv.once('error', onError);
