@@ -34,7 +34,8 @@ export interface RunningBalancer {
 export async function startBalancer(opts: BalancerOptions): Promise<RunningBalancer> {
   // Validate before logging starts: a bad file is only its error lines on stderr and exit 1.
   const config = loadProxyConfig(opts.file);
-  const log = createLogger({ level: config.global.logLevel, pretty: opts.pretty ?? false, name: 'licproxy' });
+  // Batched log writes (a line per connection at thousands a second): lines leave within 100 ms and at exit.
+  const log = createLogger({ level: config.global.logLevel, pretty: opts.pretty ?? false, name: 'licproxy', flushMs: 100 });
   const daemons = config.daemons.length
     ? new LicdDaemons(config.daemons, { log, childLogLevel: opts.daemonLogLevel ?? config.global.logLevel })
     : null;

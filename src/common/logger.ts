@@ -7,6 +7,12 @@ export interface LoggerOptions {
   /** Human-readable output via pino-pretty; default: when stdout is a TTY. */
   pretty?: boolean;
   name?: string;
+  /**
+   * Buffered output: lines leave in writes of 4 KiB, and at the latest every `flushMs` (and at exit). For a process
+   * that logs a line per connection at thousands a second (the balancer): each write is a trip through libuv's
+   * thread pool, measured at ~4% of the balancer's CPU on short transactions when every few lines make one.
+   */
+  flushMs?: number;
 }
 
 /**
@@ -19,7 +25,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   if (pretty) {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } });
   }
-  return pino(base, pino.destination({ dest: 1, sync: false }));
+  const batch = opts.flushMs ? { minLength: 4096, periodicFlush: opts.flushMs } : {};
+  return pino(base, pino.destination({ dest: 1, sync: false, ...batch }));
 }
 
 /** A logger that writes nothing, for tests and library use. */

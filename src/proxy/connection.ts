@@ -1,8 +1,11 @@
 /**
  * One proxied client connection: places the client (pool.select, queue), connects to the server with retries and
- * redispatch, then forwards bytes unchanged both ways with `pipe` (back-pressure, half-close) until both sides are
- * done. Handlers are module-level functions attached once per socket; byte counts are read from the sockets at
- * close, so nothing runs per chunk but the streams themselves.
+ * redispatch, then forwards bytes unchanged both ways until both sides are done: each side reads into the shared
+ * buffer of relay.ts and its read callback writes to the other side; a `false` from write() pauses the reader until
+ * the writer's 'drain' (back-pressure); an 'end' is passed on with end() (half-close). This replaces pipe(): no
+ * per-read 64 KiB allocation, no Readable buffering, one callback per read (see relay.ts for the measured effect).
+ * Handlers are module-level functions attached once per socket; byte counts are read from the sockets at close, so
+ * nothing runs per chunk but the callback and the write.
  */
 import { connect, type Socket } from 'node:net';
 import { plainIp } from '../common/allow-list.ts';
@@ -13,6 +16,7 @@ import { MAX_FIRST_LINE, readFirstLine, type FirstLineError } from './affinity/f
 import type { Closable, EndReason } from './end-reason.ts';
 import type { Frontend } from './frontend.ts';
 import type { Pool, Waiter } from './pool.ts';
+import { onreadOption, relay, useSharedReadBuffer, type ReadCallback } from './relay.ts';
 import { Server } from './server.ts';
 import type { TimedConnection } from './timeout-sweeper.ts';
 
@@ -61,10 +65,12 @@ export class Connection implements Waiter, Closable, TimedConnection {
   /** Connecting: when the attempt fails. Open: idle timeout, and the activity seen at the last sweep. */
   #deadline = 0;
   #idleMs = 0;
+  /** When the sweeper sets SO_KEEPALIVE on the server side (0 = set at connect, or done). */
+  #keepAliveAt = 0;
   #lastBytes = 0;
   #lastActive = 0;
   /** `check.observe: response` only: client bytes that the server leaves unanswered count as a failed check. */
-  #watch: ResponseWatch | null = null;
+  watch: ResponseWatch | null = null;
   /** Affinity by handle: the bytes read with the first line, sent to the server before anything else. */
   #head: Buffer | null = null;
 
@@ -208,14 +214,16 @@ export class Connection implements Waiter, Closable, TimedConnection {
       port,
       allowHalfOpen: true,
       noDelay: true,
-      keepAlive: ka > 0,
+      // A long keep-alive is set by the sweeper once the connection has lived KEEPALIVE_DEFER_MS (see checkIdle).
+      keepAlive: ka > 0 && ka < KEEPALIVE_LAZY_MIN_MS,
       keepAliveInitialDelay: ka,
+      onread: UPSTREAM_ONREAD,
     }) as ConnSocket;
     u[kConn] = this;
     u.on('error', onUpstreamError);
     u.on('close', onUpstreamClose);
     u.on('end', onUpstreamEnd);
-    u.once('connect', onUpstreamConnect);
+    u.on('connect', onUpstreamConnect); // emitted once; `on` spares the once() wrapper
     this.#upstream = u;
   }
 
@@ -227,6 +235,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
     this.#connectMs = now - this.#connectStart;
     this.#idleMs = this.pool.config.timeouts.idle;
     this.#lastActive = now;
+    if (this.pool.config.tcpKeepalive >= KEEPALIVE_LAZY_MIN_MS) this.#keepAliveAt = now + KEEPALIVE_DEFER_MS;
     const c = this.client;
     const sp = this.frontend.config.sendProxy;
     if (sp !== null) {
@@ -236,19 +245,20 @@ export class Connection implements Waiter, Closable, TimedConnection {
     }
     const check = this.pool.config.check;
     const monitor = this.server!.monitor;
-    if (check.observe === 'response' && monitor !== null) {
-      const w = (this.#watch = new ResponseWatch(check.timeout, monitor));
-      c.on('data', w.onClientData);
-      u.on('data', w.onServerData);
-    }
+    if (check.observe === 'response' && monitor !== null) this.watch = new ResponseWatch(check.timeout, monitor);
     const head = this.#head;
     if (head !== null) {
       this.#head = null;
       u.write(head);
-      this.#watch?.onClientData();
+      this.watch?.onClientData();
     }
-    c.pipe(u);
-    u.pipe(c);
+    // Forwarding without pipe(): one 'data' listener per side and 'drain' only under back-pressure, instead of
+    // the seven listeners per direction pipe() attaches and removes.
+    // The server side reads into the shared buffer from its creation (connect's onread); the client side switches
+    // to it here, before it reads anything (accepted paused).
+    if (!useSharedReadBuffer(c, onClientRead as ReadCallback)) c.on('data', onClientData);
+    if (c.readableEnded) u.end();
+    else c.resume();
   }
 
   #connectFailed(u: Socket | null, reason: string): void {
@@ -291,7 +301,12 @@ export class Connection implements Waiter, Closable, TimedConnection {
   }
 
   checkIdle(now: number): void {
-    if (this.#state !== State.Open || this.#idleMs === 0) return;
+    if (this.#state !== State.Open) return;
+    if (this.#keepAliveAt !== 0 && now >= this.#keepAliveAt) {
+      this.#keepAliveAt = 0;
+      this.#upstream?.setKeepAlive(true, this.pool.config.tcpKeepalive);
+    }
+    if (this.#idleMs === 0) return;
     // Every byte forwarded was first read on one side, so the two read counters see all activity.
     const u = this.#upstream;
     const bytes = this.client.bytesRead + (u !== null ? u.bytesRead : 0);
@@ -305,6 +320,9 @@ export class Connection implements Waiter, Closable, TimedConnection {
 
   upstreamEnd(): void {
     this.#end ??= 'server_close';
+    // Half-close: the server's FIN is passed on once what it sent before is written.
+    const c = this.client;
+    if (!c.destroyed && !c.writableEnded) c.end();
   }
 
   upstreamClose(u: Socket, hadError: boolean): void {
@@ -339,6 +357,8 @@ export class Connection implements Waiter, Closable, TimedConnection {
 
   clientEnd(): void {
     this.#end ??= 'client_close';
+    const u = this.#upstream;
+    if (this.#state === State.Open && u !== null && !u.destroyed && !u.writableEnded) u.end();
   }
 
   idleTimeout(): void {
@@ -384,7 +404,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
     if (this.#state === State.Done) return;
     this.#state = State.Done;
     this.frontend.sweeper.connecting.delete(this);
-    this.#watch?.close();
+    this.watch?.close();
     const c = this.client;
     const bytesIn = c.bytesRead;
     const bytesOut = c.bytesWritten;
@@ -407,13 +427,25 @@ export class Connection implements Waiter, Closable, TimedConnection {
           bytesIn,
           bytesOut,
           end: this.#end ?? 'client_close',
-          ...(this.#error !== null ? { error: this.#error } : {}),
+          // pino leaves out undefined fields: one object shape for every line, no spread.
+          error: this.#error ?? undefined,
         },
         'connection closed',
       );
     }
   }
 }
+
+/**
+ * SO_KEEPALIVE with its idle time is four setsockopt calls (SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT).
+ * Probes start only after `tcp_keepalive` of silence, so a connection that ends within a few seconds never needs
+ * them: the server side of a connection gets its keep-alive from the sweeper once it has lived
+ * KEEPALIVE_DEFER_MS (at most one idle tick, 5 s, later), which only moves its first probe that much later. Short
+ * keep-alives (under KEEPALIVE_LAZY_MIN_MS) are still set at connect. The client side inherits its options from the
+ * listening socket at no cost (Frontend).
+ */
+const KEEPALIVE_LAZY_MIN_MS = 10_000;
+const KEEPALIVE_DEFER_MS = 1_000;
 
 /** Destroys a socket; with `reset`, sends RST so the peer learns at once that the other side died abruptly. */
 function kill(s: Socket, reset: boolean): void {
@@ -426,6 +458,53 @@ function destroySocket(s: Socket): void {
   s.destroy();
 }
 
+/**
+ * Client -> server, from the shared read buffer (see relay.ts). A full server-side buffer pauses the client until
+ * the server side drains.
+ */
+function onClientRead(this: ConnSocket, n: number, buf: Uint8Array): boolean {
+  const conn = this[kConn];
+  conn.watch?.onClientData();
+  const u = conn.upstream;
+  if (u === null || u.destroyed) return true;
+  if (!relay(u, n, buf) && !this.isPaused()) {
+    this.pause();
+    u.once('drain', onUpstreamDrain);
+  }
+  return true;
+}
+/** The same on the stream path, where this Node offers no shared buffer for accepted sockets. */
+function onClientData(this: ConnSocket, chunk: Buffer): void {
+  const conn = this[kConn];
+  conn.watch?.onClientData();
+  const u = conn.upstream;
+  if (u === null || u.destroyed) return;
+  if (!u.write(chunk) && !this.isPaused()) {
+    this.pause();
+    u.once('drain', onUpstreamDrain);
+  }
+}
+function onUpstreamDrain(this: ConnSocket): void {
+  const c = this[kConn].client;
+  if (!c.destroyed) c.resume();
+}
+/** Server -> client, the same the other way. */
+function onUpstreamRead(this: ConnSocket, n: number, buf: Uint8Array): boolean {
+  const conn = this[kConn];
+  conn.watch?.onServerData();
+  const c = conn.client;
+  if (c.destroyed || this !== conn.upstream) return true;
+  if (!relay(c, n, buf) && !this.isPaused()) {
+    this.pause();
+    c.once('drain', onClientDrain);
+  }
+  return true;
+}
+const UPSTREAM_ONREAD = onreadOption(onUpstreamRead as ReadCallback);
+function onClientDrain(this: ConnSocket): void {
+  const u = this[kConn].upstream;
+  if (u !== null && !u.destroyed) u.resume();
+}
 function onClientError(this: ConnSocket, err: NodeJS.ErrnoException): void {
   this[kConn].clientError(err);
 }

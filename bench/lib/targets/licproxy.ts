@@ -1,6 +1,6 @@
 /** licproxy itself: `node bin/licproxy.js run -c <generated yaml>`, one pool over the bench's backends. */
 import { get } from 'node:http';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startChild, waitForPort } from '../child.ts';
@@ -50,11 +50,13 @@ export async function startLicproxy(spec: LicproxySpec, ctx: StartContext): Prom
   const statsPort = spec.hammerStats ? await freePort() : null;
   const file = join(ctx.dir, `${spec.name}.yaml`);
   writeFileSync(file, licproxyConfig(spec, port, statsPort, ctx));
+  const repo = spec.repo?.() ?? REPO;
+  if (!existsSync(join(repo, 'bin/licproxy.js'))) throw new Error(`${spec.name}: no bin/licproxy.js under ${repo}`);
   const child = startChild({
     name: spec.name,
     command: process.execPath,
-    args: [LICPROXY_BIN, 'run', '-c', file],
-    cwd: REPO,
+    args: [...(ctx.nodeArgs ?? []), join(repo, 'bin/licproxy.js'), 'run', '-c', file],
+    cwd: repo,
     logFile: join(ctx.dir, `${spec.name}.log`),
   });
   await waitForPort('127.0.0.1', port, child);

@@ -11,7 +11,7 @@ export async function startNaive(spec: NaiveSpec, ctx: StartContext): Promise<Ru
   const child = startChild({
     name: spec.name,
     command: process.execPath,
-    args: tsArgs('bench/naive-proxy.ts', [String(port), ...ctx.upstreams.map((u) => `${u.host}:${u.port}`)]),
+    args: [...(ctx.nodeArgs ?? []), ...tsArgs('bench/naive-proxy.ts', [String(port), ...ctx.upstreams.map((u) => `${u.host}:${u.port}`)])],
     cwd: REPO,
     logFile: join(ctx.dir, `${spec.name}.log`),
   });

@@ -18,13 +18,18 @@ export type TableEntry = TargetSpec & { extra?: boolean };
 
 export const TARGETS: readonly TableEntry[] = [
   { kind: 'direct', name: 'direct', description: 'load generator straight to the backend (the limit)' },
-  { kind: 'licproxy', name: 'licproxy', description: 'licproxy, check none, log_level warn' },
+  // As deployed: tcp checks, counters, one JSON log line per connection (info) to a file.
+  { kind: 'licproxy', name: 'licproxy', description: 'licproxy as deployed: tcp checks every 1s, log_level info (a line per connection, to a file)', check: 'tcp', global: { log_level: 'info' } },
   { kind: 'haproxy', name: 'haproxy-1t', description: 'HAProxy mode tcp, roundrobin, nbthread 1', nbthread: 1 },
   { kind: 'haproxy', name: 'haproxy', description: 'HAProxy mode tcp, roundrobin, default threads (one per core)' },
   { kind: 'nginx', name: 'nginx', description: 'NGINX stream, worker_processes 1' },
   { kind: 'naive', name: 'naive', description: 'bench/naive-proxy.ts: net.createServer + pipe both ways (the floor)' },
-  { kind: 'licproxy', name: 'licproxy-tcpcheck', description: 'licproxy with check.type tcp (1s)', check: 'tcp', extra: true },
-  { kind: 'licproxy', name: 'licproxy-affinity', description: 'licproxy with affinity by source', pool: { affinity: { by: 'source' } }, extra: true },
+  { kind: 'licproxy', name: 'licproxy-affinity', description: 'licproxy as deployed, with affinity by source', check: 'tcp', global: { log_level: 'info' }, pool: { affinity: { by: 'source' } }, extra: true },
+  // A/B of a change: LICPROXY_REF=<another copy of the repo> runs the deployed configuration from that tree.
+  { kind: 'licproxy', name: 'licproxy-ref', description: 'licproxy as deployed, run from $LICPROXY_REF (the tree before a change)', check: 'tcp', global: { log_level: 'info' }, repo: () => process.env.LICPROXY_REF, extra: true },
+  { kind: 'licproxy', name: 'licproxy-nolog', description: 'licproxy with tcp checks, log_level warn (no per-connection log line)', check: 'tcp', extra: true },
+  { kind: 'licproxy', name: 'licproxy-nocheck', description: 'licproxy with check none, log_level info', global: { log_level: 'info' }, extra: true },
+  { kind: 'licproxy', name: 'licproxy-lean', description: 'licproxy, check none, log_level warn (no per-connection log line)', extra: true },
   { kind: 'licproxy', name: 'licproxy-stats', description: 'licproxy with /stats.json polled 20 times a second', hammerStats: 20, extra: true },
   { kind: 'haproxy', name: 'haproxy-check', description: 'HAProxy with tcp checks every 1s', check: true, extra: true },
 ];

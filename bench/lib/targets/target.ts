@@ -16,6 +16,8 @@ export interface StartContext {
   upstreams: readonly Upstream[];
   /** The most client connections the workload will hold at once (sizes HAProxy/NGINX connection limits). */
   maxConnections: number;
+  /** Extra node options for Node targets (licproxy, naive), e.g. `--cpu-prof` from bench/profile.ts. */
+  nodeArgs?: readonly string[];
 }
 
 export interface RunningTarget {
@@ -51,6 +53,11 @@ export interface LicproxySpec extends TargetSpecBase {
   global?: Record<string, unknown>;
   /** Requests per second to /stats.json while the load runs (0 = stats listener off). */
   hammerStats?: number;
+  /**
+   * Another copy of the repository to run licproxy from (A/B of a change: the same bench, both trees
+   * alternated). Read when the target starts.
+   */
+  repo?: () => string | undefined;
 }
 
 export interface HaproxySpec extends TargetSpecBase {
