@@ -81,6 +81,12 @@ async function hold(t: import('ava').ExecutionContext, port: number): Promise<So
 }
 
 const snap = async (b: Scenario['base']) => (await getJson<StatsSnapshot>(b, '/stats.json')).json;
+/** The stats pages are re-rendered at most every few milliseconds (a bounded cost): wait for what must show. */
+const snapWhen = (b: Scenario['base'], ok: (s: StatsSnapshot) => boolean, what: string) =>
+  waitFor(async () => {
+    const s = await snap(b);
+    return ok(s) ? s : undefined;
+  }, { what });
 const server = (s: StatsSnapshot, name: string) => s.pools[0]!.servers.find((x) => x.name === name)!;
 
 test.serial('stats, CSV, metrics, events and ready follow a scripted scenario exactly', async (t) => {
@@ -111,12 +117,11 @@ test.serial('stats, CSV, metrics, events and ready follow a scripted scenario ex
   const before = { alpha: server(s, 'alpha').stot, beta: server(s, 'beta').stot };
   const held: Socket[] = [];
   for (let i = 0; i < 2; i++) held.push(await hold(t, port));
-  s = await snap(base);
-  t.is(server(s, 'alpha').scur + server(s, 'beta').scur, 2);
+  s = await snapWhen(base, (x) => server(x, 'alpha').scur + server(x, 'beta').scur === 2, 'two held connections');
   const onAlpha = server(s, 'alpha').scur;
   t.is((await adminPost(base, '/api/pools/lic/servers/alpha', { state: 'drain' }, TOKEN)).status, 200);
   for (let i = 0; i < 4; i++) await heartbeat(port);
-  s = await snap(base);
+  s = await snapWhen(base, (x) => x.pools[0]!.totals.stot === before.alpha + before.beta + server(x, 'gamma').stot + 6, 'the 4 new sessions');
   t.is(server(s, 'alpha').status, 'DRAIN');
   t.is(server(s, 'alpha').stot, before.alpha + onAlpha, 'no new client on the drained server');
   t.is(server(s, 'alpha').scur, onAlpha, 'its connection is still open');

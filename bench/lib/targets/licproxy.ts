@@ -60,20 +60,20 @@ export async function startLicproxy(spec: LicproxySpec, ctx: StartContext): Prom
     logFile: join(ctx.dir, `${spec.name}.log`),
   });
   await waitForPort('127.0.0.1', port, child);
-  const hammer = statsPort !== null && spec.hammerStats ? hammerStats(statsPort, spec.hammerStats) : null;
+  const hammer = statsPort !== null && spec.hammerStats ? hammerStats(statsPort, spec.hammerStats, spec.hammerPath ?? '/stats.json') : null;
   return childTarget(spec.name, port, child, () => hammer?.stop());
 }
 
 /**
- * Polls /stats.json at `perSecond` while the target runs, one request in flight at most, so a variant can show
- * what a busy dashboard costs the forwarder.
+ * Polls a stats path at `perSecond` while the target runs, one request in flight at most, so a variant can show
+ * what a busy dashboard or scraper costs the forwarder.
  */
-function hammerStats(port: number, perSecond: number): { stop(): void } {
+function hammerStats(port: number, perSecond: number, path: string): { stop(): void } {
   let inFlight = false;
   const timer = setInterval(() => {
     if (inFlight) return;
     inFlight = true;
-    const req = get({ host: '127.0.0.1', port, path: '/stats.json', timeout: 2_000 }, (res) => {
+    const req = get({ host: '127.0.0.1', port, path, timeout: 2_000 }, (res) => {
       res.resume();
       res.once('end', () => (inFlight = false));
     });

@@ -53,6 +53,8 @@ export interface LicproxySpec extends TargetSpecBase {
   global?: Record<string, unknown>;
   /** Requests per second to /stats.json while the load runs (0 = stats listener off). */
   hammerStats?: number;
+  /** The path hammered (default /stats.json). */
+  hammerPath?: string;
   /**
    * Another copy of the repository to run licproxy from (A/B of a change: the same bench, both trees
    * alternated). Read when the target starts.
