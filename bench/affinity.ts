@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { parseDuration } from '../src/common/duration.ts';
+import { spawnLicdChild } from './lib/backends.ts';
 import { startChild, waitForPort, type ChildHandle } from './lib/child.ts';
 import { cleanup } from './lib/cleanup.ts';
 import { REPO } from './lib/node-script.ts';
@@ -39,17 +40,11 @@ const dir = mkdtempSync(join(tmpdir(), 'bench-affinity-'));
 cleanup.add('temp dir', () => rmSync(dir, { recursive: true, force: true }));
 
 async function startLicd(name: string): Promise<{ child: ChildHandle; license: number }> {
-  const license = await freePort();
-  const tokens = await freePort();
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(
-    file,
-    stringify({
-      server: { name, host: '127.0.0.1', ports: { license, tokens }, heartbeat_timeout: '10m' },
-      features: [{ name: 'LS-DYNA', version: '2025.1', count: 1_000_000 }],
-    }),
-  );
-  const child = startChild({ name, command: process.execPath, args: [join(REPO, 'bin/licd.js'), '-c', file], cwd: REPO, logFile: join(dir, `${name}.log`) });
+  const { child, license } = await spawnLicdChild(dir, name, {
+    features: [{ name: 'LS-DYNA', version: '2025.1', count: 1_000_000 }],
+    heartbeatTimeout: '10m',
+    logLevel: 'info',
+  });
   await waitForPort('127.0.0.1', license, child);
   return { child, license };
 }

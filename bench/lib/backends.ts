@@ -38,28 +38,49 @@ function group(kind: Backends['kind'], upstreams: Upstream[], children: ChildHan
   };
 }
 
+export interface LicdChild {
+  child: ChildHandle;
+  license: number;
+  tokens: number;
+}
+
+/**
+ * Writes a licd file on two free ports into `dir` and starts licd on it as a child process (logging to
+ * `<name>.log`); the caller waits for its port. Every bench that needs a license server starts it here.
+ */
+export async function spawnLicdChild(
+  dir: string,
+  name: string,
+  opts: { serverName?: string; features: object[]; heartbeatTimeout?: string; logLevel?: string },
+): Promise<LicdChild> {
+  const license = await freePort();
+  const tokens = await freePort();
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(
+    file,
+    stringify({
+      server: { name: opts.serverName ?? name, host: '127.0.0.1', ports: { license, tokens }, heartbeat_timeout: opts.heartbeatTimeout ?? '1h' },
+      features: opts.features,
+    }),
+  );
+  const child = startChild({
+    name,
+    command: process.execPath,
+    args: [join(REPO, 'bin/licd.js'), '-c', file, '--log-level', opts.logLevel ?? 'warn'],
+    cwd: REPO,
+    logFile: join(dir, `${name}.log`),
+  });
+  return { child, license, tokens };
+}
+
 export async function startLicdBackends(count: number, dir: string): Promise<Backends> {
   const children: ChildHandle[] = [];
   const upstreams: Upstream[] = [];
   try {
     for (let i = 0; i < count; i++) {
-      const name = `licd${i}`;
-      const license = await freePort();
-      const tokens = await freePort();
-      const file = join(dir, `${name}.yaml`);
-      writeFileSync(
-        file,
-        stringify({
-          server: { name: `b${i}`, host: '127.0.0.1', ports: { license, tokens }, heartbeat_timeout: '1h' },
-          features: [{ name: BENCH_FEATURE, count: BENCH_SEATS }],
-        }),
-      );
-      const child = startChild({
-        name,
-        command: process.execPath,
-        args: [join(REPO, 'bin/licd.js'), '-c', file, '--log-level', 'warn'],
-        cwd: REPO,
-        logFile: join(dir, `${name}.log`),
+      const { child, license } = await spawnLicdChild(dir, `licd${i}`, {
+        serverName: `b${i}`,
+        features: [{ name: BENCH_FEATURE, count: BENCH_SEATS }],
       });
       children.push(child);
       upstreams.push({ host: '127.0.0.1', port: license });

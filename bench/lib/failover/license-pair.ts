@@ -3,13 +3,9 @@
  * free ports (HAProxy's config needs the numbers), with seats enough that nothing is ever denied. The primary is
  * the one the bench kills (SIGKILL) or hangs (SIGSTOP); stop() lets a stopped one run again before ending it.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { startChild, waitForPort, type ChildHandle } from '../child.ts';
+import { spawnLicdChild } from '../backends.ts';
+import { waitForPort, type ChildHandle } from '../child.ts';
 import { cleanup } from '../cleanup.ts';
-import { REPO } from '../node-script.ts';
-import { freePort } from '../ports.ts';
 
 export const FEATURE = 'LS-DYNA';
 
@@ -30,24 +26,8 @@ export interface LicensePair {
 }
 
 async function startOne(name: 'primary' | 'secondary', dir: string): Promise<LicenseServer> {
-  const port = await freePort();
-  const tokens = await freePort();
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(
-    file,
-    stringify({
-      server: { name, host: '127.0.0.1', ports: { license: port, tokens }, heartbeat_timeout: '1h' },
-      features: [{ name: FEATURE, count: 10_000_000 }],
-    }),
-  );
-  const child = startChild({
-    name,
-    command: process.execPath,
-    args: [join(REPO, 'bin/licd.js'), '-c', file, '--log-level', 'warn'],
-    cwd: REPO,
-    logFile: join(dir, `${name}.log`),
-  });
-  return { name, port, child };
+  const { child, license } = await spawnLicdChild(dir, name, { features: [{ name: FEATURE, count: 10_000_000 }] });
+  return { name, port: license, child };
 }
 
 export async function startLicensePair(dir: string): Promise<LicensePair> {
