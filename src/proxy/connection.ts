@@ -231,6 +231,8 @@ export class Connection implements Waiter, Closable, TimedConnection {
     if (u !== this.#upstream || this.#state !== State.Connecting) return;
     this.#state = State.Open;
     this.frontend.sweeper.connecting.delete(this);
+    // An earlier attempt's connect error is not this connection's outcome (`attempts` tells that it retried).
+    this.#error = null;
     const now = Date.now();
     this.#connectMs = now - this.#connectStart;
     this.#idleMs = this.pool.config.timeouts.idle;

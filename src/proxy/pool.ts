@@ -103,6 +103,8 @@ export class Pool implements ServerOwner, AffinityHost {
   #affinity: SourceAffinity | HandleAffinity | null;
   #target: Target = null;
   #lastTarget: Target = null;
+  /** Whether `#lastTarget` was chosen with every server's first check result in. */
+  #lastTargetSettled = false;
   #activeTier = -1;
   #queue: Waiter[] = [];
   #building = true;
@@ -397,7 +399,11 @@ export class Pool implements ServerOwner, AffinityHost {
 
   #noteTarget(target: Target, reason: string, now: number): void {
     const prev = this.#target;
-    if (target === prev) return;
+    if (target === prev) {
+      // The last first result came in and confirmed the target: moves from it count from now on.
+      if (target !== null && !this.#lastTargetSettled && !this.#settling()) this.#lastTargetSettled = true;
+      return;
+    }
     this.#target = target;
     if (target === null) {
       const why = this.#config.mode === 'master' ? 'no server reports MASTER' : 'no usable server';
@@ -408,12 +414,15 @@ export class Pool implements ServerOwner, AffinityHost {
       return;
     }
     const last = this.#lastTarget;
+    const lastSettled = this.#lastTargetSettled;
     this.#lastTarget = target;
+    this.#lastTargetSettled = !this.#settling();
     if (prev === null && this.#started && last !== null) {
       this.log.info({ to: describe(target) }, 'pool available again');
     }
-    // While first check results are still coming in, the target settles; that is not a failover.
-    if (last === null || last === target || this.#settling()) return;
+    // While first check results are still coming in, the target settles: neither the moves meanwhile nor the first
+    // move away from a target chosen then (the secondary answered first, then the primary) is a failover.
+    if (last === null || last === target || !this.#lastTargetSettled || !lastSettled) return;
     const back = this.#config.mode !== 'master' && rank(target) < rank(last);
     const kind = back ? 'failback' : 'failover';
     this.counters.failovers++;

@@ -2,7 +2,9 @@ import test from 'ava';
 import { EventLog } from '../../src/proxy/event-log.ts';
 import type { Pool, SelectContext } from '../../src/proxy/pool.ts';
 import { Server } from '../../src/proxy/server.ts';
-import { connectClient, makeTestPool, readBytes, startProxy, type PoolSpec } from '../helpers/proxy.ts';
+import { connectClient, makePool, makeTestPool, readBytes, startProxy, type PoolSpec } from '../helpers/proxy.ts';
+import { Pool as PoolClass } from '../../src/proxy/pool.ts';
+import { silentLogger } from '../../src/common/logger.ts';
 import { closedPort, startNamed } from '../helpers/backend.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -225,4 +227,22 @@ test('tiers through real connections: each new client lands where the tiers say 
 test('a Server is what select returns', (t) => {
   const pool = makeTestPool({ name: 'p', servers: tiered });
   t.true(pool.select(ctx) instanceof Server);
+});
+
+test('first check results arriving out of tier order are not a failover or failback', (t) => {
+  const events = new EventLog();
+  const spec = makePool({ name: 'p', servers: tiered, check: { type: 'tcp' } });
+  // Monitors that do nothing: the servers stay unknown until the test reports their first results.
+  const idle = { state: 'unknown' as const, statusText: 'no check', start() {}, stop() {}, reportFailure() {}, update() {} };
+  const pool = new PoolClass(spec, { log: silentLogger, events, monitorFactory: () => idle });
+  pool.start();
+  const byName = (n: string) => pool.servers.find((s) => s.name === n)!;
+  // The backup tiers answer first, the active tier last.
+  for (const n of ['d', 'c', 'b', 'a']) byName(n).setHealth('up', 'first check passed');
+  t.is(pool.counters.failovers, 0);
+  t.false(events.list().some((e) => e.kind === 'failback' || e.kind === 'failover'));
+  // Real failures afterwards are counted.
+  byName('a').setHealth('down', 'connect refused');
+  byName('b').setHealth('down', 'connect refused');
+  t.is(pool.counters.failovers, 1);
 });

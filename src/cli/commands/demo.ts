@@ -42,7 +42,11 @@ function banner({ config, daemons, stats }: RunningBalancer): string {
     lines.push('Try, in another terminal:');
     lines.push(`  node bin/licproxy.js checkout LS-DYNA -s ${at}${tok ? ` --tokens 8 --token-port ${tok.listen.port}` : ''} --hold 60s`);
     lines.push(`  node bin/licproxy.js lmstat -s ${at}`);
-    if (primary) lines.push(`  kill ${primary.pid}    # stops licd ${primary.name}: watch the failover on ${statsUrl}`);
+    if (primary) {
+      lines.push(`  kill ${primary.pid}    # stops licd ${primary.name}: new clients fail over to the next tier; watch ${statsUrl}`);
+      lines.push('  (these three servers are independent: licenses held on a killed one are lost; a redundant set whose');
+      lines.push('   clients resume on the survivor is in conf/examples/backup-pair.yaml and flexlm-triad.yaml)');
+    }
   }
   lines.push('Ctrl-C stops everything.', '', '');
   return lines.join('\n');
