@@ -318,6 +318,13 @@ export class Server implements HealthSubject, BindingTarget {
     this.#refresh('reload');
   }
 
+  /** Drops every affinity binding to this server (admin): bound clients are balanced anew on their next connection. */
+  clearBindings(reason = 'admin'): void {
+    this.bindingEpoch++;
+    this.#owner.events.add({ kind: 'admin', pool: this.#owner.name, server: this.name, to: 'bindings cleared', reason });
+    this.#log.info({ reason }, 'affinity bindings cleared');
+  }
+
   /** Removed from the configuration: no new clients; live connections stay until they end. */
   retire(): void {
     this.#retired = true;

@@ -4,6 +4,8 @@ import type { AdminState } from './snapshot.ts';
 export interface ServerChange {
   state?: AdminState;
   weight?: number;
+  /** `"clear"`: drop the server's affinity bindings (HAProxy's `clear table` for one server). */
+  bindings?: 'clear';
 }
 
 const STATES: readonly AdminState[] = ['ready', 'drain', 'maint'];
@@ -20,7 +22,9 @@ export function parseServerChange(body: Buffer): { ok: true; change: ServerChang
   }
   const obj = value as Record<string, unknown>;
   for (const key of Object.keys(obj)) {
-    if (key !== 'state' && key !== 'weight') return { ok: false, message: `unknown key ${JSON.stringify(key).slice(0, 80)} (expected state, weight)` };
+    if (key !== 'state' && key !== 'weight' && key !== 'bindings') {
+      return { ok: false, message: `unknown key ${JSON.stringify(key).slice(0, 80)} (expected state, weight, bindings)` };
+    }
   }
   const change: ServerChange = {};
   if ('state' in obj) {
@@ -36,8 +40,12 @@ export function parseServerChange(body: Buffer): { ok: true; change: ServerChang
     }
     change.weight = w;
   }
-  if (change.state === undefined && change.weight === undefined) {
-    return { ok: false, message: 'body must set state and/or weight' };
+  if ('bindings' in obj) {
+    if (obj.bindings !== 'clear') return { ok: false, message: `bindings: expected "clear", got ${show(obj.bindings)}` };
+    change.bindings = 'clear';
+  }
+  if (change.state === undefined && change.weight === undefined && change.bindings === undefined) {
+    return { ok: false, message: 'body must set state, weight and/or bindings' };
   }
   return { ok: true, change };
 }

@@ -178,6 +178,7 @@ export interface AdminAction {
   server?: string;
   state?: AdminState;
   weight?: number;
+  bindings?: 'clear';
   /** Caller's `address:port`. */
   remote: string;
   ok: boolean;
@@ -194,6 +195,8 @@ export interface StatsSource {
   setServerState(pool: string, server: string, state: AdminState): AdminResult;
   /** Sets the configured weight (0..256). */
   setServerWeight(pool: string, server: string, weight: number): AdminResult;
+  /** Drops every affinity binding to the server: its clients' next connections are balanced anew. */
+  clearServerBindings(pool: string, server: string): AdminResult;
   reload(): Promise<ReloadResult>;
   /** Called once per authorised admin request, after it ran, so the source can put it in its event log. */
   recordAdminAction(action: AdminAction): void;

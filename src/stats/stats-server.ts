@@ -281,17 +281,19 @@ export class StatsServer {
     if (target === null) return this.#reload(res, remote);
     const parsed = parseServerChange(body.body);
     if (!parsed.ok) return json(res, 400, { error: parsed.message });
-    const { state, weight } = parsed.change;
+    const { state, weight, bindings } = parsed.change;
     let result: AdminResult = { ok: true };
     if (state !== undefined) result = this.#source.setServerState(target.pool, target.server, state);
     if (result.ok && weight !== undefined) result = this.#source.setServerWeight(target.pool, target.server, weight);
+    if (result.ok && bindings === 'clear') result = this.#source.clearServerBindings(target.pool, target.server);
     const action: AdminAction = { action: 'set-server', pool: target.pool, server: target.server, remote, ok: result.ok };
     if (state !== undefined) action.state = state;
     if (weight !== undefined) action.weight = weight;
+    if (bindings !== undefined) action.bindings = bindings;
     if (!result.ok) action.error = result.message;
     this.#source.recordAdminAction(action);
     this.#log.info({ remote, pool: target.pool, server: target.server, state, weight, ok: result.ok, error: action.error },
-      `admin: set server ${target.pool}/${target.server}${state ? ` state=${state}` : ''}${weight !== undefined ? ` weight=${weight}` : ''}` +
+      `admin: set server ${target.pool}/${target.server}${state ? ` state=${state}` : ''}${weight !== undefined ? ` weight=${weight}` : ''}${bindings ? ' bindings=clear' : ''}` +
       (result.ok ? '' : ` failed: ${result.message}`));
     if (!result.ok) return json(res, result.error === 'invalid' ? 400 : 404, { error: result.message });
     return json(res, 200, { ok: true, pool: target.pool, server: target.server, ...parsed.change });

@@ -194,10 +194,10 @@ export function largeSnapshot(pools: number, perPool: number, at = Date.now()): 
 // --- a fake source ---------------------------------------------------------------------------------------------
 
 export interface AdminCall {
-  op: 'state' | 'weight';
+  op: 'state' | 'weight' | 'bindings';
   pool: string;
   server: string;
-  value: AdminState | number;
+  value: AdminState | number | 'clear';
 }
 
 /** A StatsSource over a replaceable snapshot; admin hooks change the snapshot and are recorded for assertions. */
@@ -237,6 +237,14 @@ export class FakeStatsSource implements StatsSource {
     if (!found.ok) return found.result;
     this.calls.push({ op: 'weight', pool, server, value: weight });
     found.server.weight = { ...found.server.weight, configured: weight };
+    return { ok: true };
+  }
+
+  clearServerBindings(pool: string, server: string): AdminResult {
+    const found = this.#find(pool, server);
+    if (!found.ok) return found.result;
+    this.calls.push({ op: 'bindings', pool, server, value: 'clear' });
+    found.server.bindings = 0;
     return { ok: true };
   }
 

@@ -68,7 +68,7 @@ test('bad bodies: 400 with a one-line message', async (t) => {
     ['{not json', /not valid JSON/],
     ['[1,2]', /JSON object/],
     ['"drain"', /JSON object/],
-    [{}, /state and\/or weight/],
+    [{}, /state, weight and\/or bindings/],
     [{ state: 'down' }, /state: expected one of ready, drain, maint, got "down"/],
     [{ state: 1 }, /state: expected/],
     [{ weight: 257 }, /weight: expected an integer 0\.\.256, got 257/],
@@ -151,4 +151,14 @@ test('reload: 200 when applied, 400 with the error when refused; both recorded',
   t.deepEqual(JSON.parse(r.body), { ok: false, error: source.reloadResult.error });
   t.is(source.reloads, 2);
   t.deepEqual(source.actions.map((a) => [a.action, a.ok]), [['reload', true], ['reload', false]]);
+});
+
+test('bindings: "clear" drops a server\'s affinity bindings; anything else is a 400', async (t) => {
+  const { url, source } = await startStats(t, { adminToken: TOKEN });
+  const ok = await adminPost(url, '/api/pools/lsdyna/servers/primary', { bindings: 'clear' }, TOKEN);
+  t.is(ok.status, 200, ok.body);
+  t.deepEqual(source.calls.at(-1), { op: 'bindings', pool: 'lsdyna', server: 'primary', value: 'clear' });
+  const bad = await adminPost(url, '/api/pools/lsdyna/servers/primary', { bindings: 'drop' }, TOKEN);
+  t.is(bad.status, 400);
+  t.regex((JSON.parse(bad.body) as { error: string }).error, /bindings: expected "clear"/);
 });

@@ -176,3 +176,54 @@ browser('headless Chromium renders the live stats page of a running balancer', a
   const text = dom.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ');
   for (const s of ['Pool lic', 'alpha', 'beta', 'gamma', 'UP']) t.true(text.includes(s), s);
 });
+
+test.serial('drain keeps a bound client; clearing the server\'s bindings through the admin API moves it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lpx-e2e-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const tokenFile = join(dir, 'admin.token');
+  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  const a = await startLicd({ name: 'a' });
+  const b = await startLicd({ name: 'b' });
+  t.teardown(() => a.stop());
+  t.teardown(() => b.stop());
+  const config = parseProxyConfig(
+    join(dir, 'licproxy.yaml'),
+    `stats:
+  listen: 127.0.0.1:0
+  admin: { token_file: ${tokenFile} }
+pools:
+  lic:
+    affinity: { by: source, ttl: 1h }
+    check: { type: none }
+    servers:
+      - { name: a, address: 127.0.0.1:${a.ports.license} }
+      - { name: b, address: 127.0.0.1:${b.ports.license} }
+frontends:
+  - { name: lic, listen: 127.0.0.1:0, pool: lic }
+`,
+  );
+  const stats = new StatsService({ log: silentLogger });
+  const app = await ProxyApp.start({ config, log: silentLogger, services: [stats] });
+  t.teardown(() => app.stop(0));
+  const base = stats.address!;
+  const port = app.runtime.port('lic');
+  /** The server that answered a short HELLO from this client (licd names itself in OK server=...). */
+  const whoAnswers = async (): Promise<string> => {
+    const s = connect(port, '127.0.0.1');
+    await once(s, 'connect');
+    s.write('HELLO user=u host=h\n');
+    const [line] = (await once(s, 'data')) as [Buffer];
+    s.end();
+    await once(s, 'close');
+    return /server=(\w+)/.exec(line.toString())![1]!;
+  };
+  const first = await whoAnswers();
+  const other = first === 'a' ? 'b' : 'a';
+  t.is((await adminPost(base, `/api/pools/lic/servers/${first}`, { state: 'drain' }, TOKEN)).status, 200);
+  t.is(await whoAnswers(), first, 'a drained server keeps its bound client');
+  t.is((await adminPost(base, `/api/pools/lic/servers/${first}`, { bindings: 'clear' }, TOKEN)).status, 200);
+  t.is(await whoAnswers(), other, 'with its binding cleared, the client goes elsewhere');
+  t.is(await whoAnswers(), other, 'and is bound there');
+  const events = (await getJson<{ events: StatsEvent[] }>(base, '/api/events')).json.events;
+  t.true(events.some((e) => e.server === first && e.to === 'bindings cleared'));
+});

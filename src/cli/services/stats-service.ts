@@ -73,6 +73,13 @@ export class RuntimeStatsSource implements StatsSource {
     return { ok: true };
   }
 
+  clearServerBindings(pool: string, server: string): AdminResult {
+    const found = this.#find(pool, server);
+    if (!('server' in found)) return found;
+    found.server.clearBindings('admin API');
+    return { ok: true };
+  }
+
   #find(pool: string, server: string): AdminResult | { server: Server } {
     const rt = this.#app.runtime;
     if (!rt.pool(pool)) return { ok: false, error: 'no_pool', message: `no pool "${pool}"` };
