@@ -233,6 +233,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
     this.frontend.sweeper.connecting.delete(this);
     // An earlier attempt's connect error is not this connection's outcome (`attempts` tells that it retried).
     this.#error = null;
+    this.server!.connected();
     const now = Date.now();
     this.#connectMs = now - this.#connectStart;
     this.#idleMs = this.pool.config.timeouts.idle;

@@ -18,6 +18,7 @@ export interface ServerCounters {
   /** Connections assigned to this server now (connecting or established). */
   cur: number;
   max: number;
+  /** Sessions that reached the server (connected); refused attempts count in `connectErrors` instead. */
   total: number;
   /** Client -> server bytes, added when a connection ends. */
   bytesIn: number;
@@ -346,9 +347,13 @@ export class Server implements HealthSubject, BindingTarget {
   attach(conn: Closable): void {
     const c = this.counters;
     c.cur++;
-    c.total++;
     if (c.cur > c.max) c.max = c.cur;
     this.conns.add(conn);
+  }
+
+  /** A session reached this server. Counted here, not at attach: a refused attempt is a connect error, not a session. */
+  connected(): void {
+    this.counters.total++;
   }
 
   detach(conn: Closable, bytesIn: number, bytesOut: number): void {
