@@ -257,3 +257,25 @@ export class LineClient {
     this.socket.resetAndDestroy();
   }
 }
+
+/**
+ * An in-process licd for one test, with a connect function whose clients are destroyed (and the daemon stopped)
+ * at teardown. `connect()` defaults to the license port.
+ */
+export async function licdForTest(
+  t: { teardown(fn: () => unknown): void },
+  spec: LicdSpec = {},
+): Promise<{ licd: InProcessLicd; connect: (port?: number) => Promise<LineClient> }> {
+  const licd = await startLicd(spec);
+  const clients: LineClient[] = [];
+  t.teardown(async () => {
+    for (const c of clients) c.destroy();
+    await licd.stop();
+  });
+  const connect = async (port = licd.ports.license) => {
+    const c = await LineClient.connect(port);
+    clients.push(c);
+    return c;
+  };
+  return { licd, connect };
+}

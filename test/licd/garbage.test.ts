@@ -2,21 +2,13 @@ import test from 'ava';
 import { connect } from 'node:net';
 import { LineClient, startLicd, type InProcessLicd } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { prng } from '../helpers/prng.ts';
 
 const FEATURES = [
   { name: 'LS-DYNA', count: 4 },
   { name: 'MPPDYNA', count: 16, kind: 'tokens' as const },
 ];
 
-/** Deterministic PRNG (mulberry32) so a failure replays. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function usage(licd: InProcessLicd): number[] {
   return licd.server.status().features.map((f) => f.inUse);

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { LineClient, startLicd } from '../helpers/licd.ts';
+import { licdForTest } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const FEATURES = [
@@ -8,17 +8,7 @@ const FEATURES = [
 ];
 
 async function setup(t: { teardown(fn: () => unknown): void }) {
-  const licd = await startLicd({ features: FEATURES, heartbeatTimeout: '300ms' });
-  const clients: LineClient[] = [];
-  t.teardown(async () => {
-    for (const c of clients) c.destroy();
-    await licd.stop();
-  });
-  const connect = async (port: number) => {
-    const c = await LineClient.connect(port);
-    clients.push(c);
-    return c;
-  };
+  const { licd, connect } = await licdForTest(t, { features: FEATURES, heartbeatTimeout: '300ms' });
   const used = (f: string) => licd.server.status().features.find((x) => x.name === f)!.inUse;
   return { licd, connect, used };
 }

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { LineClient, startLicd } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { prng } from '../helpers/prng.ts';
 
 const CLIENTS = 500;
 const DURATION_MS = 4_000;
@@ -10,14 +11,6 @@ const FEATURES = [
   { name: 'MPPDYNA', count: 400, kind: 'tokens' as const },
 ];
 
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('seat invariant under load: 500 clients checking out, drawing tokens, checking in and dying abruptly', async (t) => {
   const licd = await startLicd({ features: FEATURES });

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { LineClient, startLicd, type InProcessLicd } from '../helpers/licd.ts';
+import { LineClient, licdForTest, type InProcessLicd } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const FEATURES = [
@@ -10,20 +10,8 @@ const FEATURES = [
 ];
 
 async function setup(t: { teardown(fn: () => unknown): void }, spec = {}): Promise<{ licd: InProcessLicd; client: () => Promise<LineClient> }> {
-  const licd = await startLicd({ features: FEATURES, ...spec });
-  const clients: LineClient[] = [];
-  t.teardown(async () => {
-    for (const c of clients) c.destroy();
-    await licd.stop();
-  });
-  return {
-    licd,
-    client: async () => {
-      const c = await LineClient.connect(licd.ports.license);
-      clients.push(c);
-      return c;
-    },
-  };
+  const { licd, connect } = await licdForTest(t, { features: FEATURES, ...spec });
+  return { licd, client: () => connect() };
 }
 
 function inUse(licd: InProcessLicd, feature: string): number {

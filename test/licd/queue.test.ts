@@ -1,19 +1,13 @@
 import test from 'ava';
-import { LineClient, startLicd } from '../helpers/licd.ts';
+import { LineClient, licdForTest } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const GRANT = /^GRANTED handle=t1\.[0-9a-f]+ feature=LS-DYNA count=(\d+)$/;
 
 async function setup(t: { teardown(fn: () => unknown): void }, count: number) {
-  const licd = await startLicd({ features: [{ name: 'LS-DYNA', count }] });
-  const clients: LineClient[] = [];
-  t.teardown(async () => {
-    for (const c of clients) c.destroy();
-    await licd.stop();
-  });
+  const { licd, connect } = await licdForTest(t, { features: [{ name: 'LS-DYNA', count }] });
   const client = async (user: string) => {
-    const c = await LineClient.connect(licd.ports.license);
-    clients.push(c);
+    const c = await connect();
     await c.request(`HELLO user=${user} host=h`);
     return c;
   };

@@ -19,23 +19,13 @@ import { LicenseClient } from '../../src/client/license-client.ts';
 import type { LicdStatus } from '../../src/licd/status.ts';
 import { Forwarder, LicdCluster } from '../helpers/licd-cluster.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { prng } from '../helpers/prng.ts';
 
 const COUNT = 40;
 const CLIENTS = 300;
 const RUN_MS = 60_000;
 const SEED = 20251122;
 
-/** mulberry32: a small seeded PRNG, so the fault script is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

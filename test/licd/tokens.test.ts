@@ -1,5 +1,5 @@
 import test from 'ava';
-import { LineClient, startLicd, type InProcessLicd } from '../helpers/licd.ts';
+import { licdForTest, type InProcessLicd } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const FEATURES = [
@@ -10,17 +10,7 @@ const FEATURES = [
 ];
 
 async function setup(t: { teardown(fn: () => unknown): void }) {
-  const licd = await startLicd({ features: FEATURES });
-  const clients: LineClient[] = [];
-  t.teardown(async () => {
-    for (const c of clients) c.destroy();
-    await licd.stop();
-  });
-  const connect = async (port: number) => {
-    const c = await LineClient.connect(port);
-    clients.push(c);
-    return c;
-  };
+  const { licd, connect } = await licdForTest(t, { features: FEATURES });
   const license = await connect(licd.ports.license);
   const handle = /handle=(\S+)/.exec(await license.request('CHECKOUT LS-DYNA'))![1]!;
   return { licd, license, handle, tokens: () => connect(licd.ports.tokens) };

@@ -22,6 +22,15 @@ import type { StatsSnapshot, StatsEvent } from '../../src/stats/snapshot.ts';
 const TOKEN = 'e2e-admin-token-0123456789';
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 
+/** A temporary folder holding the admin token file (mode 600, as licproxy requires), removed at teardown. */
+function tokenDir(t: import('ava').ExecutionContext): { dir: string; tokenFile: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'lpx-e2e-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const tokenFile = join(dir, 'admin.token');
+  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  return { dir, tokenFile };
+}
+
 interface Scenario {
   app: ProxyApp;
   base: { host: string; port: number };
@@ -30,10 +39,7 @@ interface Scenario {
 }
 
 async function scenario(t: import('ava').ExecutionContext): Promise<Scenario> {
-  const dir = mkdtempSync(join(tmpdir(), 'lpx-e2e-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const tokenFile = join(dir, 'admin.token');
-  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  const { dir, tokenFile } = tokenDir(t);
   const licds: Record<string, InProcessLicd> = {};
   for (const name of ['alpha', 'beta', 'gamma']) {
     licds[name] = await startLicd({ name });
@@ -178,10 +184,7 @@ browser('headless Chromium renders the live stats page of a running balancer', a
 });
 
 test.serial('drain keeps a bound client; clearing the server\'s bindings through the admin API moves it', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'lpx-e2e-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const tokenFile = join(dir, 'admin.token');
-  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  const { dir, tokenFile } = tokenDir(t);
   const a = await startLicd({ name: 'a' });
   const b = await startLicd({ name: 'b' });
   t.teardown(() => a.stop());
