@@ -23,6 +23,7 @@ import { startChild, waitForPort, type ChildHandle } from '../child.ts';
 import { REPO } from '../node-script.ts';
 import { freePort } from '../ports.ts';
 import type { LicensePair } from './license-pair.ts';
+import { HAPROXY_TCP_DEFAULTS } from '../targets/haproxy.ts';
 
 export type FailoverTargetName = 'licproxy' | 'licproxy-observe' | 'haproxy-seeds' | 'haproxy-defaults';
 
@@ -133,11 +134,7 @@ export function haproxyFailoverConfig(name: FailoverTargetName, port: number, so
     '  maxconn 4096',
     `  stats socket ${socket} mode 600 level admin`,
     '',
-    'defaults',
-    '  mode tcp',
-    '  timeout connect 3s',
-    '  timeout client 30m',
-    '  timeout server 30m',
+    ...HAPROXY_TCP_DEFAULTS,
     ...(seeds ? ['  retries 3', '  option redispatch'] : []),
     '',
     'frontend lic',

@@ -6,6 +6,9 @@ import { freePort } from '../ports.ts';
 import type { HaproxySpec, RunningTarget, StartContext } from './target.ts';
 import { childTarget } from './running.ts';
 
+/** The `defaults` section every generated HAProxy config starts from: TCP mode, license-length timeouts. */
+export const HAPROXY_TCP_DEFAULTS: readonly string[] = ['defaults', '  mode tcp', '  timeout connect 3s', '  timeout client 30m', '  timeout server 30m'];
+
 export function haproxyConfig(spec: HaproxySpec, port: number, ctx: StartContext): string {
   // Two fds per proxied connection: with a 20,000 fd limit, maxconn must stay near 9,900 or HAProxy refuses.
   const maxconn = Math.min(9_900, Math.max(4_096, ctx.maxConnections + 200));
@@ -15,11 +18,7 @@ export function haproxyConfig(spec: HaproxySpec, port: number, ctx: StartContext
     `  maxconn ${maxconn}`,
     ...(spec.nbthread === undefined ? [] : [`  nbthread ${spec.nbthread}`]),
     '',
-    'defaults',
-    '  mode tcp',
-    '  timeout connect 3s',
-    '  timeout client 30m',
-    '  timeout server 30m',
+    ...HAPROXY_TCP_DEFAULTS,
     '',
     'frontend bench',
     `  bind 127.0.0.1:${port}`,
