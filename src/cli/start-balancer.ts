@@ -8,6 +8,7 @@ import type { ProxyConfig } from '../config/proxy-config.ts';
 import { loadProxyConfig } from '../config/proxy-schema.ts';
 import { createMonitorFactory } from '../health/health-monitor.ts';
 import { ProxyApp, type AppService } from '../proxy/app.ts';
+import { ClusterPrimary } from '../proxy/cluster/primary.ts';
 import { LicdDaemons } from './services/licd-daemons.ts';
 import { StatsService } from './services/stats-service.ts';
 
@@ -29,6 +30,7 @@ export interface RunningBalancer {
   log: Logger;
   daemons: LicdDaemons | null;
   stats: StatsService;
+  cluster: ClusterPrimary | null;
 }
 
 export async function startBalancer(opts: BalancerOptions): Promise<RunningBalancer> {
@@ -39,11 +41,19 @@ export async function startBalancer(opts: BalancerOptions): Promise<RunningBalan
   const daemons = config.daemons.length
     ? new LicdDaemons(config.daemons, { log, childLogLevel: opts.daemonLogLevel ?? config.global.logLevel })
     : null;
-  const stats = new StatsService({ log });
-  const services: AppService[] = [...(daemons ? [daemons] : []), stats];
-  const app = await ProxyApp.start({ config, log, monitorFactory: createMonitorFactory({ logger: log }), services });
-  log.info({ file: opts.file, frontends: config.frontends.length, pools: config.pools.length }, 'licproxy running');
-  const running = { app, config, log, daemons, stats };
+  // More than one worker: this process is the cluster primary (checks, affinity, stats); the workers forward.
+  const cluster = config.global.workers > 1 ? new ClusterPrimary({ workers: config.global.workers, log, pretty: opts.pretty ?? false }) : null;
+  const stats = new StatsService({ log, provider: cluster });
+  const services: AppService[] = [...(daemons ? [daemons] : []), ...(cluster ? [cluster] : []), stats];
+  const app = await ProxyApp.start({
+    config,
+    log,
+    monitorFactory: createMonitorFactory({ logger: log }),
+    services,
+    ...(cluster ? { runtime: { listen: false, onServerChange: cluster.serverChanged } } : {}),
+  });
+  log.info({ file: opts.file, frontends: config.frontends.length, pools: config.pools.length, workers: config.global.workers }, 'licproxy running');
+  const running = { app, config, log, daemons, stats, cluster };
   opts.onReady?.(running);
   installSignals(app);
   return running;

@@ -14,6 +14,11 @@ export interface GlobalConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   maxConnections: number;
   grace: number;
+  /**
+   * Processes that accept and forward connections. 1: the balancer is one process. N > 1: a primary process runs
+   * the configuration, health checks, affinity table and stats, and N worker processes (node:cluster) forward.
+   */
+  workers: number;
 }
 
 export interface StatsConfig {
@@ -119,7 +124,7 @@ export interface ProxyConfig {
 
 /** Every default of the file, in one place (SPEC 2). */
 export const DEFAULTS = {
-  global: { logLevel: 'info', maxConnections: 50_000, grace: 30_000 },
+  global: { logLevel: 'info', maxConnections: 50_000, grace: 30_000, workers: 1 },
   stats: { listen: { host: '127.0.0.1', port: 8404 }, refresh: 5_000 },
   pool: {
     mode: 'balance',

@@ -30,12 +30,14 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 const MODES = ['balance', 'failover', 'master'] as const;
 const BALANCES = ['roundrobin', 'leastconn', 'source', 'first'] as const;
 const CHECK_TYPES = ['none', 'tcp', 'send_expect', 'lmstat', 'external'] as const;
+/** Worker processes beyond a few per core only cost memory; 64 bounds a typo. */
+const MAX_WORKERS = 64;
 const ADMIN_STATES = ['ready', 'drain', 'maint'] as const;
 
 /** The keys of each section, the single list both validation and the docs' reference table are checked against. */
 export const KEYS = {
   root: ['global', 'stats', 'defaults', 'pools', 'frontends', 'daemons'],
-  global: ['log_level', 'max_connections', 'grace'],
+  global: ['log_level', 'max_connections', 'grace', 'workers'],
   stats: ['listen', 'refresh', 'admin'],
   admin: ['token_file'],
   poolSettings: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback'],
@@ -97,6 +99,7 @@ function readGlobal(c: Cursor): GlobalConfig {
     logLevel: c.at('log_level').oneOf(LOG_LEVELS) ?? DEFAULTS.global.logLevel,
     maxConnections: c.at('max_connections').int(1, 10_000_000) ?? DEFAULTS.global.maxConnections,
     grace: c.at('grace').duration() ?? DEFAULTS.global.grace,
+    workers: c.at('workers').int(1, MAX_WORKERS) ?? DEFAULTS.global.workers,
   };
 }
 

@@ -8,7 +8,7 @@ import type { Logger } from '../common/logger.ts';
 import type { ProxyConfig } from '../config/proxy-config.ts';
 import { loadProxyConfig } from '../config/proxy-schema.ts';
 import type { MonitorFactory } from './pool.ts';
-import { ProxyRuntime, type ApplySummary } from './runtime.ts';
+import { ProxyRuntime, type ApplySummary, type RuntimeOptions } from './runtime.ts';
 
 /** Something that runs beside the balancer and follows its life cycle. */
 export interface AppService {
@@ -16,6 +16,8 @@ export interface AppService {
   /** `before-proxy` services start before the listeners open (in-process licd, so first checks find it). */
   readonly stage: 'before-proxy' | 'after-proxy';
   start(app: ProxyApp): Promise<void>;
+  /** Called with a valid configuration before the runtime applies it; throwing fails the reload (nothing applied). */
+  prepareReload?(config: ProxyConfig): Promise<void>;
   /** Called after a valid reload was applied. */
   reload?(config: ProxyConfig): Promise<void>;
   stop(): Promise<void>;
@@ -26,6 +28,8 @@ export interface AppOptions {
   log: Logger;
   monitorFactory?: MonitorFactory;
   services?: AppService[];
+  /** More runtime options (a cluster primary's runtime does not listen and reports server changes). */
+  runtime?: Omit<RuntimeOptions, 'log' | 'monitorFactory'>;
 }
 
 export type ReloadResult = { ok: true; summary: ApplySummary } | { ok: false; errors: string[] };
@@ -41,6 +45,7 @@ export class ProxyApp {
     this.log = opts.log;
     this.#services = opts.services ?? [];
     this.runtime = new ProxyRuntime(opts.config, {
+      ...opts.runtime,
       log: opts.log,
       ...(opts.monitorFactory ? { monitorFactory: opts.monitorFactory } : {}),
     });
@@ -95,6 +100,10 @@ export class ProxyApp {
       return this.#reloadFailed(file, err);
     }
     try {
+      if (config.global.workers !== this.runtime.config.global.workers) {
+        this.log.warn({ running: this.runtime.config.global.workers, file: config.global.workers }, 'global.workers changed: the new count applies at the next start');
+      }
+      for (const s of this.#services) await s.prepareReload?.(config);
       const summary = await this.runtime.apply(config);
       this.log.level = config.global.logLevel;
       for (const s of this.#services) await s.reload?.(config);

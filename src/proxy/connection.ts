@@ -12,6 +12,7 @@ import { plainIp } from '../common/allow-list.ts';
 import { encodeProxyV1, encodeProxyV2 } from '../common/proxy-protocol.ts';
 import { ResponseWatch } from '../health/observe-response.ts';
 import type { Binding } from './affinity/affinity-table.ts';
+import { HandleAffinity } from './affinity/handle-affinity.ts';
 import { MAX_FIRST_LINE, readFirstLine, type FirstLineError } from './affinity/first-line.ts';
 import type { Closable, EndReason } from './end-reason.ts';
 import type { Frontend } from './frontend.ts';
@@ -26,6 +27,8 @@ type ConnSocket = Socket & { [kConn]: Connection };
 const enum State {
   /** Affinity by handle: reading the first line before any server is chosen. */
   Reading,
+  /** Affinity by source in a cluster worker: waiting for the primary's binding. */
+  Asking,
   Placing,
   Queued,
   Connecting,
@@ -47,6 +50,8 @@ export class Connection implements Waiter, Closable, TimedConnection {
   /** Affinity (SelectContext): the pool sets these; see SourceAffinity and HandleAffinity. */
   binding: Binding<Server> | null = null;
   handleServer: Server | null = null;
+  /** Affinity in a cluster worker: what this connection holds of the primary's table (see remote-affinity.ts). */
+  affinityRef: object | null = null;
 
   #upstream: Socket | null = null;
   #state = State.Placing;
@@ -108,8 +113,8 @@ export class Connection implements Waiter, Closable, TimedConnection {
     return this.clientIp === '' ? 0 : this.#port;
   }
 
-  get state(): 'reading' | 'placing' | 'queued' | 'connecting' | 'open' | 'done' {
-    return (['reading', 'placing', 'queued', 'connecting', 'open', 'done'] as const)[this.#state];
+  get state(): 'reading' | 'asking' | 'placing' | 'queued' | 'connecting' | 'open' | 'done' {
+    return (['reading', 'asking', 'placing', 'queued', 'connecting', 'open', 'done'] as const)[this.#state];
   }
 
   /** The server-side socket once connected (tests read its buffer state). */
@@ -125,7 +130,20 @@ export class Connection implements Waiter, Closable, TimedConnection {
     c.on('end', onClientEnd);
     // Keep-alive and no-delay come from the listening socket (inherited at accept), see Frontend.
     const a = this.pool.affinity;
-    if (a !== null && a.readsFirstLine) return this.#readFirstLine();
+    if (a !== null) {
+      if (a.ask !== undefined) {
+        this.#state = State.Asking;
+        return a.ask(this);
+      }
+      if (a.readsFirstLine) return this.#readFirstLine();
+    }
+    this.#place();
+  }
+
+  /** AskingContext: the cluster primary answered with this connection's binding. */
+  affinityAnswered(): void {
+    if (this.#state !== State.Asking) return;
+    this.#state = State.Placing;
     this.#place();
   }
 
@@ -148,7 +166,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
       return this.#refuse('ERR LINE_TOO_LONG\n', 'bad_request', `first line over ${MAX_FIRST_LINE} bytes`);
     }
     const a = this.pool.affinity;
-    const route = a !== null && a.by === 'handle' ? a.route(line) : null;
+    const route = a instanceof HandleAffinity ? a.route(line) : null;
     if (route === 'unknown') {
       const name = line.trim().split(/\s+/)[1] ?? '';
       return this.#refuse('ERR UNKNOWN_HANDLE\n', 'unknown_handle', `handle ${name.slice(0, 100)} names no usable server of pool ${this.pool.name}`);
@@ -413,7 +431,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
     const bytesOut = c.bytesWritten;
     this.server?.detach(this, bytesIn, bytesOut);
     this.frontend.connectionEnded(this, bytesIn, bytesOut);
-    if (this.binding !== null) this.pool.release(this);
+    if (this.binding !== null || this.affinityRef !== null) this.pool.release(this);
     const log = this.frontend.log;
     if (log.isLevelEnabled('info')) {
       const now = Date.now();

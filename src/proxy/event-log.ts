@@ -2,7 +2,7 @@
  * The last state changes of the balancer (server up/down, failover, failback, reload, admin action), kept in a
  * fixed ring so a flapping server cannot grow memory. /api/events serves `list()`.
  */
-export type EventKind = 'server' | 'failover' | 'failback' | 'pool' | 'reload' | 'admin';
+export type EventKind = 'server' | 'failover' | 'failback' | 'pool' | 'reload' | 'admin' | 'worker';
 
 export interface ProxyEvent {
   /** Date.now() when it happened. */

@@ -3,6 +3,7 @@
  * hands each admitted socket to a Connection bound to its pool. Stopping to accept closes only the listening
  * socket; live connections are never touched by the frontend.
  */
+import cluster from 'node:cluster';
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { formatHostPort, type HostPort } from '../common/address.ts';
 import { AllowList, plainIp } from '../common/allow-list.ts';
@@ -212,7 +213,11 @@ export class Frontend {
 
 function ignore(): void {}
 
-const INHERITS_SOCKET_OPTIONS = process.platform === 'linux';
+/**
+ * Accepted sockets inherit the listening socket's options on Linux; in a cluster worker the listening socket is the
+ * primary's (round robin), so there they are set per accepted socket.
+ */
+const INHERITS_SOCKET_OPTIONS = process.platform === 'linux' && cluster.isPrimary;
 
 /** The part of libuv's TCP handle (node's TCPWrap) used to set options on the listening socket. */
 interface TcpHandle {

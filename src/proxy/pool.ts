@@ -5,13 +5,11 @@
  * candidate full wait in the pool's FIFO queue.
  */
 import type { Logger } from '../common/logger.ts';
-import type { CheckConfig, FailbackConfig, PoolConfig, ServerConfig } from '../config/proxy-config.ts';
+import type { AffinityConfig, CheckConfig, FailbackConfig, PoolConfig, ServerConfig } from '../config/proxy-config.ts';
 import type { HealthMonitorLike } from '../health/types.ts';
 import type { Binding } from './affinity/affinity-table.ts';
 import { createAffinity } from './affinity/create-affinity.ts';
-import type { HandleAffinity } from './affinity/handle-affinity.ts';
-import type { AffinityHost, AffinitySnapshot } from './affinity/pool-affinity.ts';
-import type { SourceAffinity } from './affinity/source-affinity.ts';
+import type { AffinityHost, AffinitySnapshot, PoolAffinity } from './affinity/pool-affinity.ts';
 import type { Balancer, PickContext } from './balance/balancer-base.ts';
 import { createBalancer } from './balance/create-balancer.ts';
 import type { EventLog } from './event-log.ts';
@@ -42,10 +40,16 @@ export interface Waiter extends SelectContext {
 
 export type MonitorFactory = (server: Server, pool: Pool) => HealthMonitorLike;
 
+/** Builds a pool's affinity (the default: `createAffinity`; worker processes ask the primary instead). */
+export type AffinityFactory = (config: AffinityConfig, host: AffinityHost) => PoolAffinity | null;
+
 export interface PoolDeps {
   log: Logger;
   events: EventLog;
   monitorFactory?: MonitorFactory | undefined;
+  affinityFactory?: AffinityFactory | undefined;
+  /** Told of every server change the pool hears of (the cluster primary forwards them to the workers). */
+  onServerChange?: ((pool: Pool, server: Server) => void) | undefined;
 }
 
 export interface PoolCounters {
@@ -100,7 +104,9 @@ export class Pool implements ServerOwner, AffinityHost {
   #candidates: Server[] = [];
   #balancer: Balancer;
   /** Null with `affinity.by: none`: `select` is then the balancer alone. Kept across reloads (same `by`). */
-  #affinity: SourceAffinity | HandleAffinity | null;
+  #affinity: PoolAffinity | null;
+  readonly #affinityFactory: AffinityFactory;
+  readonly #onServerChange: ((pool: Pool, server: Server) => void) | undefined;
   #target: Target = null;
   #lastTarget: Target = null;
   /** Whether `#lastTarget` was chosen with every server's first check result in. */
@@ -118,7 +124,9 @@ export class Pool implements ServerOwner, AffinityHost {
     this.events = deps.events;
     this.#monitorFactory = deps.monitorFactory;
     this.#balancer = createBalancer(config.balance);
-    this.#affinity = createAffinity(config.affinity, this);
+    this.#affinityFactory = deps.affinityFactory ?? createAffinity;
+    this.#onServerChange = deps.onServerChange;
+    this.#affinity = this.#affinityFactory(config.affinity, this);
     for (const sc of config.servers) this.#servers.push(this.#newServer(sc));
     this.#reindex();
     this.#building = false;
@@ -131,7 +139,7 @@ export class Pool implements ServerOwner, AffinityHost {
   get mode(): PoolConfig['mode'] {
     return this.#config.mode;
   }
-  get affinity(): SourceAffinity | HandleAffinity | null {
+  get affinity(): PoolAffinity | null {
     return this.#affinity;
   }
   get failback(): FailbackConfig {
@@ -274,7 +282,8 @@ export class Pool implements ServerOwner, AffinityHost {
 
   // ---- ServerOwner ----
 
-  serverChanged(_server: Server): void {
+  serverChanged(server: Server): void {
+    this.#onServerChange?.(this, server);
     if (this.#building) return;
     this.#recompute('server state changed');
     if (this.#queue.length > 0) this.#drainQueue();
@@ -296,7 +305,7 @@ export class Pool implements ServerOwner, AffinityHost {
     if (config.balance !== prev.balance) this.#balancer = createBalancer(config.balance);
     if (config.affinity.by !== prev.affinity.by) {
       // Another kind of key: the old bindings mean nothing now. Connections holding one release it harmlessly.
-      this.#affinity = createAffinity(config.affinity, this);
+      this.#affinity = this.#affinityFactory(config.affinity, this);
     } else {
       this.#affinity?.configure(config.affinity);
     }

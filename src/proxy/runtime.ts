@@ -11,7 +11,7 @@ import type { FrontendConfig, PoolConfig, ProxyConfig } from '../config/proxy-co
 import type { Connection } from './connection.ts';
 import { EventLog, type ProxyEvent } from './event-log.ts';
 import { Frontend, type FrontendSnapshot, type GlobalLimits } from './frontend.ts';
-import { Pool, type MonitorFactory, type PoolSnapshot } from './pool.ts';
+import { Pool, type AffinityFactory, type MonitorFactory, type PoolDeps, type PoolSnapshot } from './pool.ts';
 import type { Server } from './server.ts';
 import { TimeoutSweeper } from './timeout-sweeper.ts';
 
@@ -20,6 +20,12 @@ export interface RuntimeOptions {
   /** Builds the health monitor of a server; absent (or `check.type: none`): servers are UP at once, unchecked. */
   monitorFactory?: MonitorFactory;
   events?: EventLog;
+  /** False: frontends are built but open no listener (the cluster primary, whose workers listen). Default true. */
+  listen?: boolean;
+  /** Logger of pools and servers (state changes, failovers); default `log`. Workers pass a silent one. */
+  controlLog?: Logger;
+  affinityFactory?: AffinityFactory;
+  onServerChange?: (pool: Pool, server: Server) => void;
 }
 
 export interface RuntimeSnapshot {
@@ -45,7 +51,8 @@ export class ProxyRuntime {
   #config: ProxyConfig;
   #pools = new Map<string, Pool>();
   #frontends = new Map<string, Frontend>();
-  #monitorFactory: MonitorFactory | undefined;
+  readonly #poolDeps: PoolDeps;
+  readonly #listen: boolean;
   #started = false;
   #stopping = false;
 
@@ -53,7 +60,14 @@ export class ProxyRuntime {
     this.#config = config;
     this.log = opts.log ?? silentLogger;
     this.events = opts.events ?? new EventLog();
-    this.#monitorFactory = opts.monitorFactory;
+    this.#listen = opts.listen ?? true;
+    this.#poolDeps = {
+      log: opts.controlLog ?? this.log,
+      events: this.events,
+      monitorFactory: opts.monitorFactory,
+      affinityFactory: opts.affinityFactory,
+      onServerChange: opts.onServerChange,
+    };
     this.limits = { current: 0, max: config.global.maxConnections };
   }
 
@@ -94,23 +108,27 @@ export class ProxyRuntime {
     }
     const prev = this.#config;
     const summary: ApplySummary = { added: [], removed: [], changed: [] };
-    const deps = { log: this.log, events: this.events, monitorFactory: this.#monitorFactory };
+    const deps = this.#poolDeps;
     const fdeps = { log: this.log, limits: this.limits, live: this.live, sweeper: this.#sweeper };
 
     // Phase 1, fallible: build new pools (not started) and open the listeners that are new or moved.
     const newPools = new Map<string, Pool>();
     for (const pc of next.pools) if (!this.#pools.has(pc.name)) newPools.set(pc.name, new Pool(pc, deps));
     const poolNamed = (name: string): Pool => (this.#pools.get(name) ?? newPools.get(name))!;
-    const staged: { fe: Frontend; listener: NetServer; isNew: boolean }[] = [];
+    const staged: { fe: Frontend; listener: NetServer | null; isNew: boolean }[] = [];
     try {
       for (const fc of next.frontends) {
         const fe = this.#frontends.get(fc.name);
+        if (!this.#listen) {
+          if (!fe) staged.push({ fe: new Frontend(fc, poolNamed(fc.pool), fdeps), listener: null, isNew: true });
+          continue;
+        }
         if (fe && fe.accepting && sameListen(fe.config, fc)) continue;
         const target = fe ?? new Frontend(fc, poolNamed(fc.pool), fdeps);
         staged.push({ fe: target, listener: await target.open(fc.listen), isNew: !fe });
       }
     } catch (err) {
-      for (const s of staged) s.listener.close();
+      for (const s of staged) s.listener?.close();
       for (const p of newPools.values()) p.stop();
       throw err;
     }
@@ -151,7 +169,7 @@ export class ProxyRuntime {
         if (!before || JSON.stringify(before) !== JSON.stringify(fc)) summary.changed.push(`frontend ${fc.name}`);
         fe.update(fc, pools.get(fc.pool)!);
       }
-      if (st) fe.install(st.listener);
+      if (st?.listener) fe.install(st.listener);
       frontends.set(fc.name, fe);
     }
     for (const [name, fe] of this.#frontends) {
@@ -181,7 +199,7 @@ export class ProxyRuntime {
     this.#stopping = true;
     for (const fe of this.#frontends.values()) fe.stopAccepting();
     for (const p of this.#pools.values()) p.stop();
-    for (const c of [...this.live]) if (c.state === 'queued' || c.state === 'placing' || c.state === 'reading') c.close('shutdown');
+    for (const c of [...this.live]) if (c.state === 'queued' || c.state === 'placing' || c.state === 'reading' || c.state === 'asking') c.close('shutdown');
     if (this.live.size > 0) {
       this.log.info({ connections: this.live.size, graceMs }, 'stopping: waiting for connections to end');
       await this.#waitIdle(graceMs);

@@ -77,6 +77,14 @@ export interface ServerSnapshot {
   bindings: number;
 }
 
+/** The state a worker process mirrors from the primary, which runs the checks and the admin API. */
+export interface ServerMirror {
+  health: HealthState;
+  admin: AdminState;
+  weight: number;
+  master: boolean;
+}
+
 export class Server implements HealthSubject, BindingTarget {
   readonly name: string;
   readonly host: string;
@@ -126,6 +134,8 @@ export class Server implements HealthSubject, BindingTarget {
   #recoveredAt = 0;
   #failbackTimer: NodeJS.Timeout | null = null;
   #retired = false;
+  /** Set by `mirror` in a worker process; null: from this process's own checks. */
+  #master: boolean | null = null;
 
   constructor(config: ServerConfig, owner: ServerOwner) {
     this.name = config.name;
@@ -170,7 +180,7 @@ export class Server implements HealthSubject, BindingTarget {
   }
   /** From the last lmstat-style check: this server is the serving member of its redundant set. */
   get isMaster(): boolean {
-    return this.#lastCheck?.master === true;
+    return this.#master ?? this.#lastCheck?.master === true;
   }
 
   /** A new client may be balanced here (capacity aside). `relaxed` ignores a pending failback delay. */
@@ -272,6 +282,26 @@ export class Server implements HealthSubject, BindingTarget {
   failbackDelayOver(): void {
     this.#failbackTimer = null;
     this.#refresh('failback delay over');
+  }
+
+  // ---- mirrored state (worker processes) ----
+
+  /** What a worker needs to route like the primary does. */
+  mirrorState(): ServerMirror {
+    return { health: this.#health, admin: this.#admin, weight: this.#weight, master: this.isMaster };
+  }
+
+  /**
+   * Worker process: applies the state the primary decided, through the same transitions as here (failback delay,
+   * `on_down: close`, `maint_kill`). A worker's pools log nothing of this: the primary logs each change once.
+   */
+  mirror(m: ServerMirror): void {
+    const masterChanged = m.master !== this.isMaster;
+    this.#master = m.master;
+    if (m.admin !== this.#admin) this.setAdminState(m.admin, 'primary');
+    if (m.weight !== this.#weight) this.setWeight(m.weight, 'primary');
+    if (m.health !== 'unknown' && m.health !== this.#health) this.setHealth(m.health, 'primary');
+    else if (masterChanged) this.#owner.serverChanged(this);
   }
 
   // ---- administration ----

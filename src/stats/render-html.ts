@@ -66,6 +66,7 @@ export function renderHtml(snapshot: StatsSnapshot, events: readonly StatsEvent[
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     '<title>licproxy stats</title><style>', STYLE, '</style></head><body>\n',
     `<h1>licproxy <small>version ${e(p.version)} &middot; pid ${e(p.pid)} &middot; up ${formatDuration(p.uptimeMs)}`,
+    p.workers ? ` &middot; ${p.workers.length} workers (pids ${e(p.workers.map((w) => w.pid || '-').join(' '))})` : '',
     ` &middot; ${e(formatTime(snapshot.at))}${refreshS > 0 ? ` &middot; refresh ${refreshS}s` : ''}</small></h1>\n`,
     '<div class="legend">',
     '<span style="background:#c0ffc0">UP</span><span style="background:#b0d0ff">UP (backup tier)</span>',

@@ -25,6 +25,8 @@ export interface ProcessStats {
   version: string;
   /** Date.now() at start. */
   startedAt: number;
+  /** With `global.workers` > 1: the worker processes (pid 0: being replaced). */
+  workers?: { index: number; pid: number; startedAt: number; restarts: number }[];
 }
 
 export interface FrontendStats {
@@ -152,7 +154,7 @@ export interface StatsSnapshot {
   pools: PoolStats[];
 }
 
-export type StatsEventType = 'up' | 'down' | 'failover' | 'failback' | 'reload' | 'admin' | 'pool' | 'other';
+export type StatsEventType = 'up' | 'down' | 'failover' | 'failback' | 'reload' | 'admin' | 'pool' | 'worker' | 'other';
 
 export interface StatsEvent {
   at: number;
@@ -190,6 +192,8 @@ export interface AdminAction {
 export interface StatsSource {
   /** A fresh snapshot; callers may keep it, the source never mutates it afterwards. */
   snapshot(): StatsSnapshot;
+  /** Present when counters live elsewhere (cluster workers): awaited before a snapshot is rendered. */
+  refresh?(): Promise<void>;
   /** Recent events, oldest first (at most the last 1000). */
   events(): readonly StatsEvent[];
   setServerState(pool: string, server: string, state: AdminState): AdminResult;

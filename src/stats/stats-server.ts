@@ -215,18 +215,25 @@ export class StatsServer {
         return text(res, 200, 'ok', '');
       case 'stats':
         return this.#rendered(res, path, 'text/html; charset=utf-8', HTML_HEADERS, () =>
-          renderHtml(this.#source.snapshot(), this.#source.events(), { refreshMs: this.#opts.refreshMs ?? 5_000 }));
+          this.#fresh(() => renderHtml(this.#source.snapshot(), this.#source.events(), { refreshMs: this.#opts.refreshMs ?? 5_000 })));
       case 'stats.json':
-        return this.#rendered(res, path, 'application/json; charset=utf-8', {}, () => renderJson(this.#source.snapshot()));
+        return this.#rendered(res, path, 'application/json; charset=utf-8', {}, () => this.#fresh(() => renderJson(this.#source.snapshot())));
       case 'stats.csv':
-        return this.#rendered(res, path, 'text/csv; charset=utf-8; header=present', {}, () => renderCsv(this.#source.snapshot()));
+        return this.#rendered(res, path, 'text/csv; charset=utf-8; header=present', {}, () => this.#fresh(() => renderCsv(this.#source.snapshot())));
       case 'api/events':
         return send(res, 200, 'application/json; charset=utf-8', renderEventsJson(this.#source.events()));
       case 'ready':
-        return this.#ready(req, res);
+        return void Promise.resolve(this.#fresh(() => this.#ready(req, res))).catch((err: unknown) => this.#fail(res, err));
       case 'metrics':
-        return this.#rendered(res, path, this.#prom.contentType, {}, () => this.#prom.render(this.#source.snapshot()));
+        return this.#rendered(res, path, this.#prom.contentType, {}, () => this.#fresh(() => this.#prom.render(this.#source.snapshot())));
     }
+  }
+
+  /** Runs `f` on fresh counters: at once for a source that has them at hand, after its refresh otherwise. */
+  #fresh<T>(f: () => T | Promise<T>): T | Promise<T> {
+    const refresh = this.#source.refresh;
+    if (refresh === undefined) return f();
+    return refresh.call(this.#source).then(f);
   }
 
   /**

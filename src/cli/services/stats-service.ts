@@ -11,6 +11,7 @@ import type { ProxyConfig, StatsConfig } from '../../config/proxy-config.ts';
 import type { AppService, ProxyApp } from '../../proxy/app.ts';
 import type { ProxyEvent } from '../../proxy/event-log.ts';
 import type { FrontendSnapshot } from '../../proxy/frontend.ts';
+import type { RuntimeSnapshot } from '../../proxy/runtime.ts';
 import type { PoolSnapshot } from '../../proxy/pool.ts';
 import type { Server, ServerSnapshot } from '../../proxy/server.ts';
 import type {
@@ -19,6 +20,7 @@ import type {
   AdminState,
   FrontendStats,
   PoolStats,
+  ProcessStats,
   ReloadResult,
   ServerStats,
   ServerStatus,
@@ -32,20 +34,38 @@ import { VERSION } from '../version.ts';
 
 const TRANSITIONAL = /^(UP|DOWN) \d+\/\d+$/;
 
+/** Where the runtime snapshot comes from when it is not the app's own runtime alone (a cluster primary). */
+export interface SnapshotProvider {
+  refresh(): Promise<void>;
+  snapshot(): RuntimeSnapshot;
+  readonly workers: NonNullable<ProcessStats['workers']>;
+}
+
 /** Adapts the running balancer to what the stats server reads and calls. */
 export class RuntimeStatsSource implements StatsSource {
   readonly #app: ProxyApp;
+  readonly #provider: SnapshotProvider | null;
   readonly #startedAt = Date.now();
+  readonly refresh?: () => Promise<void>;
 
-  constructor(app: ProxyApp) {
+  constructor(app: ProxyApp, provider: SnapshotProvider | null = null) {
     this.#app = app;
+    this.#provider = provider;
+    if (provider !== null) this.refresh = () => provider.refresh();
   }
 
   snapshot(): StatsSnapshot {
-    const rt = this.#app.runtime.snapshot();
+    const p = this.#provider;
+    const rt = p !== null ? p.snapshot() : this.#app.runtime.snapshot();
     return {
       at: rt.time,
-      process: { pid: process.pid, uptimeMs: rt.time - this.#startedAt, version: VERSION, startedAt: this.#startedAt },
+      process: {
+        pid: process.pid,
+        uptimeMs: rt.time - this.#startedAt,
+        version: VERSION,
+        startedAt: this.#startedAt,
+        ...(p !== null ? { workers: p.workers } : {}),
+      },
       frontends: rt.frontends.map(frontendStats),
       pools: rt.pools.map((p) => poolStats(p, this.#app.runtime.config)),
     };
@@ -232,12 +252,14 @@ export class StatsService implements AppService {
   readonly name = 'stats';
   readonly stage = 'after-proxy' as const;
   readonly #log: Logger;
+  readonly #provider: SnapshotProvider | null;
   #app: ProxyApp | null = null;
   #server: StatsServer | null = null;
   #current: string | null = null;
 
-  constructor(opts: { log: Logger }) {
+  constructor(opts: { log: Logger; provider?: SnapshotProvider | null }) {
     this.#log = opts.log.child({ component: 'stats' });
+    this.#provider = opts.provider ?? null;
   }
 
   /** The address the stats server listens on (port 0 resolved), or null without a `stats:` section. */
@@ -266,7 +288,7 @@ export class StatsService implements AppService {
     const server = new StatsServer({
       host: stats.listen.host,
       port: stats.listen.port,
-      source: new RuntimeStatsSource(this.#app!),
+      source: new RuntimeStatsSource(this.#app!, this.#provider),
       refreshMs: stats.refresh,
       adminToken: token,
       logger: this.#log,

@@ -4,12 +4,14 @@
  * `handle-affinity.ts` (the server named in a licd handle). With `by: none` a pool has no affinity object at
  * all, so the plain balancing path pays nothing.
  */
+import type { AskingContext } from '../cluster/remote-affinity.ts';
 import type { AffinityBy, AffinityConfig, PoolConfig } from '../../config/proxy-config.ts';
 import type { SelectContext, SelectResult } from '../pool.ts';
 import type { Server } from '../server.ts';
 
 /** What an affinity needs of its pool. */
 export interface AffinityHost {
+  readonly name: string;
   readonly mode: PoolConfig['mode'];
   /** Balancing without affinity (tiers, modes, algorithm, capacity, exclusions). */
   balance(ctx: SelectContext): SelectResult;
@@ -39,6 +41,11 @@ export interface PoolAffinity {
   readonly by: Exclude<AffinityBy, 'none'>;
   /** Whether connections must first read the client's first line (by handle). */
   readonly readsFirstLine: boolean;
+  /**
+   * Present when the binding must be fetched before placing (a worker asking the cluster primary): the
+   * connection calls it, stays paused, and is placed when `ctx.affinityAnswered()` is called.
+   */
+  ask?(ctx: AskingContext): void;
   /** Places a client: its bound server while usable, else balances (and binds). */
   select(ctx: SelectContext): SelectResult;
   /** The client's connection ended: the binding's TTL may start. */

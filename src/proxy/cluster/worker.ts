@@ -1,0 +1,112 @@
+/**
+ * A worker process of the cluster (`global.workers` > 1): accepts clients on the frontends' ports (the primary's
+ * listening sockets, shared round robin by node:cluster) and forwards them. Its servers mirror the primary's
+ * health and admin state; affinity by source asks the primary's table; limits are this worker's share. It logs
+ * its own connection lines; server state changes are the primary's to log.
+ */
+import { errorMessage } from '../../common/errors.ts';
+import { createLogger, silentLogger, type Logger } from '../../common/logger.ts';
+import type { ProxyConfig } from '../../config/proxy-config.ts';
+import { createAffinity } from '../affinity/create-affinity.ts';
+import { ProxyRuntime } from '../runtime.ts';
+import { isToWorker, type MirrorEntry, type ToPrimary, type ToWorker } from './messages.ts';
+import { AffinityClient, RemoteSourceAffinity } from './remote-affinity.ts';
+import { MirrorBook, RemoteMonitor } from './remote-monitor.ts';
+import { shareLimits } from './share-limits.ts';
+
+/** After the grace period the runtime closes what is left; this only guards against a hung stop. */
+const EXIT_GUARD_MS = 5_000;
+
+export async function runWorker(): Promise<void> {
+  const send = (m: ToPrimary): void => {
+    if (process.connected) process.send!(m);
+  };
+  const start = await firstMessage();
+  const { index, workers } = start;
+  const log = createLogger({
+    level: start.config.global.logLevel,
+    pretty: start.pretty,
+    name: 'licproxy',
+    flushMs: 100,
+    bindings: { worker: index },
+  });
+  const book = new MirrorBook();
+  const affinity = new AffinityClient(send);
+  const runtime = new ProxyRuntime(shareLimits(start.config, index, workers), {
+    log,
+    controlLog: silentLogger,
+    monitorFactory: (server, pool) => new RemoteMonitor(server, pool.name, book, send),
+    affinityFactory: (config, host) => (config.by === 'source' ? new RemoteSourceAffinity(config, host, affinity) : createAffinity(config, host)),
+  });
+  const mirror = (states: readonly MirrorEntry[]): void => {
+    for (const [pool, server, state] of states) {
+      book.set(pool, server, state);
+      runtime.server(pool, server)?.mirror(state);
+    }
+  };
+  mirror(start.states);
+
+  let stopping = false;
+  const stop = (graceMs: number): void => {
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => process.exit(0), graceMs + EXIT_GUARD_MS).unref();
+    void runtime.stop(graceMs).finally(() => log.flush(() => process.exit(0)));
+  };
+
+  process.on('message', (m: unknown) => {
+    if (!isToWorker(m)) return;
+    switch (m.t) {
+      case 'servers':
+        return mirror(m.states);
+      case 'aff':
+        return affinity.answered(m.id, m.server);
+      case 'apply':
+        return void apply(runtime, log, m.config, index, workers).then((error) => send({ t: 'applied', seq: m.seq, error }));
+      case 'snapshot':
+        return send({ t: 'snapshot', seq: m.seq, snapshot: runtime.snapshot() });
+      case 'stop':
+        return stop(m.graceMs);
+      case 'start':
+        return;
+    }
+  });
+  // systemd's stop signals every process of the unit: a worker then stops gracefully by itself, as the primary does.
+  process.on('SIGTERM', () => stop(runtime.config.global.grace));
+  process.on('SIGINT', () => stop(runtime.config.global.grace));
+  // A reload is the primary's (it sends the configuration); a HUP sent to the whole process group changes nothing here.
+  process.on('SIGHUP', () => {});
+
+  try {
+    await runtime.start();
+  } catch (err) {
+    send({ t: 'failed', error: errorMessage(err) });
+    log.flush(() => process.exit(1));
+    return;
+  }
+  send({ t: 'ready', pid: process.pid });
+}
+
+async function apply(runtime: ProxyRuntime, log: Logger, config: ProxyConfig, index: number, workers: number): Promise<string | null> {
+  try {
+    await runtime.apply(shareLimits(config, index, workers));
+    log.level = config.global.logLevel;
+    return null;
+  } catch (err) {
+    return errorMessage(err);
+  }
+}
+
+function firstMessage(): Promise<Extract<ToWorker, { t: 'start' }>> {
+  return new Promise((resolve) => {
+    const on = (m: unknown): void => {
+      if (!isToWorker(m)) return;
+      if (m.t === 'stop') process.exit(0);
+      if (m.t !== 'start') return;
+      process.off('message', on);
+      resolve(m);
+    };
+    process.on('message', on);
+    process.send!({ t: 'hello' } satisfies ToPrimary);
+  });
+}

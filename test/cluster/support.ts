@@ -1,0 +1,112 @@
+/** Runs `licproxy run` with `global.workers` as a child process and reads what it logs and serves. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { LICPROXY, REPO } from '../helpers/cli.ts';
+import { getJson } from '../helpers/stats.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+export const TOKEN = 'cluster-test-token-0123456789';
+
+export interface RunningCluster {
+  child: ChildProcess;
+  dir: string;
+  file: string;
+  lines: () => Record<string, unknown>[];
+  stderr: () => string;
+  exited: Promise<number | string>;
+  stats: { host: string; port: number };
+  port: (frontend: string) => Promise<number>;
+  json: () => Promise<StatsJson>;
+  workerPids: () => Promise<number[]>;
+}
+
+export interface StatsJson {
+  process: { pid: number; workers?: { index: number; pid: number; restarts: number }[] };
+  frontends: { name: string; status: string; scur: number; stot: number }[];
+  pools: {
+    name: string;
+    affinity: { bindings: number; hits: number; misses: number };
+    servers: { name: string; status: string; scur: number; stot: number }[];
+  }[];
+}
+
+/** `yaml` gets the token file path; the stats listener must be `127.0.0.1:0`. */
+export async function runCluster(t: ExecutionContext, yaml: (tokenFile: string) => string): Promise<RunningCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'licproxy-cluster-'));
+  const tokenFile = join(dir, 'admin.token');
+  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  const file = join(dir, 'licproxy.yaml');
+  writeFileSync(file, yaml(tokenFile));
+  const child = spawn(process.execPath, [LICPROXY, 'run', '-c', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  const lines = (): Record<string, unknown>[] =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  let pids: number[] = [];
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+    // The workers follow a killed primary (IPC gone); make sure of it.
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const alive = (): void => {
+    if (child.exitCode !== null) throw new Error(`licproxy exited ${child.exitCode}: ${err}`);
+  };
+  // waitFor retries a throwing condition; an exited balancer is final, so its error is thrown at once.
+  const stats = await waitFor(
+    () => {
+      if (child.exitCode !== null) return 'exited' as const;
+      const l = lines().find((x) => x.msg === 'stats listening');
+      if (!l) return null;
+      const u = new URL(String(l.url));
+      return { host: u.hostname, port: Number(u.port) };
+    },
+    { timeout: 30_000, what: 'stats listening' },
+  );
+  if (stats === 'exited') throw new Error(`licproxy exited ${child.exitCode}: ${err}`);
+  await waitFor(() => (alive(), lines().some((x) => x.msg === 'licproxy running')), { timeout: 30_000, what: 'licproxy running' });
+  const json = async (): Promise<StatsJson> => (await getJson<StatsJson>(stats, '/stats.json')).json;
+  const workerPids = async (): Promise<number[]> => {
+    pids = ((await json()).process.workers ?? []).map((w) => w.pid);
+    return pids;
+  };
+  await workerPids();
+  const port = (frontend: string): Promise<number> =>
+    waitFor(
+      () => {
+        alive();
+        const l = lines().find((x) => x.msg === 'listening' && x.frontend === frontend);
+        return l ? Number(String(l.listen).split(':').pop()) : 0;
+      },
+      { timeout: 20_000, what: `frontend ${frontend} listening` },
+    );
+  return { child, dir, file, lines, stderr: () => err, exited, stats, port, json, workerPids };
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The `connection closed` log lines (workers write them). */
+export function closedLines(c: RunningCluster): Record<string, unknown>[] {
+  return c.lines().filter((l) => l.msg === 'connection closed');
+}
