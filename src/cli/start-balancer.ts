@@ -44,7 +44,8 @@ export async function startBalancer(opts: BalancerOptions): Promise<RunningBalan
   // More than one worker: this process is the cluster primary (checks, affinity, stats); the workers forward.
   const cluster = config.global.workers > 1 ? new ClusterPrimary({ workers: config.global.workers, log, pretty: opts.pretty ?? false }) : null;
   const stats = new StatsService({ log, provider: cluster });
-  const services: AppService[] = [...(daemons ? [daemons] : []), ...(cluster ? [cluster] : []), stats];
+  // Stopped in reverse: the workers' grace period passes while the stats endpoint still answers.
+  const services: AppService[] = [...(daemons ? [daemons] : []), stats, ...(cluster ? [cluster] : [])];
   const app = await ProxyApp.start({
     config,
     log,

@@ -26,7 +26,7 @@ export interface ProcessStats {
   /** Date.now() at start. */
   startedAt: number;
   /** With `global.workers` > 1: the worker processes (pid 0: being replaced). */
-  workers?: { index: number; pid: number; startedAt: number; restarts: number }[];
+  workers?: { index: number; pid: number; startedAt: number; restarts: number; connections: number }[];
 }
 
 export interface FrontendStats {

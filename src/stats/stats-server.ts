@@ -215,17 +215,17 @@ export class StatsServer {
         return text(res, 200, 'ok', '');
       case 'stats':
         return this.#rendered(res, path, 'text/html; charset=utf-8', HTML_HEADERS, () =>
-          this.#fresh(() => renderHtml(this.#source.snapshot(), this.#source.events(), { refreshMs: this.#opts.refreshMs ?? 5_000 })));
+          renderHtml(this.#source.snapshot(), this.#source.events(), { refreshMs: this.#opts.refreshMs ?? 5_000 }));
       case 'stats.json':
-        return this.#rendered(res, path, 'application/json; charset=utf-8', {}, () => this.#fresh(() => renderJson(this.#source.snapshot())));
+        return this.#rendered(res, path, 'application/json; charset=utf-8', {}, () => renderJson(this.#source.snapshot()));
       case 'stats.csv':
-        return this.#rendered(res, path, 'text/csv; charset=utf-8; header=present', {}, () => this.#fresh(() => renderCsv(this.#source.snapshot())));
+        return this.#rendered(res, path, 'text/csv; charset=utf-8; header=present', {}, () => renderCsv(this.#source.snapshot()));
       case 'api/events':
         return send(res, 200, 'application/json; charset=utf-8', renderEventsJson(this.#source.events()));
       case 'ready':
         return void Promise.resolve(this.#fresh(() => this.#ready(req, res))).catch((err: unknown) => this.#fail(res, err));
       case 'metrics':
-        return this.#rendered(res, path, this.#prom.contentType, {}, () => this.#fresh(() => this.#prom.render(this.#source.snapshot())));
+        return this.#rendered(res, path, this.#prom.contentType, {}, () => this.#prom.render(this.#source.snapshot()));
     }
   }
 
@@ -249,9 +249,19 @@ export class StatsServer {
     headers: Record<string, string>,
     render: () => string | Promise<string>,
   ): void {
-    const now = performance.now();
     const hit = this.#renders.get(key);
-    if (hit && now - hit.at < hit.costMs * RENDER_BUDGET) return send(res, 200, type, hit.body, headers);
+    if (hit && performance.now() - hit.at < hit.costMs * RENDER_BUDGET) return send(res, 200, type, hit.body, headers);
+    // Counters kept elsewhere (cluster workers) are fetched first; waiting for them is not rendering cost.
+    const refresh = this.#source.refresh;
+    if (refresh === undefined) return this.#render(res, key, type, headers, render);
+    refresh.call(this.#source).then(
+      () => this.#render(res, key, type, headers, render),
+      (err: unknown) => this.#fail(res, err),
+    );
+  }
+
+  #render(res: ServerResponse, key: string, type: string, headers: Record<string, string>, render: () => string | Promise<string>): void {
+    const now = performance.now();
     const done = (body: string) => {
       this.#renders.set(key, { body, at: now, costMs: performance.now() - now });
       send(res, 200, type, body, headers);

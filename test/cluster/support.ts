@@ -24,7 +24,7 @@ export interface RunningCluster {
 }
 
 export interface StatsJson {
-  process: { pid: number; workers?: { index: number; pid: number; restarts: number }[] };
+  process: { pid: number; workers?: { index: number; pid: number; restarts: number; connections: number }[] };
   frontends: { name: string; status: string; scur: number; stot: number }[];
   pools: {
     name: string;

@@ -130,13 +130,17 @@ test('workers: a killed worker loses only its own connections and is replaced; t
   const inUse = (): number => l.alpha!.server.pool('LS-DYNA')!.inUse + l.beta!.server.pool('LS-DYNA')!.inUse;
   t.is(inUse(), 60);
 
+  const ws = (await c.json()).process.workers!;
+  const mine = ws[0]!.connections;
+  t.is(mine + ws[1]!.connections, 60, 'each worker reports its connections');
+  t.true(mine > 0 && mine < 60, `both workers hold some: ${mine}`);
+
   process.kill(pids[0]!, 'SIGKILL');
-  // Its connections close; the count settles (both sides of each: the client sees the close, licd frees the seat).
-  const lost = await waitFor(async () => {
-    const n = held.filter((x) => x.isClosed).length;
-    return n > 0 && inUse() === 60 - n ? n : 0;
-  }, { timeout: 10_000, what: 'lost connections and freed seats' });
-  t.true(lost >= 20 && lost <= 40, `about half lost: ${lost}`);
+  // Exactly its connections close: the clients see the close, licd frees their seats.
+  await waitFor(() => held.filter((x) => x.isClosed).length === mine && inUse() === 60 - mine, {
+    timeout: 10_000,
+    what: `the ${mine} connections of worker 0 closed and their seats freed`,
+  });
   const alive = held.filter((x) => !x.isClosed);
   for (const x of alive) t.is(await x.request('HEARTBEAT'), 'OK');
 

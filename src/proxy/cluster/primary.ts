@@ -39,6 +39,8 @@ interface Slot {
   /** Quick deaths in a row (reset by a worker that lived CRASH_WINDOW_MS). */
   crashes: number;
   restarts: number;
+  /** The worker's last snapshot (null: none since it started). */
+  snapshot: RuntimeSnapshot | null;
 }
 
 export interface WorkerStatus {
@@ -46,6 +48,8 @@ export interface WorkerStatus {
   pid: number;
   startedAt: number;
   restarts: number;
+  /** Its client connections at the last refresh. */
+  connections: number;
 }
 
 export interface ClusterOptions {
@@ -67,13 +71,13 @@ export class ClusterPrimary implements AppService {
   readonly #pending = new Map<number, (m: ToPrimary) => void>();
   #dirty = new Map<string, MirrorEntry>();
   #flushQueued = false;
-  #snapshots: { at: number; list: RuntimeSnapshot[] } = { at: 0, list: [] };
+  #refreshedAt = 0;
   #refreshing: Promise<void> | null = null;
 
   constructor(opts: ClusterOptions) {
     this.#log = opts.log.child({ component: 'cluster' });
     this.#pretty = opts.pretty ?? false;
-    this.#slots = Array.from({ length: opts.workers }, (_, index) => ({ index, worker: null, pid: 0, startedAt: 0, crashes: 0, restarts: 0 }));
+    this.#slots = Array.from({ length: opts.workers }, (_, index) => ({ index, worker: null, pid: 0, startedAt: 0, crashes: 0, restarts: 0, snapshot: null }));
   }
 
   /** For RuntimeOptions.onServerChange: a change goes to the workers once the current tick is done (coalesced). */
@@ -138,13 +142,16 @@ export class ClusterPrimary implements AppService {
 
   /** Fetches every worker's snapshot (bounded wait; a worker that does not answer in time is left out). */
   refresh(): Promise<void> {
-    if (performance.now() - this.#snapshots.at < SNAPSHOT_REUSE_MS) return Promise.resolve();
+    if (performance.now() - this.#refreshedAt < SNAPSHOT_REUSE_MS) return Promise.resolve();
     this.#refreshing ??= (async () => {
-      const asks = this.#slots
-        .filter((s) => s.worker !== null && s.pid !== 0)
-        .map((s) => this.#request(s, (seq) => ({ t: 'snapshot', seq }), SNAPSHOT_TIMEOUT_MS).then((m) => (m.t === 'snapshot' ? m.snapshot : null), () => null));
-      const list = (await Promise.all(asks)).filter((x): x is RuntimeSnapshot => x !== null);
-      this.#snapshots = { at: performance.now(), list };
+      await Promise.all(
+        this.#slots.map(async (s) => {
+          if (s.worker === null || s.pid === 0) return;
+          const m = await this.#request(s, (seq) => ({ t: 'snapshot', seq }), SNAPSHOT_TIMEOUT_MS).catch(() => null);
+          if (m?.t === 'snapshot') s.snapshot = m.snapshot;
+        }),
+      );
+      this.#refreshedAt = performance.now();
     })().finally(() => {
       this.#refreshing = null;
     });
@@ -153,11 +160,18 @@ export class ClusterPrimary implements AppService {
 
   /** The primary's snapshot with the workers' connection counters (from the last `refresh`). */
   snapshot(): RuntimeSnapshot {
-    return mergeSnapshots(this.#app!.runtime.snapshot(), this.#snapshots.list);
+    const list = this.#slots.map((s) => s.snapshot).filter((x): x is RuntimeSnapshot => x !== null);
+    return mergeSnapshots(this.#app!.runtime.snapshot(), list);
   }
 
   get workers(): WorkerStatus[] {
-    return this.#slots.map((s) => ({ index: s.index, pid: s.pid, startedAt: s.startedAt, restarts: s.restarts }));
+    return this.#slots.map((s) => ({
+      index: s.index,
+      pid: s.pid,
+      startedAt: s.startedAt,
+      restarts: s.restarts,
+      connections: s.snapshot?.connections.current ?? 0,
+    }));
   }
 
   // ---- workers ----
@@ -236,6 +250,7 @@ export class ClusterPrimary implements AppService {
     if (!slot) return;
     slot.worker = null;
     slot.pid = 0;
+    slot.snapshot = null;
     if (this.#stopping) return;
     const lived = Date.now() - slot.startedAt;
     slot.crashes = lived < CRASH_WINDOW_MS ? slot.crashes + 1 : 0;
