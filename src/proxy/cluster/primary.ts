@@ -97,6 +97,9 @@ export class ClusterPrimary implements AppService {
     this.#app = app;
     this.#broker = new AffinityBroker(app.runtime, (worker, id, server) => this.#sendTo(worker, { t: 'aff', id, server }));
     cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], serialization: 'advanced' });
+    // A killed worker's IPC channel closes early in its exit, while the kernel may take seconds to tear down
+    // thousands of its sockets before 'exit': the replacement starts at the disconnect.
+    cluster.on('disconnect', (w) => this.#exited(w, w.process.exitCode, w.process.signalCode));
     cluster.on('exit', (w, code, signal) => this.#exited(w, code, signal));
     const started = await Promise.allSettled(this.#slots.map((s) => this.#fork(s)));
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -255,9 +258,9 @@ export class ClusterPrimary implements AppService {
     const lived = Date.now() - slot.startedAt;
     slot.crashes = lived < CRASH_WINDOW_MS ? slot.crashes + 1 : 0;
     const delay = Math.min(MAX_RESTART_DELAY_MS, slot.crashes <= 1 ? 0 : 500 * 2 ** (slot.crashes - 2));
-    const how = signal ?? `code ${code}`;
-    this.#log.error({ worker: slot.index, pid: w.process.pid, exit: how, restartInMs: delay }, `worker ${slot.index} exited (${how}): its connections are lost; replacing it`);
-    this.#app!.runtime.events.add({ kind: 'worker', reason: `worker ${slot.index} (pid ${w.process.pid}) exited (${how}); replaced` });
+    const how = signal ?? (code === null ? 'disconnected' : `code ${code}`);
+    this.#log.error({ worker: slot.index, pid: w.process.pid, exit: how, restartInMs: delay }, `worker ${slot.index} died (${how}): its connections are lost; replacing it`);
+    this.#app!.runtime.events.add({ kind: 'worker', reason: `worker ${slot.index} (pid ${w.process.pid}) died (${how}); replaced` });
     const timer = setTimeout(() => {
       if (this.#stopping) return;
       slot.restarts++;
