@@ -37,7 +37,13 @@ export async function startBalancer(opts: BalancerOptions): Promise<RunningBalan
   // Validate before logging starts: a bad file is only its error lines on stderr and exit 1.
   const config = loadProxyConfig(opts.file);
   // Batched log writes (a line per connection at thousands a second): lines leave within 100 ms and at exit.
-  const log = createLogger({ level: config.global.logLevel, pretty: opts.pretty ?? false, name: 'licproxy', flushMs: 100 });
+  const log = createLogger({
+    level: config.global.logLevel,
+    pretty: opts.pretty ?? false,
+    name: 'licproxy',
+    flushMs: 100,
+    sharedStdout: config.global.workers > 1,
+  });
   const daemons = config.daemons.length
     ? new LicdDaemons(config.daemons, { log, childLogLevel: opts.daemonLogLevel ?? config.global.logLevel })
     : null;

@@ -8,13 +8,72 @@ export interface LoggerOptions {
   pretty?: boolean;
   name?: string;
   /**
-   * Buffered output: lines leave in writes of 4 KiB, and at the latest every `flushMs` (and at exit). For a process
-   * that logs a line per connection at thousands a second (the balancer): each write is a trip through libuv's
-   * thread pool, measured at ~4% of the balancer's CPU on short transactions when every few lines make one.
+   * Buffered output: lines leave in writes of BATCH_CHARS, and at the latest every `flushMs` (and at exit). For a
+   * process that logs a line per connection at thousands a second (the balancer): each write is a trip through
+   * libuv's thread pool (a futex wake-up and a context switch on a busy machine).
    */
   flushMs?: number;
   /** Fields on every line besides `pid` (a cluster worker adds its slot number). */
   bindings?: Record<string, unknown>;
+  /** Other processes write to the same stdout (a cluster's primary and workers). */
+  sharedStdout?: boolean;
+}
+
+/** About 32 KiB of lines per write (about 130 connection lines). */
+const BATCH_CHARS = 32 * 1024;
+const PIPE_BUF = 4096;
+/** With a shared stdout: room for non-ASCII characters (UTF-8 bytes > chars) below PIPE_BUF. */
+const SHARED_BATCH_CHARS = 3 * 1024;
+
+/**
+ * The batching in front of pino's destination (sonic-boom, which then writes each batch at once): lines are kept in
+ * an array and joined once per batch. sonic-boom's own batching (`minLength`) appends every line to one string and
+ * measures its UTF-8 length on every write, which flattens the growing string once per line.
+ */
+class LineBatch {
+  readonly #dest: ReturnType<typeof pino.destination>;
+  readonly #limit: number;
+  #lines: string[] = [];
+  #chars = 0;
+
+  constructor(dest: ReturnType<typeof pino.destination>, flushMs: number, limit: number) {
+    this.#dest = dest;
+    this.#limit = limit;
+    setInterval(() => this.#handOver(), flushMs).unref();
+  }
+
+  /** A batch never grows past the limit with a line (only a single longer line makes a longer write). */
+  write(line: string): boolean {
+    if (this.#chars + line.length > this.#limit) this.#handOver();
+    this.#lines.push(line);
+    this.#chars += line.length;
+    if (this.#chars >= this.#limit) this.#handOver();
+    return true;
+  }
+
+  flush(cb?: (err?: Error) => void): void {
+    this.#handOver();
+    this.#dest.flush(cb);
+  }
+
+  flushSync(): void {
+    this.#handOver();
+    this.#dest.flushSync();
+  }
+
+  /** Called at exit, before the destination's own exit flush. */
+  handOver(): void {
+    this.#handOver();
+  }
+
+  #handOver(): void {
+    const n = this.#lines.length;
+    if (n === 0) return;
+    const s = n === 1 ? this.#lines[0]! : this.#lines.join('');
+    this.#lines = [];
+    this.#chars = 0;
+    this.#dest.write(s);
+  }
 }
 
 /**
@@ -27,10 +86,30 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   if (pretty) {
     return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } });
   }
-  // Each write is whole lines and at most PIPE_BUF (4096) bytes, so the lines of several processes sharing one
-  // stdout pipe (cluster workers) never interleave within a line.
-  const batch = opts.flushMs ? { minLength: 3584, maxWrite: 4096, periodicFlush: opts.flushMs } : {};
-  return pino(base, pino.destination({ dest: 1, sync: false, ...batch }));
+  if (!opts.flushMs) return pino(base, pino.destination({ dest: 1, sync: false }));
+  // Registered before the destination registers its own exit flush, so the last batch is handed over first.
+  let batch: LineBatch | null = null;
+  process.on('exit', () => batch?.handOver());
+  // Shared stdout: each write is whole lines and at most PIPE_BUF bytes, which a pipe writes atomically, so the
+  // lines of several processes never interleave within a line.
+  const shared = opts.sharedStdout === true;
+  const dest = pino.destination({ dest: 1, sync: false, ...(shared ? { maxWrite: PIPE_BUF } : {}) });
+  batch = new LineBatch(dest, opts.flushMs, shared ? SHARED_BATCH_CHARS : BATCH_CHARS);
+  return pino(base, batch);
+}
+
+/**
+ * For a hot path that formats its own line (the connection log line): the sink and the bindings of `log` (`,"pid":..
+ * ,"name":..` and the child's) exactly as pino writes them, so that `{"level":30,"time":<ms>` + bindings + fields +
+ * `,"msg":"..."}\n` is the line pino would write. Only for loggers of createLogger with batching (default
+ * formatting, no mixin or hooks); null otherwise, and the caller logs through pino.
+ */
+export function lineSink(log: Logger): { write(line: string): boolean; bindings: string } | null {
+  const l = log as unknown as Record<symbol, unknown>;
+  const stream = l[pino.symbols.streamSym];
+  const bindings = l[pino.symbols.chindingsSym];
+  if (!(stream instanceof LineBatch) || typeof bindings !== 'string') return null;
+  return { write: (line) => stream.write(line), bindings };
 }
 
 /** A logger that writes nothing, for tests and library use. */

@@ -5,7 +5,8 @@
  * the writer's 'drain' (back-pressure); an 'end' is passed on with end() (half-close). This replaces pipe(): no
  * per-read 64 KiB allocation, no Readable buffering, one callback per read (see relay.ts for the measured effect).
  * Handlers are module-level functions attached once per socket; byte counts are read from the sockets at close, so
- * nothing runs per chunk but the callback and the write.
+ * nothing runs per chunk but the callback and the write. Both sides are RawSockets (libuv handles without
+ * net.Socket's streams, see raw-socket.ts) where possible, net.Sockets otherwise; the code here is the same for both.
  */
 import { connect, type Socket } from 'node:net';
 import { plainIp } from '../common/allow-list.ts';
@@ -17,12 +18,43 @@ import { MAX_FIRST_LINE, readFirstLine, type FirstLineError } from './affinity/f
 import type { Closable, EndReason } from './end-reason.ts';
 import type { Frontend } from './frontend.ts';
 import type { Pool, Waiter } from './pool.ts';
+import { RawSocket, rawTcp } from './raw-socket.ts';
 import { onreadOption, relay, useSharedReadBuffer, type ReadCallback } from './relay.ts';
 import { Server } from './server.ts';
 import type { TimedConnection } from './timeout-sweeper.ts';
 
 const kConn = Symbol('licproxy.connection');
-type ConnSocket = Socket & { [kConn]: Connection };
+
+/**
+ * One side of a connection: a RawSocket (libuv's handle without net.Socket's streams, see raw-socket.ts), or a
+ * net.Socket (affinity by handle reads the first line with stream events; a host name to resolve; a Node without
+ * the raw binding). Both name what is used here alike.
+ */
+export interface Side {
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+  readonly destroyed: boolean;
+  readonly connecting: boolean;
+  readonly readableEnded: boolean;
+  readonly writableEnded: boolean;
+  readonly writableLength: number;
+  readonly readableLength: number;
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+  on(event: 'connect' | 'end' | 'error' | 'close' | 'drain', listener: (...args: never[]) => void): unknown;
+  once(event: 'drain', listener: (...args: never[]) => void): unknown;
+  write(data: Uint8Array): boolean;
+  end(data?: string | Uint8Array): unknown;
+  destroy(): unknown;
+  resetAndDestroy(): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  isPaused(): boolean;
+  setKeepAlive(enable: boolean, initialDelay?: number): unknown;
+}
+type ConnSocket = Side & { [kConn]: Connection };
 
 const enum State {
   /** Affinity by handle: reading the first line before any server is chosen. */
@@ -37,7 +69,7 @@ const enum State {
 }
 
 export class Connection implements Waiter, Closable, TimedConnection {
-  readonly client: Socket;
+  readonly client: Side;
   readonly frontend: Frontend;
   /** The pool and port the frontend pointed to at accept; a reload does not move a connection in flight. */
   readonly pool: Pool;
@@ -53,7 +85,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
   /** Affinity in a cluster worker: what this connection holds of the primary's table (see remote-affinity.ts). */
   affinityRef: object | null = null;
 
-  #upstream: Socket | null = null;
+  #upstream: Side | null = null;
   #state = State.Placing;
   #acceptedAt: number;
   #queuedAt = 0;
@@ -80,7 +112,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
   #head: Buffer | null = null;
 
   /** `clientIp` is given when the frontend already read it (allow list, logging); otherwise read lazily. */
-  constructor(client: Socket, frontend: Frontend, clientIp: string | null) {
+  constructor(client: Side, frontend: Frontend, clientIp: string | null) {
     this.client = client;
     this.frontend = frontend;
     this.frontendName = frontend.name;
@@ -118,7 +150,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
   }
 
   /** The server-side socket once connected (tests read its buffer state). */
-  get upstream(): Socket | null {
+  get upstream(): Side | null {
     return this.#upstream;
   }
 
@@ -151,7 +183,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
 
   #readFirstLine(): void {
     this.#state = State.Reading;
-    readFirstLine(this.client, this.pool.config.timeouts.connect, (err, head, line) => this.#firstLine(err, head, line));
+    readFirstLine(this.client as Socket, this.pool.config.timeouts.connect, (err, head, line) => this.#firstLine(err, head, line));
     this.client.resume(); // accepted paused (pauseOnConnect); readFirstLine pauses it again once it has the line
   }
 
@@ -227,16 +259,18 @@ export class Connection implements Waiter, Closable, TimedConnection {
     const port = server.ports[this.portName];
     if (port === undefined) return this.#connectFailed(null, `server has no port "${this.portName}"`);
     const ka = cfg.tcpKeepalive;
-    const u = connect({
-      host: server.host,
-      port,
-      allowHalfOpen: true,
-      noDelay: true,
-      // A long keep-alive is set by the sweeper once the connection has lived KEEPALIVE_DEFER_MS (see checkIdle).
-      keepAlive: ka > 0 && ka < KEEPALIVE_LAZY_MIN_MS,
-      keepAliveInitialDelay: ka,
-      onread: UPSTREAM_ONREAD,
-    }) as ConnSocket;
+    // A long keep-alive is set by the sweeper once the connection has lived KEEPALIVE_DEFER_MS (see checkIdle).
+    const keepAlive = ka > 0 && ka < KEEPALIVE_LAZY_MIN_MS;
+    const u = ((rawTcp !== null ? RawSocket.connect(server.host, port, true, keepAlive ? ka : 0, onUpstreamRead as ReadCallback) : null) ??
+      connect({
+        host: server.host,
+        port,
+        allowHalfOpen: true,
+        noDelay: true,
+        keepAlive,
+        keepAliveInitialDelay: ka,
+        onread: UPSTREAM_ONREAD,
+      })) as unknown as ConnSocket;
     u[kConn] = this;
     u.on('error', onUpstreamError);
     u.on('close', onUpstreamClose);
@@ -245,7 +279,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
     this.#upstream = u;
   }
 
-  upstreamConnected(u: Socket): void {
+  upstreamConnected(u: Side): void {
     if (u !== this.#upstream || this.#state !== State.Connecting) return;
     this.#state = State.Open;
     this.frontend.sweeper.connecting.delete(this);
@@ -277,12 +311,13 @@ export class Connection implements Waiter, Closable, TimedConnection {
     // the seven listeners per direction pipe() attaches and removes.
     // The server side reads into the shared buffer from its creation (connect's onread); the client side switches
     // to it here, before it reads anything (accepted paused).
-    if (!useSharedReadBuffer(c, onClientRead as ReadCallback)) c.on('data', onClientData);
+    if (c instanceof RawSocket) c.setReader(onClientRead as ReadCallback);
+    else if (!useSharedReadBuffer(c as Socket, onClientRead as ReadCallback)) (c as Socket).on('data', onClientData);
     if (c.readableEnded) u.end();
     else c.resume();
   }
 
-  #connectFailed(u: Socket | null, reason: string): void {
+  #connectFailed(u: Side | null, reason: string): void {
     this.frontend.sweeper.connecting.delete(this);
     this.#upstream = null;
     u?.destroy();
@@ -308,7 +343,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
     this.#abort('connect_failed');
   }
 
-  upstreamError(u: Socket, err: NodeJS.ErrnoException): void {
+  upstreamError(u: Side, err: NodeJS.ErrnoException): void {
     if (u !== this.#upstream) return;
     if (this.#state === State.Connecting) return this.#connectFailed(u, err.code ?? err.message);
     this.#error ??= `server: ${err.code ?? err.message}`;
@@ -343,10 +378,10 @@ export class Connection implements Waiter, Closable, TimedConnection {
     this.#end ??= 'server_close';
     // Half-close: the server's FIN is passed on once what it sent before is written.
     const c = this.client;
-    if (!c.destroyed && !c.writableEnded) c.end();
+    if (!c.destroyed && !c.writableEnded) endOrClose(c);
   }
 
-  upstreamClose(u: Socket, hadError: boolean): void {
+  upstreamClose(u: Side, hadError: boolean): void {
     if (u !== this.#upstream) return;
     if (this.#state === State.Connecting) return this.#connectFailed(u, 'connection closed while connecting');
     this.#upstream = null;
@@ -379,7 +414,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
   clientEnd(): void {
     this.#end ??= 'client_close';
     const u = this.#upstream;
-    if (this.#state === State.Open && u !== null && !u.destroyed && !u.writableEnded) u.end();
+    if (this.#state === State.Open && u !== null && !u.destroyed && !u.writableEnded) endOrClose(u);
   }
 
   idleTimeout(): void {
@@ -433,27 +468,42 @@ export class Connection implements Waiter, Closable, TimedConnection {
     this.frontend.connectionEnded(this, bytesIn, bytesOut);
     if (this.binding !== null || this.affinityRef !== null) this.pool.release(this);
     const log = this.frontend.log;
-    if (log.isLevelEnabled('info')) {
-      const now = Date.now();
-      log.info(
-        {
-          client: `${this.clientIp}:${this.clientPort}`,
-          pool: this.pool.name,
-          server: this.server?.name ?? null,
-          tier: this.server?.tier ?? null,
-          attempts: this.#attempts,
-          queueMs: this.#queueMs,
-          connectMs: this.#connectMs,
-          totalMs: now - this.#acceptedAt,
-          bytesIn,
-          bytesOut,
-          end: this.#end ?? 'client_close',
-          // pino leaves out undefined fields: one object shape for every line, no spread.
-          error: this.#error ?? undefined,
-        },
-        'connection closed',
+    if (!log.isLevelEnabled('info')) return;
+    const now = Date.now();
+    const sink = this.frontend.logSink;
+    if (sink !== null) {
+      // The line pino would write for the call below (same fields, order and format), without building the object
+      // and walking it: this line is written for every connection.
+      const s = this.server;
+      const error = this.#error;
+      sink.write(
+        `{"level":30,"time":${now}${sink.bindings},"client":${JSON.stringify(`${this.clientIp}:${this.clientPort}`)}` +
+          `,"pool":${JSON.stringify(this.pool.name)},"server":${s === null ? 'null' : JSON.stringify(s.name)}` +
+          `,"tier":${s === null ? 'null' : s.tier},"attempts":${this.#attempts},"queueMs":${this.#queueMs}` +
+          `,"connectMs":${this.#connectMs},"totalMs":${now - this.#acceptedAt},"bytesIn":${bytesIn},"bytesOut":${bytesOut}` +
+          `,"end":"${this.#end ?? 'client_close'}"${error === null ? '' : `,"error":${JSON.stringify(error)}`}` +
+          `,"msg":"connection closed"}\n`,
       );
+      return;
     }
+    log.info(
+      {
+        client: `${this.clientIp}:${this.clientPort}`,
+        pool: this.pool.name,
+        server: this.server?.name ?? null,
+        tier: this.server?.tier ?? null,
+        attempts: this.#attempts,
+        queueMs: this.#queueMs,
+        connectMs: this.#connectMs,
+        totalMs: now - this.#acceptedAt,
+        bytesIn,
+        bytesOut,
+        end: this.#end ?? 'client_close',
+        // pino leaves out undefined fields: one object shape for every line, no spread.
+        error: this.#error ?? undefined,
+      },
+      'connection closed',
+    );
   }
 }
 
@@ -468,14 +518,24 @@ export class Connection implements Waiter, Closable, TimedConnection {
 const KEEPALIVE_LAZY_MIN_MS = 10_000;
 const KEEPALIVE_DEFER_MS = 1_000;
 
+/**
+ * Passes a FIN on. When that side already sent its own FIN and has nothing left to write, closing it sends the FIN
+ * just as a shutdown would (nothing unread, so no RST), and spares the shutdown call, its two epoll changes and a
+ * loop turn: the usual end of a short transaction (the client closes, the server answers with its close).
+ */
+function endOrClose(s: Side): void {
+  if (s.readableEnded && s.writableLength === 0) s.destroy();
+  else s.end();
+}
+
 /** Destroys a socket; with `reset`, sends RST so the peer learns at once that the other side died abruptly. */
-function kill(s: Socket, reset: boolean): void {
+function kill(s: Side, reset: boolean): void {
   if (s.destroyed) return;
   if (reset && !s.connecting) s.resetAndDestroy();
   else s.destroy();
 }
 
-function destroySocket(s: Socket): void {
+function destroySocket(s: Side): void {
   s.destroy();
 }
 

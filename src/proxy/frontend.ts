@@ -8,11 +8,14 @@ import { createServer, type AddressInfo, type Server as NetServer, type Socket }
 import { formatHostPort, type HostPort } from '../common/address.ts';
 import { AllowList, plainIp } from '../common/allow-list.ts';
 import { LpxError } from '../common/errors.ts';
-import type { Logger } from '../common/logger.ts';
+import { lineSink, type Logger } from '../common/logger.ts';
 import type { FrontendConfig } from '../config/proxy-config.ts';
-import { Connection } from './connection.ts';
+import { Connection, type Side } from './connection.ts';
 import type { Pool } from './pool.ts';
+import { RawSocket, rawTcp, type TcpHandle as RawHandle } from './raw-socket.ts';
 import type { TimeoutSweeper } from './timeout-sweeper.ts';
+
+type LineSink = NonNullable<ReturnType<typeof lineSink>>;
 
 /** Process-wide connection count against `global.max_connections`, shared by every frontend. */
 export interface GlobalLimits {
@@ -57,6 +60,8 @@ export interface FrontendSnapshot {
 export class Frontend {
   readonly name: string;
   readonly log: Logger;
+  /** Where the connection log line is written pre-formatted (see lineSink), or null: through `log`. */
+  readonly logSink: LineSink | null;
   readonly sweeper: TimeoutSweeper;
   readonly counters: FrontendCounters = { total: 0, current: 0, max: 0, denied: 0, overLimit: 0, bytesIn: 0, bytesOut: 0 };
   config: FrontendConfig;
@@ -74,6 +79,7 @@ export class Frontend {
     this.#deps = deps;
     this.sweeper = deps.sweeper;
     this.log = deps.log.child({ frontend: config.name });
+    this.logSink = lineSink(this.log);
   }
 
   /** Opens a listening socket on `listen` that feeds this frontend, without installing it yet. */
@@ -98,7 +104,27 @@ export class Frontend {
       });
     });
     this.#tuneListener(srv);
+    this.#acceptRaw(srv);
     return srv;
+  }
+
+  /**
+   * Accepted connections become RawSockets (raw-socket.ts), not net.Sockets: the listening handle's `onconnection`
+   * is replaced. net.Server's own still takes accept errors (its 'error' event) and the connections of a pool that
+   * reads the first line (affinity by handle), which uses stream events.
+   */
+  #acceptRaw(srv: NetServer): void {
+    if (rawTcp === null) return;
+    type OnConnection = (this: unknown, status: number, client?: RawHandle) => void;
+    const h = (srv as unknown as { _handle?: { onconnection?: OnConnection } | null })._handle;
+    if (!h || typeof h.onconnection !== 'function') return;
+    const netAccept = h.onconnection;
+    h.onconnection = (status: number, client?: RawHandle): void => {
+      if (status !== 0 || client === undefined || this.pool.affinity?.readsFirstLine === true) return netAccept.call(h, status, client);
+      const s = RawSocket.accepted(client);
+      if (!INHERITS_SOCKET_OPTIONS) s.setNoDelay(true);
+      this.#accept(s);
+    };
   }
 
   /**
@@ -148,7 +174,7 @@ export class Frontend {
     return a && typeof a === 'object' ? a : null;
   }
 
-  #accept(socket: Socket): void {
+  #accept(socket: Side): void {
     const c = this.counters;
     c.total++;
     if (!INHERITS_SOCKET_OPTIONS) {
@@ -177,7 +203,7 @@ export class Frontend {
     conn.start();
   }
 
-  #reject(socket: Socket, ipRead: string | null, end: 'denied' | 'over_limit'): void {
+  #reject(socket: Side, ipRead: string | null, end: 'denied' | 'over_limit'): void {
     const ip = ipRead ?? plainIp(socket.remoteAddress);
     const port = socket.remotePort;
     socket.on('error', ignore);

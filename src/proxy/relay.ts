@@ -21,6 +21,8 @@ import { Socket } from 'node:net';
 const READ_SIZE = 64 * 1024;
 const LARGE = 16 * 1024;
 const SHARED = Buffer.allocUnsafeSlow(READ_SIZE);
+/** The buffer every socket reads into between relays (see above). */
+export const sharedReadBuffer: Uint8Array = SHARED;
 let next: Uint8Array = SHARED;
 
 /** `onread.buffer`: the buffer the socket whose read was just relayed reads into next. */
@@ -30,8 +32,14 @@ export function nextReadBuffer(): Uint8Array {
   return b;
 }
 
+/** What relay() writes to: a net.Socket or a RawSocket. */
+export interface RelayTarget {
+  write(data: Uint8Array): boolean;
+  readonly writableLength: number;
+}
+
 /** Writes `n` bytes read into `buf` to `dst`; returns `dst.write()`'s back-pressure answer. */
-export function relay(dst: Socket, n: number, buf: Uint8Array): boolean {
+export function relay(dst: RelayTarget, n: number, buf: Uint8Array): boolean {
   if (buf === SHARED) {
     const copy = Buffer.allocUnsafe(n);
     SHARED.copy(copy, 0, 0, n);
@@ -44,7 +52,7 @@ export function relay(dst: Socket, n: number, buf: Uint8Array): boolean {
 }
 
 /** Returns true: back-pressure is applied with `pause()`, which also marks the stream paused. */
-export type ReadCallback = (this: Socket, n: number, buf: Uint8Array) => boolean;
+export type ReadCallback = (this: never, n: number, buf: Uint8Array) => boolean;
 
 /** For `net.connect`: the public `onread` option. */
 export function onreadOption(callback: ReadCallback): { buffer: () => Uint8Array; callback: ReadCallback } {

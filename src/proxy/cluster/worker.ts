@@ -29,6 +29,7 @@ export async function runWorker(): Promise<void> {
     name: 'licproxy',
     flushMs: 100,
     bindings: { worker: index },
+    sharedStdout: true,
   });
   const book = new MirrorBook();
   const affinity = new AffinityClient(send);
