@@ -5,6 +5,7 @@
  * (/proc/<pid>/fd) matched against the kernel's TCP table (/proc/net/tcp).
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+export { rssKb } from '../proc.ts';
 
 /**
  * Direct children of `pid` running the executable `exe` (cluster workers of a licproxy primary run node; tsx's
@@ -61,16 +62,6 @@ export function startTime(pid: number): string | null {
     return text.slice(text.lastIndexOf(')') + 2).split(' ')[19] ?? null;
   } catch {
     return null;
-  }
-}
-
-/** VmRSS in KiB, 0 when the process is gone. */
-export function rssKb(pid: number): number {
-  try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
   }
 }
 
