@@ -15,6 +15,7 @@ import { ResponseWatch } from '../health/observe-response.ts';
 import type { Binding } from './affinity/affinity-table.ts';
 import { HandleAffinity } from './affinity/handle-affinity.ts';
 import { MAX_FIRST_LINE, readFirstLine, type FirstLineError } from './affinity/first-line.ts';
+import { logConnection } from './connection-log.ts';
 import type { Closable, EndReason } from './end-reason.ts';
 import type { Frontend } from './frontend.ts';
 import type { Pool, Waiter } from './pool.ts';
@@ -470,40 +471,21 @@ export class Connection implements Waiter, Closable, TimedConnection {
     const log = this.frontend.log;
     if (!log.isLevelEnabled('info')) return;
     const now = Date.now();
-    const sink = this.frontend.logSink;
-    if (sink !== null) {
-      // The line pino would write for the call below (same fields, order and format), without building the object
-      // and walking it: this line is written for every connection.
-      const s = this.server;
-      const error = this.#error;
-      sink.write(
-        `{"level":30,"time":${now}${sink.bindings},"client":${JSON.stringify(`${this.clientIp}:${this.clientPort}`)}` +
-          `,"pool":${JSON.stringify(this.pool.name)},"server":${s === null ? 'null' : JSON.stringify(s.name)}` +
-          `,"tier":${s === null ? 'null' : s.tier},"attempts":${this.#attempts},"queueMs":${this.#queueMs}` +
-          `,"connectMs":${this.#connectMs},"totalMs":${now - this.#acceptedAt},"bytesIn":${bytesIn},"bytesOut":${bytesOut}` +
-          `,"end":"${this.#end ?? 'client_close'}"${error === null ? '' : `,"error":${JSON.stringify(error)}`}` +
-          `,"msg":"connection closed"}\n`,
-      );
-      return;
-    }
-    log.info(
-      {
-        client: `${this.clientIp}:${this.clientPort}`,
-        pool: this.pool.name,
-        server: this.server?.name ?? null,
-        tier: this.server?.tier ?? null,
-        attempts: this.#attempts,
-        queueMs: this.#queueMs,
-        connectMs: this.#connectMs,
-        totalMs: now - this.#acceptedAt,
-        bytesIn,
-        bytesOut,
-        end: this.#end ?? 'client_close',
-        // pino leaves out undefined fields: one object shape for every line, no spread.
-        error: this.#error ?? undefined,
-      },
-      'connection closed',
-    );
+    const s = this.server;
+    logConnection(log, this.frontend.logSink, now, {
+      client: `${this.clientIp}:${this.clientPort}`,
+      pool: this.pool.name,
+      server: s === null ? null : s.name,
+      tier: s === null ? null : s.tier,
+      attempts: this.#attempts,
+      queueMs: this.#queueMs,
+      connectMs: this.#connectMs,
+      totalMs: now - this.#acceptedAt,
+      bytesIn,
+      bytesOut,
+      end: this.#end ?? 'client_close',
+      error: this.#error,
+    });
   }
 }
 
