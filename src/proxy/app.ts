@@ -100,11 +100,12 @@ export class ProxyApp {
       return this.#reloadFailed(file, err);
     }
     try {
-      if (config.global.workers !== this.runtime.config.global.workers) {
-        this.log.warn({ running: this.runtime.config.global.workers, file: config.global.workers }, 'global.workers changed: the new count applies at the next start');
-      }
+      const workersBefore = this.runtime.config.global.workers;
       for (const s of this.#services) await s.prepareReload?.(config);
       const summary = await this.runtime.apply(config);
+      if (config.global.workers !== workersBefore) {
+        this.log.warn({ running: workersBefore, file: config.global.workers }, 'global.workers changed: the new count applies at the next start');
+      }
       this.log.level = config.global.logLevel;
       for (const s of this.#services) await s.reload?.(config);
       return { ok: true, summary };
@@ -116,6 +117,7 @@ export class ProxyApp {
   #reloadFailed(file: string, err: unknown): ReloadResult {
     const errors = err instanceof ConfigError ? err.issues.map(formatIssue) : [errorMessage(err)];
     this.log.error({ file, errors: errors.length }, 'reload failed: keeping the running configuration');
+    this.runtime.events.add({ kind: 'reload', reason: `reload failed, running configuration kept: ${errors[0] ?? 'error'}${errors.length > 1 ? ` (+${errors.length - 1} more)` : ''}` });
     for (const e of errors) this.log.error({ file }, e);
     return { ok: false, errors };
   }

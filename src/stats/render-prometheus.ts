@@ -76,6 +76,7 @@ export const LICPROXY_METRICS: readonly string[] = [
   ...SERVER_FAMILIES.map((f) => f.name), 'licproxy_server_state_changes_total', 'licproxy_server_check_duration_seconds',
   ...POOL_FAMILIES.map((f) => f.name), ...FRONTEND_FAMILIES.map((f) => f.name),
   'licproxy_license_feature_issued', 'licproxy_license_feature_used', 'licproxy_build_info', 'licproxy_uptime_seconds',
+  'licproxy_workers', 'licproxy_worker_restarts_total', 'licproxy_worker_connections',
 ];
 
 interface CheckHistogram {
@@ -151,6 +152,16 @@ export class PrometheusExporter {
     out += `licproxy_build_info{version="${escapeLabel(snapshot.process.version)}"} 1\n`;
     out += header('licproxy_uptime_seconds', 'gauge', 'Time since licproxy started');
     out += `licproxy_uptime_seconds ${fmt(snapshot.process.uptimeMs / 1000)}\n`;
+    const workers = snapshot.process.workers;
+    if (workers !== undefined) {
+      // With `global.workers`: a worker that keeps dying shows as restarts going up (and `licproxy_workers` below N).
+      out += header('licproxy_workers', 'gauge', 'Worker processes running');
+      out += `licproxy_workers ${workers.filter((w) => w.pid !== 0).length}\n`;
+      out += header('licproxy_worker_restarts_total', 'counter', 'Times the worker in this slot was replaced');
+      for (const w of workers) out += `licproxy_worker_restarts_total{worker="${w.index}"} ${w.restarts}\n`;
+      out += header('licproxy_worker_connections', 'gauge', 'Client connections of the worker');
+      for (const w of workers) out += `licproxy_worker_connections{worker="${w.index}"} ${w.connections}\n`;
+    }
     return out;
   }
 

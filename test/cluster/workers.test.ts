@@ -162,6 +162,12 @@ test('workers: a killed worker loses only its own connections and is replaced; t
   for (const x of alive) t.is(await x.request('HEARTBEAT'), 'OK', 'held connections untouched by the replacement');
   const events = (await import('../helpers/stats.ts')).getJson<{ events: { type: string; reason: string }[] }>(c.stats, '/api/events');
   t.true((await events).json.events.some((e) => e.type === 'worker' && /worker 0/.test(e.reason)));
+  const metrics = await waitFor(async () => {
+    const m = (await (await import('../helpers/stats.ts')).request(c.stats, '/metrics')).body;
+    return /^licproxy_workers 2$/m.test(m) ? m : null;
+  }, { what: 'licproxy_workers 2' });
+  t.regex(metrics, /^licproxy_worker_restarts_total\{worker="0"\} 1$/m);
+  t.regex(metrics, /^licproxy_worker_restarts_total\{worker="1"\} 0$/m);
 });
 
 test('workers: a reload reaches every worker; a listen address in use fails it whole and changes nothing', async (t) => {
@@ -194,6 +200,8 @@ test('workers: a reload reaches every worker; a listen address in use fails it w
   c.child.kill('SIGHUP');
   await waitFor(() => c.lines().some((x) => x.msg === 'reload failed: keeping the running configuration'), { timeout: 15_000 });
   t.true(c.lines().some((x) => typeof x.msg === 'string' && x.msg.includes(`127.0.0.1:${busy}`)), 'the error names the address');
+  const ev = await (await import('../helpers/stats.ts')).getJson<{ events: { type: string; reason: string }[] }>(c.stats, '/api/events');
+  t.true(ev.json.events.some((e) => e.type === 'reload' && e.reason.startsWith('reload failed') && e.reason.includes(`127.0.0.1:${busy}`)), 'a failed reload is an event too');
   // Still the running configuration: extra still served, the held connection untouched.
   const x = await LineClient.connect(extra);
   t.regex(await x.request('HELLO user=e host=h'), /^OK/);

@@ -100,7 +100,14 @@ export class ClusterPrimary implements AppService {
     // A killed worker's IPC channel closes early in its exit, while the kernel may take seconds to tear down
     // thousands of its sockets before 'exit': the replacement starts at the disconnect.
     cluster.on('disconnect', (w) => this.#exited(w, w.process.exitCode, w.process.signalCode));
-    cluster.on('exit', (w, code, signal) => this.#exited(w, code, signal));
+    cluster.on('exit', (w, code, signal) => {
+      // Already replaced at its disconnect: the exit only says how it ended.
+      if (!this.#slots.some((s) => s.worker === w)) {
+        if (!this.#stopping) this.#log.info({ pid: w.process.pid, exit: signal ?? `code ${code}` }, `worker process ${w.process.pid} exited (${signal ?? `code ${code}`})`);
+        return;
+      }
+      this.#exited(w, code, signal);
+    });
     const started = await Promise.allSettled(this.#slots.map((s) => this.#fork(s)));
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
@@ -258,7 +265,7 @@ export class ClusterPrimary implements AppService {
     const lived = Date.now() - slot.startedAt;
     slot.crashes = lived < CRASH_WINDOW_MS ? slot.crashes + 1 : 0;
     const delay = Math.min(MAX_RESTART_DELAY_MS, slot.crashes <= 1 ? 0 : 500 * 2 ** (slot.crashes - 2));
-    const how = signal ?? (code === null ? 'disconnected' : `code ${code}`);
+    const how = signal ?? (code === null ? 'its IPC channel closed' : `code ${code}`);
     this.#log.error({ worker: slot.index, pid: w.process.pid, exit: how, restartInMs: delay }, `worker ${slot.index} died (${how}): its connections are lost; replacing it`);
     this.#app!.runtime.events.add({ kind: 'worker', reason: `worker ${slot.index} (pid ${w.process.pid}) died (${how}); replaced` });
     const timer = setTimeout(() => {
