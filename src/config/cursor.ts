@@ -122,8 +122,10 @@ export class Cursor {
     return this.node && isScalar(this.node) ? this.node.value : undefined;
   }
 
+  /** Absent, or written with no value (`grace:`): the latter is a slip more often than a wish for the default. */
   #missing(required: boolean): void {
-    if (required) this.error('is required');
+    if (this.node !== undefined) this.error(required ? 'has no value' : 'has no value (remove the key to use the default)');
+    else if (required) this.error('is required');
   }
 
   str(opts: { required?: boolean; pattern?: RegExp; hint?: string } = {}): string | undefined {
@@ -152,7 +154,7 @@ export class Cursor {
   }
 
   bool(): boolean | undefined {
-    if (!this.present) return undefined;
+    if (!this.present) return this.#missing(false), undefined;
     const v = this.#scalar();
     if (typeof v !== 'boolean') {
       this.error(`must be true or false, got ${describe(this.node)}`);
@@ -162,7 +164,7 @@ export class Cursor {
   }
 
   oneOf<T extends string>(values: readonly T[]): T | undefined {
-    if (!this.present) return undefined;
+    if (!this.present) return this.#missing(false), undefined;
     const v = this.#scalar();
     if (typeof v !== 'string' || !values.includes(v as T)) {
       const near = typeof v === 'string' ? nearest(v, values) : undefined;
@@ -174,7 +176,7 @@ export class Cursor {
 
   /** A duration string with a unit, in milliseconds. */
   duration(opts: { min?: number } = {}): number | undefined {
-    if (!this.present) return undefined;
+    if (!this.present) return this.#missing(false), undefined;
     const v = this.#scalar();
     if (typeof v === 'number') {
       this.error(`a duration needs a unit: write "${v}s" or "${v}ms" (units: ms, s, m, h, d)`);
@@ -205,7 +207,7 @@ export class Cursor {
   }
 
   strList(): string[] | undefined {
-    if (!this.present) return undefined;
+    if (!this.present) return this.#missing(false), undefined;
     const out: string[] = [];
     for (const item of this.items()) {
       const s = item.str({ required: true });
@@ -215,7 +217,7 @@ export class Cursor {
   }
 
   cidrList(): string[] | undefined {
-    if (!this.present) return undefined;
+    if (!this.present) return this.#missing(false), undefined;
     const out: string[] = [];
     for (const item of this.items()) {
       const s = item.str({ required: true });

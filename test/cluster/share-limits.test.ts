@@ -27,4 +27,8 @@ test('global.workers: a whole number 1..64, default 1, errors with line:column',
     const err = t.throws(() => parseProxyConfig('a.yaml', `global:\n  workers: ${bad}\n${body}`));
     t.regex(err!.message, /a\.yaml:2:12 global\.workers: must be a whole number 1\.\.64/);
   }
+  // A key written without a value is a slip, not a request for the default.
+  const empty = t.throws(() => parseProxyConfig('a.yaml', `global:\n  workers:\n  grace: ~\n${body}`));
+  t.regex(empty!.message, /global\.workers: has no value/);
+  t.regex(empty!.message, /global\.grace: has no value/);
 });
