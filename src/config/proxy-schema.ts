@@ -85,7 +85,7 @@ export function parseProxyConfig(file: string, text: string): ProxyConfig {
 function readRoot(root: Cursor, file: string): ProxyConfig {
   root.map(KEYS.root);
   const global = readGlobal(root.at('global'));
-  const stats = readStats(root.at('stats'));
+  const stats = readStats(root.at('stats'), file);
   const defaults = readPoolSettings(root.at('defaults'), BUILTIN, KEYS.poolSettings);
   const pools = readPools(root.at('pools'), defaults);
   const frontends = readFrontends(root.at('frontends'), pools);
@@ -103,13 +103,15 @@ function readGlobal(c: Cursor): GlobalConfig {
   };
 }
 
-function readStats(c: Cursor): StatsConfig | null {
+function readStats(c: Cursor, file: string): StatsConfig | null {
   if (!c.map(KEYS.stats)) return null;
   const admin = c.at('admin');
   let tokenFile: string | undefined;
   if (admin.map(KEYS.admin)) {
     const tf = admin.at('token_file');
-    tokenFile = tf.str({ required: true });
+    const given = tf.str({ required: true });
+    // Relative to the configuration file, as `daemons:` paths are: the file works from any working directory.
+    tokenFile = given === undefined ? undefined : resolve(dirname(file), given);
     if (tokenFile !== undefined) {
       const problem = tokenFileProblem(tokenFile);
       if (problem) tf.error(problem);

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test from 'ava';
 import { ConfigError, type ConfigIssue } from '../../src/common/errors.ts';
 import { parseProxyConfig } from '../../src/config/proxy-schema.ts';
@@ -177,4 +180,15 @@ test('an unknown key in a pool is reported once', (t) => {
   const issues = issuesOf(MINIMAL.replace('    servers:', '    chekc: { type: tcp }\n    servers:'));
   t.deepEqual(issues.map((i) => `${i.line}:${i.col} ${i.path}`), ['3:5 pools.lmx.chekc']);
   t.regex(issues[0]!.message, /did you mean "check"/);
+});
+
+test('stats.admin.token_file: a relative path is relative to the configuration file; errors name the full path', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'licproxy-token-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'admin.token'), 'secret\n', { mode: 0o600 });
+  const text = (tf: string) => `stats:\n  listen: 127.0.0.1:0\n  admin: { token_file: ${tf} }\npools:\n  p:\n    servers: [{ name: a, address: "127.0.0.1:1" }]\nfrontends: [{ name: f, listen: "127.0.0.1:0", pool: p }]\n`;
+  const file = join(dir, 'licproxy.yaml');
+  t.is(parseProxyConfig(file, text('admin.token')).stats!.admin!.tokenFile, join(dir, 'admin.token'));
+  const err = t.throws(() => parseProxyConfig(file, text('nope.token')));
+  t.true(err!.message.includes(`token file "${join(dir, 'nope.token')}" does not exist`), err!.message);
 });
