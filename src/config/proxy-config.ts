@@ -19,6 +19,12 @@ export interface GlobalConfig {
    * the configuration, health checks, affinity table and stats, and N worker processes (node:cluster) forward.
    */
   workers: number;
+  /**
+   * With workers: `round_robin`, the primary accepts and hands each connection to the next worker (an even spread,
+   * which the per-process descriptor limit needs); `shared`, every worker accepts from the listening socket itself
+   * (no hand-off per connection; the kernel decides the spread).
+   */
+  workerAccept: 'round_robin' | 'shared';
 }
 
 export interface StatsConfig {
@@ -124,7 +130,7 @@ export interface ProxyConfig {
 
 /** Every default of the file, in one place (SPEC 2). */
 export const DEFAULTS = {
-  global: { logLevel: 'info', maxConnections: 50_000, grace: 30_000, workers: 1 },
+  global: { logLevel: 'info', maxConnections: 50_000, grace: 30_000, workers: 1, workerAccept: 'round_robin' },
   stats: { listen: { host: '127.0.0.1', port: 8404 }, refresh: 5_000 },
   pool: {
     mode: 'balance',

@@ -32,12 +32,13 @@ const BALANCES = ['roundrobin', 'leastconn', 'source', 'first'] as const;
 const CHECK_TYPES = ['none', 'tcp', 'send_expect', 'lmstat', 'external'] as const;
 /** Worker processes beyond a few per core only cost memory; 64 bounds a typo. */
 const MAX_WORKERS = 64;
+const WORKER_ACCEPT = ['round_robin', 'shared'] as const;
 const ADMIN_STATES = ['ready', 'drain', 'maint'] as const;
 
 /** The keys of each section, the single list both validation and the docs' reference table are checked against. */
 export const KEYS = {
   root: ['global', 'stats', 'defaults', 'pools', 'frontends', 'daemons'],
-  global: ['log_level', 'max_connections', 'grace', 'workers'],
+  global: ['log_level', 'max_connections', 'grace', 'workers', 'worker_accept'],
   stats: ['listen', 'refresh', 'admin'],
   admin: ['token_file'],
   poolSettings: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback'],
@@ -100,6 +101,7 @@ function readGlobal(c: Cursor): GlobalConfig {
     maxConnections: c.at('max_connections').int(1, 10_000_000) ?? DEFAULTS.global.maxConnections,
     grace: c.at('grace').duration() ?? DEFAULTS.global.grace,
     workers: c.at('workers').int(1, MAX_WORKERS) ?? DEFAULTS.global.workers,
+    workerAccept: c.at('worker_accept').oneOf(WORKER_ACCEPT) ?? DEFAULTS.global.workerAccept,
   };
 }
 

@@ -100,11 +100,14 @@ export class ProxyApp {
       return this.#reloadFailed(file, err);
     }
     try {
-      const workersBefore = this.runtime.config.global.workers;
+      const before = this.runtime.config.global;
       for (const s of this.#services) await s.prepareReload?.(config);
       const summary = await this.runtime.apply(config);
-      if (config.global.workers !== workersBefore) {
-        this.log.warn({ running: workersBefore, file: config.global.workers }, 'global.workers changed: the new count applies at the next start');
+      if (config.global.workers !== before.workers || config.global.workerAccept !== before.workerAccept) {
+        this.log.warn(
+          { running: [before.workers, before.workerAccept], file: [config.global.workers, config.global.workerAccept] },
+          'global.workers or global.worker_accept changed: applies at the next start',
+        );
       }
       this.log.level = config.global.logLevel;
       for (const s of this.#services) await s.reload?.(config);

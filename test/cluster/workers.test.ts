@@ -24,11 +24,11 @@ async function licds(t: import('ava').ExecutionContext, names: string[]): Promis
   return out;
 }
 
-function config(l: Record<string, InProcessLicd>, pool: string, tokenFile: string, extra = ''): string {
+function config(l: Record<string, InProcessLicd>, pool: string, tokenFile: string, extra = '', global = ''): string {
   return `
 global:
   workers: 2
-  grace: 2s
+  grace: 2s${global}
 stats:
   listen: 127.0.0.1:0
   admin: { token_file: ${tokenFile} }
@@ -170,9 +170,9 @@ test('workers: a killed worker loses only its own connections and is replaced; t
   t.regex(metrics, /^licproxy_worker_restarts_total\{worker="1"\} 0$/m);
 });
 
-test('workers: a reload reaches every worker; a listen address in use fails it whole and changes nothing', async (t) => {
+test('workers accepting for themselves (worker_accept: shared): a reload reaches every worker; a listen address in use fails it whole', async (t) => {
   const l = await licds(t, ['alpha']);
-  const c = await runCluster(t, (tf) => config(l, '    balance: roundrobin', tf));
+  const c = await runCluster(t, (tf) => config(l, '    balance: roundrobin', tf, '', '\n  worker_accept: shared'));
   const lic = await c.port('license');
   await allUp(c, 1);
   const held = await LineClient.connect(lic);
@@ -185,12 +185,13 @@ test('workers: a reload reaches every worker; a listen address in use fails it w
   c.child.kill('SIGHUP');
   await waitFor(() => c.lines().filter((x) => x.msg === 'listening' && x.frontend === 'extra').length === 2, { timeout: 15_000, what: 'both workers listening on the new frontend' });
   const extra = await c.port('extra');
-  for (let i = 0; i < 4; i++) {
+  // The kernel picks the accepting worker: connections until both have served one (bounded).
+  await waitFor(async () => {
     const x = await LineClient.connect(extra);
     t.regex(await x.request('HELLO user=e host=h'), /^OK/);
     x.destroy();
-  }
-  await waitFor(() => new Set(closedLines(c).filter((x) => x.frontend === 'extra').map((x) => x.worker)).size === 2, { what: 'extra served by both workers' });
+    return new Set(closedLines(c).filter((y) => y.frontend === 'extra').map((y) => y.worker)).size === 2;
+  }, { timeout: 15_000, what: 'extra served by both workers' });
 
   const taken = createServer();
   await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));

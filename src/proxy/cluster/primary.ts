@@ -96,6 +96,8 @@ export class ClusterPrimary implements AppService {
   async start(app: ProxyApp): Promise<void> {
     this.#app = app;
     this.#broker = new AffinityBroker(app.runtime, (worker, id, server) => this.#sendTo(worker, { t: 'aff', id, server }));
+    // Fixed for the life of the process: node:cluster takes it at the first fork.
+    cluster.schedulingPolicy = app.config.global.workerAccept === 'shared' ? cluster.SCHED_NONE : cluster.SCHED_RR;
     cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], serialization: 'advanced' });
     // A killed worker's IPC channel closes early in its exit, while the kernel may take seconds to tear down
     // thousands of its sockets before 'exit': the replacement starts at the disconnect.
