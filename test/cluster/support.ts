@@ -1,10 +1,10 @@
 /** Runs `licproxy run` with `global.workers` as a child process and reads what it logs and serves. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { LICPROXY, REPO } from '../helpers/cli.ts';
+import { spawnLicproxy } from '../helpers/licproxy-run.ts';
 import { getJson } from '../helpers/stats.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -40,21 +40,8 @@ export async function runCluster(t: ExecutionContext, yaml: (tokenFile: string) 
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
   const file = join(dir, 'licproxy.yaml');
   writeFileSync(file, yaml(tokenFile));
-  const child = spawn(process.execPath, [LICPROXY, 'run', '-c', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
-  const lines = (): Record<string, unknown>[] =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
   let pids: number[] = [];
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
+  const { child, lines, stderr, exited } = spawnLicproxy(t, file, () => {
     // The workers follow a killed primary (IPC gone); make sure of it.
     for (const pid of pids) {
       try {
@@ -63,8 +50,9 @@ export async function runCluster(t: ExecutionContext, yaml: (tokenFile: string) 
     }
     rmSync(dir, { recursive: true, force: true });
   });
+  const err = (): string => stderr();
   const alive = (): void => {
-    if (child.exitCode !== null) throw new Error(`licproxy exited ${child.exitCode}: ${err}`);
+    if (child.exitCode !== null) throw new Error(`licproxy exited ${child.exitCode}: ${err()}`);
   };
   // waitFor retries a throwing condition; an exited balancer is final, so its error is thrown at once.
   const stats = await waitFor(
@@ -77,7 +65,7 @@ export async function runCluster(t: ExecutionContext, yaml: (tokenFile: string) 
     },
     { timeout: 30_000, what: 'stats listening' },
   );
-  if (stats === 'exited') throw new Error(`licproxy exited ${child.exitCode}: ${err}`);
+  if (stats === 'exited') throw new Error(`licproxy exited ${child.exitCode}: ${err()}`);
   await waitFor(() => (alive(), lines().some((x) => x.msg === 'licproxy running')), { timeout: 30_000, what: 'licproxy running' });
   const json = async (): Promise<StatsJson> => (await getJson<StatsJson>(stats, '/stats.json')).json;
   const workerPids = async (): Promise<number[]> => {
@@ -94,7 +82,7 @@ export async function runCluster(t: ExecutionContext, yaml: (tokenFile: string) 
       },
       { timeout: 20_000, what: `frontend ${frontend} listening` },
     );
-  return { child, dir, file, lines, stderr: () => err, exited, stats, port, json, workerPids };
+  return { child, dir, file, lines, stderr, exited, stats, port, json, workerPids };
 }
 
 export function isAlive(pid: number): boolean {

@@ -1,9 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { LICPROXY, REPO } from '../helpers/cli.ts';
+import { LICPROXY } from '../helpers/cli.ts';
+import { spawnLicproxy } from '../helpers/licproxy-run.ts';
 import { connectClient, readAll, readBytes } from '../helpers/proxy.ts';
 import { startNamed } from '../helpers/backend.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -36,26 +37,11 @@ async function runProxy(t: ExecutionContext, text: string): Promise<Running> {
   const dir = mkdtempSync(join(tmpdir(), 'licproxy-run-'));
   const file = join(dir, 'licproxy.yaml');
   writeFileSync(file, text);
-  const child = spawn(process.execPath, [LICPROXY, 'run', '-c', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const lines = (): Record<string, unknown>[] =>
-    out
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const { child, lines, stderr, exited } = spawnLicproxy(t, file, () => rmSync(dir, { recursive: true, force: true }));
   const port = (frontend: string): Promise<number> =>
     waitFor(
       () => {
-        if (child.exitCode !== null) throw new Error(`licproxy exited ${child.exitCode}: ${err}`);
+        if (child.exitCode !== null) throw new Error(`licproxy exited ${child.exitCode}: ${stderr()}`);
         const l = lines().filter((x) => x.msg === 'listening' && x.frontend === frontend).pop();
         return l ? Number(String(l.listen).split(':').pop()) : 0;
       },

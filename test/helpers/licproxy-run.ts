@@ -1,0 +1,34 @@
+/** `licproxy run -c <file>` as a child process, its JSON log lines parsed, killed at teardown. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { ExecutionContext } from 'ava';
+import { LICPROXY, REPO } from './cli.ts';
+
+export interface LicproxyProcess {
+  child: ChildProcess;
+  /** Every JSON line written to stdout so far. */
+  lines: () => Record<string, unknown>[];
+  stderr: () => string;
+  /** Exit code, or signal name. */
+  exited: Promise<number | string>;
+}
+
+/** `cleanup` runs at teardown once the process is gone (SIGKILLed if still running). */
+export function spawnLicproxy(t: ExecutionContext, file: string, cleanup: () => void = () => {}): LicproxyProcess {
+  const child = spawn(process.execPath, [LICPROXY, 'run', '-c', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+    cleanup();
+  });
+  const lines = (): Record<string, unknown>[] =>
+    out
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { child, lines, stderr: () => err, exited };
+}
