@@ -195,7 +195,7 @@ export class ClusterPrimary implements AppService {
     slot.pid = 0;
     slot.startedAt = Date.now();
     w.on('message', (m: unknown) => {
-      if (isToPrimary(m)) this.#received(slot, w, m);
+      if (isToPrimary(m)) this.#received(w, m);
     });
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -232,7 +232,7 @@ export class ClusterPrimary implements AppService {
     });
   }
 
-  #received(slot: Slot, w: Worker, m: ToPrimary): void {
+  #received(w: Worker, m: ToPrimary): void {
     const broker = this.#broker!;
     switch (m.t) {
       case 'aff-ask':
@@ -252,7 +252,7 @@ export class ClusterPrimary implements AppService {
       case 'hello':
       case 'ready':
       case 'failed':
-        return void slot;
+        return; // the start-up handshake, handled in #fork
     }
   }
 
