@@ -353,6 +353,10 @@ export class Redundancy {
   #onReady(link: PeerLink): void {
     this.#handshaking.delete(link);
     const name = link.name;
+    // A member that dialed us names its own peer address: its slot is known now, so the dial loop does not dial it
+    // again once another peer goes away (a second link would replace this one and, for a moment, leave no quorum).
+    const slot = this.#cfg.peers.findIndex((p) => formatHostPort(p) === link.remote!.addr);
+    if (slot >= 0 && this.#slotName[slot] === null) this.#slotName[slot] = name;
     const old = this.#active.get(name);
     if (old && old !== link) {
       // Both dialed at once: keep the link dialed by the lower order on both sides; a redial replaces a stale one.
@@ -361,6 +365,8 @@ export class Redundancy {
         link.close('duplicate link');
         return;
       }
+      // The same member, a new link: what it last said stands until it speaks again (no gap in the quorum).
+      link.view ??= old.view;
       this.#active.set(name, link);
       old.close('replaced by a new link');
     } else this.#active.set(name, link);
