@@ -223,17 +223,17 @@ export class StatsServer {
       case 'api/events':
         return send(res, 200, 'application/json; charset=utf-8', renderEventsJson(this.#source.events()));
       case 'ready':
-        return void Promise.resolve(this.#fresh(() => this.#ready(req, res))).catch((err: unknown) => this.#fail(res, err));
+        return this.#afterRefresh(res, () => this.#ready(req, res));
       case 'metrics':
         return this.#rendered(res, path, this.#prom.contentType, {}, () => this.#prom.render(this.#source.snapshot()));
     }
   }
 
   /** Runs `f` on fresh counters: at once for a source that has them at hand, after its refresh otherwise. */
-  #fresh<T>(f: () => T | Promise<T>): T | Promise<T> {
+  #afterRefresh(res: ServerResponse, f: () => void): void {
     const refresh = this.#source.refresh;
     if (refresh === undefined) return f();
-    return refresh.call(this.#source).then(f);
+    refresh.call(this.#source).then(f, (err: unknown) => this.#fail(res, err));
   }
 
   /**
@@ -252,12 +252,7 @@ export class StatsServer {
     const hit = this.#renders.get(key);
     if (hit && performance.now() - hit.at < hit.costMs * RENDER_BUDGET) return send(res, 200, type, hit.body, headers);
     // Counters kept elsewhere (cluster workers) are fetched first; waiting for them is not rendering cost.
-    const refresh = this.#source.refresh;
-    if (refresh === undefined) return this.#render(res, key, type, headers, render);
-    refresh.call(this.#source).then(
-      () => this.#render(res, key, type, headers, render),
-      (err: unknown) => this.#fail(res, err),
-    );
+    this.#afterRefresh(res, () => this.#render(res, key, type, headers, render));
   }
 
   #render(res: ServerResponse, key: string, type: string, headers: Record<string, string>, render: () => string | Promise<string>): void {

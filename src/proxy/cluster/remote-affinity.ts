@@ -67,9 +67,6 @@ export class AffinityClient {
     ref.affinity.answered(ref, server);
   }
 
-  get inFlight(): number {
-    return this.#asking.size;
-  }
 }
 
 export class RemoteSourceAffinity implements PoolAffinity {
@@ -100,16 +97,10 @@ export class RemoteSourceAffinity implements PoolAffinity {
       return this.#giveBack(ref);
     }
     const s = server === null ? undefined : this.#host.server(server);
-    if (s !== undefined) {
-      ref.phase = 'held';
-      ref.server = s;
-    } else if (server === null) {
-      ref.phase = 'reserved';
-    } else {
-      // Bound to a server this worker does not have (a reload is on its way): hand it back, balance here.
-      this.#giveBack({ ...ref, phase: 'held' });
-      ref.phase = 'none';
-    }
+    ref.phase = server === null ? 'reserved' : 'held';
+    if (s !== undefined) ref.server = s;
+    // Bound to a server this worker does not have (a reload is on its way): hand it back, balance here.
+    else if (server !== null) this.#giveBack(ref);
     ref.ctx.affinityAnswered();
   }
 
