@@ -66,7 +66,6 @@ export class AffinityClient {
     this.#asking.delete(id);
     ref.affinity.answered(ref, server);
   }
-
 }
 
 export class RemoteSourceAffinity implements PoolAffinity {
