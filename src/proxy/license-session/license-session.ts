@@ -432,11 +432,13 @@ export class LicenseSession {
   }
 
   /**
-   * A connect failed: true when the session found another way. The first connect of a pool without feature routing
-   * is left to the pool's retries and redispatch, which pick as for any new client.
+   * A connect failed: true when the session found another way. The first connect of a balance / failover pool
+   * without feature routing is left to the pool's retries and redispatch, which pick as for any new client; in a
+   * master pool a refused connect is a master gone, and the client waits for the next one.
    */
   connectFailed(): boolean {
-    if (this.#phase !== Phase.Watch || (this.#moves === 0 && this.#pool.config.route !== 'feature')) return false;
+    if (this.#phase !== Phase.Watch) return false;
+    if (this.#moves === 0 && this.#pool.config.route !== 'feature' && this.#pool.mode !== 'master') return false;
     return this.lost();
   }
 
