@@ -11,6 +11,7 @@ import type { ProxyConfig, StatsConfig } from '../../config/proxy-config.ts';
 import type { AppService, ProxyApp } from '../../proxy/app.ts';
 import type { ProxyEvent } from '../../proxy/event-log.ts';
 import type { FrontendSnapshot } from '../../proxy/frontend.ts';
+import { checkoutCountersOf } from '../../proxy/license-session/checkout-counters.ts';
 import type { RuntimeSnapshot } from '../../proxy/runtime.ts';
 import type { PoolSnapshot } from '../../proxy/pool.ts';
 import type { Server, ServerSnapshot } from '../../proxy/server.ts';
@@ -67,7 +68,7 @@ export class RuntimeStatsSource implements StatsSource {
         ...(p !== null ? { workers: p.workers } : {}),
       },
       frontends: rt.frontends.map(frontendStats),
-      pools: rt.pools.map((p) => poolStats(p, this.#app.runtime.config)),
+      pools: rt.pools.map((p) => withCheckouts(poolStats(p, this.#app.runtime.config), this.#app)),
     };
   }
 
@@ -198,6 +199,13 @@ interface AffinitySnapshot {
   hits: number;
   misses: number;
   evictions: number;
+}
+
+/** licd pools: the checkout counters kept beside the pool (this process's connections). */
+function withCheckouts(s: PoolStats, app: ProxyApp): PoolStats {
+  const pool = app.runtime.pool(s.name);
+  if (pool === undefined || pool.config.protocol !== 'licd') return s;
+  return { ...s, checkouts: checkoutCountersOf(pool).rows() };
 }
 
 function poolStats(p: PoolSnapshot & { affinity?: AffinitySnapshot }, config: ProxyConfig): PoolStats {
