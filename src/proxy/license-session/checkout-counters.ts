@@ -20,14 +20,16 @@ export interface CheckoutCount {
 }
 
 export class CheckoutCounters {
-  readonly #rows = new Map<string, CheckoutCount>();
+  /** server -> feature -> counts (nested maps: no key string built per checkout). */
+  readonly #rows = new Map<string, Map<string, CheckoutCount>>();
 
   add(server: string, feature: string, result: CheckoutResult): void {
-    const key = `${server}\n${feature}`;
-    let r = this.#rows.get(key);
+    let byFeature = this.#rows.get(server);
+    if (byFeature === undefined) this.#rows.set(server, (byFeature = new Map()));
+    let r = byFeature.get(feature);
     if (r === undefined) {
       r = { server, feature, granted: 0, denied: 0, retriedSaved: 0, queueWaits: 0 };
-      this.#rows.set(key, r);
+      byFeature.set(feature, r);
     }
     if (result === 'granted') r.granted++;
     else if (result === 'denied') r.denied++;
@@ -37,7 +39,9 @@ export class CheckoutCounters {
 
   /** Copies, sorted by server then feature (stable output for pages and scrapes). */
   rows(): CheckoutCount[] {
-    return [...this.#rows.values()].map((r) => ({ ...r })).sort((a, b) => a.server.localeCompare(b.server) || a.feature.localeCompare(b.feature));
+    const out: CheckoutCount[] = [];
+    for (const m of this.#rows.values()) for (const r of m.values()) out.push({ ...r });
+    return out.sort((a, b) => a.server.localeCompare(b.server) || a.feature.localeCompare(b.feature));
   }
 }
 

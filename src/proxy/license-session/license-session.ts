@@ -19,7 +19,7 @@
 import type { Side } from '../connection.ts';
 import type { Pool, SelectContext, SelectResult } from '../pool.ts';
 import type { Server } from '../server.ts';
-import { LineDecoder, MAX_LINE_BYTES } from '../../common/line-decoder.ts';
+import { LineDecoder, MAX_LINE_BYTES, type LineDecoderHooks } from '../../common/line-decoder.ts';
 import { ANSWER } from '../../licd/protocol.ts';
 import { checkoutCountersOf, type CheckoutCounters } from './checkout-counters.ts';
 import { retryTarget, routeFeature, usable } from './feature-route.ts';
@@ -32,6 +32,17 @@ export const MAX_MOVES = 8;
 /** Longest server answer line read while watching (status lines carry user names). */
 const MAX_ANSWER_LINE = 64 * 1024;
 const OK_LINE = Buffer.from(ANSWER.OK);
+/** The proxy's HELLO answer per pool name, built once (it is written to nearly every route: feature client). */
+const helloAnswers = new Map<string, Buffer>();
+function helloAnswerOf(pool: string): Buffer {
+  let b = helloAnswers.get(pool);
+  if (b === undefined) {
+    b = Buffer.from(helloAnswer(pool));
+    if (helloAnswers.size > 10_000) helloAnswers.clear();
+    helloAnswers.set(pool, b);
+  }
+  return b;
+}
 
 /** What the session needs of its connection (Connection implements it). */
 export interface SessionHost extends SelectContext {
@@ -61,7 +72,7 @@ const enum Phase {
   Plain,
 }
 
-export class LicenseSession {
+export class LicenseSession implements LineDecoderHooks {
   readonly #host: SessionHost;
   readonly #pool: Pool;
   readonly #counters: CheckoutCounters;
@@ -162,7 +173,7 @@ export class LicenseSession {
         if (this.#lines.length === 1) this.#keptBytes -= this.#lines.pop()!.bytes.length;
         this.#keep(bytes, LineKind.Hello);
         this.#answered = 1;
-        client.write(Buffer.from(helloAnswer(this.#pool.name)));
+        client.write(helloAnswerOf(this.#pool.name));
         return;
       case LineKind.Heartbeat:
         return void client.write(c.malformed ? Buffer.from(ANSWER.BAD_ARGUMENT) : OK_LINE);
@@ -240,7 +251,9 @@ export class LicenseSession {
   upstreamOpen(u: Side): void {
     this.#open = true;
     this.#srvNext = 0;
-    this.#decoder = new LineDecoder({ onLine: (l) => this.#serverLine(l), onError: () => this.#answerTooLong() }, MAX_ANSWER_LINE);
+    // One decoder per session, reset for each server: the session itself takes its lines (no closures).
+    if (this.#decoder === null) this.#decoder = new LineDecoder(this, MAX_ANSWER_LINE);
+    else this.#decoder.reset();
     const lines = this.#lines;
     if (lines.length > 0) u.write(lines.length === 1 ? lines[0]!.bytes : Buffer.concat(lines.map((l) => l.bytes)));
     this.#sent = lines.length;
@@ -248,9 +261,19 @@ export class LicenseSession {
   }
 
   serverData(u: Side, chunk: Buffer): void {
-    if (u !== this.#host.upstream || this.#decoder === null) return;
+    if (u !== this.#host.upstream || this.#decoder === null || !this.#open) return;
     const read = this.#decoder.write(chunk);
     if (read < chunk.length && this.#phase === Phase.Plain) this.#host.client.write(Buffer.from(chunk.subarray(read)));
+  }
+
+  /** LineDecoderHooks: one answer line of the current server. */
+  onLine(line: string): boolean {
+    return this.#serverLine(line);
+  }
+
+  /** LineDecoderHooks: an answer line over MAX_ANSWER_LINE. */
+  onError(): void {
+    this.#answerTooLong();
   }
 
   #answerTooLong(): void {
@@ -364,7 +387,7 @@ export class LicenseSession {
   #move(next: Server | null): void {
     this.#moves++;
     this.#open = false;
-    this.#decoder = null;
+    this.#decoder?.stop();
     this.#sent = 0;
     this.#host.sessionMove(next);
   }
