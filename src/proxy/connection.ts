@@ -697,18 +697,22 @@ function onUpstreamEnd(this: ConnSocket): void {
 // ---- licd pools while the start of the connection is watched (license-session/) ----
 
 function onClientReadLicensed(this: ConnSocket, n: number, buf: Uint8Array): boolean {
-  const ls = this[kConn].license;
-  if (ls !== null) ls.clientData(Buffer.from(buf.buffer, buf.byteOffset, n));
+  const conn = this[kConn];
+  conn.watch?.onClientData();
+  conn.license?.clientData(Buffer.from(buf.buffer, buf.byteOffset, n));
   return true;
 }
 function onClientDataLicensed(this: ConnSocket, chunk: Buffer): void {
-  this[kConn].license?.clientData(chunk);
+  const conn = this[kConn];
+  conn.watch?.onClientData();
+  conn.license?.clientData(chunk);
 }
 /** Server -> session; a net.Socket upstream keeps this callback after the switch, so it forwards once plain. */
 function onUpstreamReadLicensed(this: ConnSocket, n: number, buf: Uint8Array): boolean {
   const conn = this[kConn];
   const ls = conn.license;
   if (ls === null) return onUpstreamRead.call(this, n, buf);
+  if (this === conn.upstream) conn.watch?.onServerData();
   ls.serverData(this, Buffer.from(buf.buffer, buf.byteOffset, n));
   return true;
 }

@@ -101,6 +101,8 @@ export class LicenseSession implements LineDecoderHooks {
   #deniedBy: Server | null = null;
   #tried: Server[] | null = null;
   #moves = 0;
+  /** After a move: the new server must answer within `timeouts.connect`, or it is treated as lost (hung). */
+  #answerTimer: NodeJS.Timeout | null = null;
 
   constructor(host: SessionHost) {
     this.#host = host;
@@ -257,7 +259,23 @@ export class LicenseSession implements LineDecoderHooks {
     const lines = this.#lines;
     if (lines.length > 0) u.write(lines.length === 1 ? lines[0]!.bytes : Buffer.concat(lines.map((l) => l.bytes)));
     this.#sent = lines.length;
+    if (this.#moves > 0 && this.#srvNext < lines.length) {
+      this.#answerTimer = setTimeout(onAnswerTimeout, this.#pool.config.timeouts.connect, this, u);
+      this.#answerTimer.unref();
+    }
     this.#maybePlain();
+  }
+
+  /** A server moved to took `timeouts.connect` without a line (a hung member): go on as if it had died. */
+  answerTimedOut(u: Side): void {
+    this.#answerTimer = null;
+    if (this.#phase !== Phase.Watch || !this.#open || u !== this.#host.upstream) return;
+    this.lost();
+  }
+
+  #clearAnswerTimer(): void {
+    if (this.#answerTimer !== null) clearTimeout(this.#answerTimer);
+    this.#answerTimer = null;
   }
 
   serverData(u: Side, chunk: Buffer): void {
@@ -284,6 +302,7 @@ export class LicenseSession implements LineDecoderHooks {
 
   /** One answer line; false stops reading the chunk here (moved or gone plain: the rest is not for this reader). */
   #serverLine(line: string): boolean {
+    if (this.#answerTimer !== null) this.#clearAnswerTimer();
     const i = this.#srvNext;
     const lines = this.#lines;
     const client = this.#host.client;
@@ -344,6 +363,7 @@ export class LicenseSession implements LineDecoderHooks {
   }
 
   #plain(): void {
+    this.#clearAnswerTimer();
     this.#phase = Phase.Plain;
     const p = this.#partial;
     this.#partial = null;
@@ -385,6 +405,7 @@ export class LicenseSession implements LineDecoderHooks {
   // ---- moving to another server ----
 
   #move(next: Server | null): void {
+    this.#clearAnswerTimer();
     this.#moves++;
     this.#open = false;
     this.#decoder?.stop();
@@ -469,4 +490,8 @@ export class LicenseSession implements LineDecoderHooks {
   queueWaited(server: Server): void {
     this.#counters.add(server.name, this.#feature, 'queue_wait');
   }
+}
+
+function onAnswerTimeout(s: LicenseSession, u: Side): void {
+  s.answerTimedOut(u);
 }

@@ -124,3 +124,32 @@ test('the other server dies mid-retry: the next one grants, or the client keeps 
   t.is(inUse(a!.licd, 'F'), 2);
   t.is(inUse(c!.licd, 'F'), 2);
 });
+
+test('the other server hangs mid-retry (SIGSTOP): after timeouts.connect the next one is tried', async (t) => {
+  t.timeout(60_000);
+  const [a, c] = await licds(t, [
+    { name: 'a', features: F },
+    { name: 'c', features: F },
+  ]);
+  const b = await spawnLicd({ name: 'b', features: F });
+  t.teardown(async () => {
+    b.child.kill('SIGCONT');
+    await b.stop();
+  });
+  await fill(a!.connect, 2);
+  const slow = '{ type: lmstat, interval: 10s, fast_interval: 10s, down_interval: 10s, timeout: 1s, rise: 1, fall: 5 }';
+  const lines = [
+    `      - { name: a, address: 127.0.0.1:${a!.licd.ports.license} }`,
+    `      - { name: b, address: 127.0.0.1:${b.ports.license} }`,
+    `      - { name: c, address: 127.0.0.1:${c!.licd.ports.license}, tier: 1 }`,
+  ].join('\n');
+  const app = await balancer(t, yaml(lines, slow).replace('    retry_denied: true', '    retry_denied: true\n    timeouts: { connect: 500ms }'));
+  b.child.kill('SIGSTOP');
+  const x = await LineClient.connect(app.runtime.port('p'));
+  t.teardown(() => x.destroy());
+  // a denies; b (tier 0) accepts the connection but never answers; c grants once b's time is up.
+  t.regex(await x.request('CHECKOUT F', 10_000), /^GRANTED handle=c\./);
+  t.is(await x.request('HEARTBEAT'), 'OK');
+  t.is(inUse(a!.licd, 'F'), 2);
+  t.is(inUse(c!.licd, 'F'), 1);
+});
