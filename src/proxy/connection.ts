@@ -449,7 +449,6 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     if (this.#state === State.Reading && this.license !== null && now >= this.#deadline) {
       this.frontend.sweeper.connecting.delete(this);
       this.#error = `no CHECKOUT (or other line that routes) within ${this.pool.config.timeouts.connect}ms`;
-      this.frontend.log.warn({ client: `${this.clientIp}:${this.clientPort}`, pool: this.pool.name }, 'licd client sent no CHECKOUT in time: closed');
       return this.#abort('no_checkout');
     }
     if (this.#state !== State.Connecting || now < this.#deadline) return;

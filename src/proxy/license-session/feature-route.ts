@@ -28,12 +28,12 @@ export function routeFeature(pool: Pool, ctx: SelectContext & { exclude: Server[
   }
   if (usableCount === 0) return pool.select(ctx); // no server at all: the pool's usual answer (queue or none)
   if (serving === 0) return 'unknown';
-  const before = ctx.exclude;
-  if (lacking !== null) ctx.exclude = before === null ? lacking : [...before, ...lacking];
+  // The servers that lack the feature stay excluded for this connection: a wait in the pool queue, a connect retry
+  // or a redispatch then never lands on one of them either.
+  if (lacking !== null) ctx.exclude = ctx.exclude === null ? lacking : [...ctx.exclude, ...lacking];
   const r = pool.select(ctx);
-  ctx.exclude = before;
   if (r !== null) return r;
-  return leastLoaded(pool, feature, before, now, false) ?? null;
+  return leastLoaded(pool, feature, ctx.exclude, now, false) ?? null;
 }
 
 /**

@@ -159,6 +159,5 @@ test('bad input before CHECKOUT: an over-long line, binary garbage, a client tha
   await silent.closed;
   const line = await waitFor(() => cap.closed().find((l) => l.end === 'no_checkout'), { what: 'the log line' });
   t.regex(String(line.error), /no CHECKOUT .* within 400ms/);
-  t.truthy(cap.lines().find((l) => String(l.msg).includes('sent no CHECKOUT')));
   t.is(total(), 1);
 });
