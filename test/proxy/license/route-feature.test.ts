@@ -71,6 +71,7 @@ test('HELLO is replayed to the chosen server: the seat is held in the client\'s 
   t.is(await c.request('HEARTBEAT'), 'OK', 'answered by the proxy too');
   t.is(await c.request('HELLO user=bob host=ws13'), 'OK server=solvers proto=1', 'a later HELLO replaces the first');
   t.regex(await c.request('CHECKOUT EM'), /^GRANTED handle=b\./);
+  t.true([...app.runtime.live].every((x) => x.license === null && x.state === 'open'), 'after the grant: the plain forwarding callbacks');
   const users = servers[1]!.licd.server.status().features.find((f) => f.name === 'EM')!.users;
   t.is(users.length, 1);
   t.like(users[0], { user: 'bob', host: 'ws13' });
