@@ -162,3 +162,21 @@ test('bad input before CHECKOUT: an over-long line, binary garbage, a client tha
   t.regex(String(line.error), /no CHECKOUT .* within 400ms/);
   t.is(total(), 1);
 });
+
+test('with affinity by handle (first line read on a stream socket): HELLO, feature routing and handle lines all work', async (t) => {
+  const servers = await solvers(t);
+  const app = await balancer(t, yaml(servers, '    affinity: { by: handle }'));
+  const port = app.runtime.port('solvers');
+  const c = await LineClient.connect(port);
+  t.teardown(() => c.destroy());
+  t.is(await c.request('HELLO user=h host=ws'), 'OK server=solvers proto=1');
+  const granted = await c.request('CHECKOUT IMPLICIT');
+  t.regex(granted, /^GRANTED handle=a\./);
+  t.is(await c.request('HEARTBEAT'), 'OK');
+  const handle = /handle=(\S+)/.exec(granted)![1]!;
+  // A handle line first: routed to the server the handle names (a), which answers for it.
+  const d = await LineClient.connect(port);
+  t.teardown(() => d.destroy());
+  t.is(await d.request(`CHECKIN ${handle}`), 'ERR UNKNOWN_HANDLE', 'a answers: the handle belongs to another connection');
+  t.is(await d.request('STATUS json').then((l) => (JSON.parse(l) as { server: string }).server), 'a');
+});
