@@ -13,7 +13,7 @@ import { balancer } from './support.ts';
 
 const SEATS = [{ name: 'F', count: 1_000 }];
 
-async function triadBehindProxy(t: Parameters<typeof balancer>[0]) {
+async function triadBehindProxy(t: Parameters<typeof balancer>[0], queue = '30s') {
   const set = await LicdCluster.start({ mode: 'triad', features: SEATS, heartbeatTimeout: '5m' });
   t.teardown(async () => {
     if (!t.passed) t.log(set.dump());
@@ -29,7 +29,7 @@ pools:
   triad:
     mode: master
     protocol: licd
-    timeouts: { queue: 30s }
+    timeouts: { queue: ${queue} }
     check: { type: lmstat, interval: 1s, fast_interval: 250ms, down_interval: 2s, timeout: 500ms, rise: 1, fall: 2 }
     servers:
       - { name: ${a!.name}, address: 127.0.0.1:${a!.ports.license} }
@@ -111,4 +111,23 @@ test('handover back to a returning primary: ERR NOT_MASTER answers are followed,
   t.true(backOnA >= 10, 'a took back');
   const bad = results.filter((r) => !r.startsWith('GRANTED'));
   t.deepEqual(bad, [], `${results.length} checkouts during the handover`);
+});
+
+test('no master at all: a new client waits for one, and no longer than timeouts.queue', async (t) => {
+  t.timeout(120_000);
+  const { set, app, port } = await triadBehindProxy(t, '2s');
+  await Promise.all([set.kill(1), set.kill(2)]);
+  // a alone has no quorum: it stops serving and reports no MASTER.
+  await waitFor(() => app.runtime.pool('triad')!.snapshot().activeServer === null, { timeout: 20_000, what: 'no master at the proxy' });
+  const c = await LineClient.connect(port);
+  t.teardown(() => c.destroy());
+  const started = Date.now();
+  c.send('HELLO user=w host=h');
+  await c.closed;
+  const waited = Date.now() - started;
+  t.log(`closed after ${waited}ms without a master (timeouts.queue 2s)`);
+  const rows = checkoutCountersOf(app.runtime.pool('triad')!).rows();
+  t.is(rows.reduce((n, r) => n + r.granted, 0), 0);
+  t.is(app.runtime.pool('triad')!.counters.queueTimeouts, 1, 'it waited in the pool queue for a master, then timed out');
+  t.is(app.runtime.pool('triad')!.counters.noServer, 0, 'not closed at once for want of a server');
 });
