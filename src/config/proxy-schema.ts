@@ -96,6 +96,12 @@ function readRoot(root: Cursor, file: string): ProxyConfig {
   const pools = readPools(root.at('pools'), defaults);
   const frontends = readFrontends(root.at('frontends'), pools);
   const daemons = readDaemons(root.at('daemons'), file);
+  if (global.workers > 1) {
+    // Worker processes see the servers' states, not their features: feature routing there would route blind.
+    for (const p of pools) {
+      if (p.route === 'feature') root.at('pools').at(p.name).at('route').error('route: feature needs global.workers: 1 (worker processes do not see the servers\' features yet)');
+    }
+  }
   return { file, global, stats, pools, frontends, daemons };
 }
 

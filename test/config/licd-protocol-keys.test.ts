@@ -50,3 +50,11 @@ test('mistakes are one line each, with path and position', (t) => {
   );
   for (const i of bad) t.false(/\n|at .*\.ts/.test(i.message), i.message);
 });
+
+test('route: feature is refused with worker processes (they do not see the servers\' features)', (t) => {
+  const issues = issuesOf(`global: { workers: 2 }\n${pool('    route: feature')}`);
+  t.is(issues.length, 1);
+  t.like(issues[0], { line: 4, path: 'pools.lmx.route' });
+  t.regex(issues[0]!.message, /global\.workers: 1/);
+  t.like(parseProxyConfig('t.yaml', `global: { workers: 2 }\n${pool('    protocol: licd\n    retry_denied: true')}`).pools[0]!, { retryDenied: true });
+});

@@ -55,3 +55,34 @@ export function checkoutCountersOf(pool: Pool): CheckoutCounters {
   }
   return c;
 }
+
+/** What a pool's snapshot carries of its checkouts (licd pools only): for /stats and the cluster's merge. */
+export interface PoolCheckouts {
+  checkouts?: CheckoutCount[];
+}
+
+/** Adds the pool's checkout rows to its snapshot when it is a licd pool. */
+export function withCheckouts<T extends object>(snap: T, pool: Pool): T & PoolCheckouts {
+  if (pool.config.protocol !== 'licd') return snap;
+  return Object.assign(snap, { checkouts: checkoutCountersOf(pool).rows() });
+}
+
+/** The cluster's view: rows of the same server and feature added up over the processes that counted them. */
+export function mergeCheckouts(lists: ReadonlyArray<readonly CheckoutCount[] | undefined>): CheckoutCount[] | undefined {
+  if (lists.every((l) => l === undefined)) return undefined;
+  const out = new Map<string, CheckoutCount>();
+  for (const l of lists) {
+    for (const r of l ?? []) {
+      const key = `${r.server}\n${r.feature}`;
+      const m = out.get(key);
+      if (m === undefined) out.set(key, { ...r });
+      else {
+        m.granted += r.granted;
+        m.denied += r.denied;
+        m.retriedSaved += r.retriedSaved;
+        m.queueWaits += r.queueWaits;
+      }
+    }
+  }
+  return [...out.values()].sort((a, b) => a.server.localeCompare(b.server) || a.feature.localeCompare(b.feature));
+}
