@@ -11,6 +11,7 @@ import type { ProxyConfig, StatsConfig } from '../../config/proxy-config.ts';
 import type { AppService, ProxyApp } from '../../proxy/app.ts';
 import type { ProxyEvent } from '../../proxy/event-log.ts';
 import type { FrontendSnapshot } from '../../proxy/frontend.ts';
+import type { PoolCheckouts } from '../../proxy/license-session/checkout-counters.ts';
 import type { RuntimeSnapshot } from '../../proxy/runtime.ts';
 import type { PoolSnapshot } from '../../proxy/pool.ts';
 import type { Server, ServerSnapshot } from '../../proxy/server.ts';
@@ -200,7 +201,7 @@ interface AffinitySnapshot {
   evictions: number;
 }
 
-function poolStats(p: PoolSnapshot & { affinity?: AffinitySnapshot }, config: ProxyConfig): PoolStats {
+function poolStats(p: PoolSnapshot & PoolCheckouts & { affinity?: AffinitySnapshot }, config: ProxyConfig): PoolStats {
   const servers = p.servers.map(serverStats);
   const by = config.pools.find((c) => c.name === p.name)?.affinity.by ?? 'none';
   // The pair/triad line of the serving member says most; any member's will do when none serves.
@@ -220,6 +221,7 @@ function poolStats(p: PoolSnapshot & { affinity?: AffinitySnapshot }, config: Pr
     ...(redundancy !== undefined ? { redundancy } : {}),
     totals: sumServers(servers),
     queue: { cur: p.counters.queueCur, max: p.counters.queueMax },
+    ...(p.checkouts !== undefined ? { checkouts: p.checkouts } : {}),
     servers,
   };
 }
