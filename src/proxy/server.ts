@@ -10,6 +10,7 @@ import { CHECK_DURATION_BUCKETS, type CheckDurations, type CheckResult, type Hea
 import type { Closable, EndReason } from './end-reason.ts';
 import type { EventLog } from './event-log.ts';
 import type { BindingTarget } from './affinity/affinity-table.ts';
+import { SeatLedger } from './seats/seat-ledger.ts';
 
 /** Status as HAProxy writes it on its stats page (the monitor's `statusText` adds `DOWN 1/2` and friends). */
 export type ServerStatus = 'UP' | 'DOWN' | 'DRAIN' | 'MAINT' | 'NOLB' | 'no check';
@@ -75,6 +76,13 @@ export interface ServerSnapshot {
   counters: ServerCounters;
   /** Live affinity bindings to this server (0 when the pool has no affinity table). */
   bindings: number;
+  /**
+   * Pools that count seats (`balance: seats`, `overflow`): free seats of the pool's feature (all features when it
+   * names none) by the last check minus those given out since; null = not counted or no check data yet.
+   */
+  freeSeats: number | null;
+  /** Counted and 0 free: FULL for new clients (SPEC 8.1), not DOWN. */
+  full: boolean;
 }
 
 /** The state a worker process mirrors from the primary, which runs the checks and the admin API. */
@@ -136,6 +144,11 @@ export class Server implements HealthSubject, BindingTarget {
   #retired = false;
   /** Set by `mirror` in a worker process; null: from this process's own checks. */
   #master: boolean | null = null;
+  /** SPEC 8: feature names the configuration says this server serves. */
+  features: readonly string[];
+  /** Seats given out since the last check; null unless the pool counts seats (`trackSeats`). */
+  seatLedger: SeatLedger | null = null;
+  #seatFeature: string | null = null;
 
   constructor(config: ServerConfig, owner: ServerOwner) {
     this.name = config.name;
@@ -144,6 +157,7 @@ export class Server implements HealthSubject, BindingTarget {
     this.tier = config.tier;
     this.maxConnections = config.maxConnections;
     this.maintKill = config.maintKill;
+    this.features = config.features;
     this.#config = config;
     this.#weight = config.weight;
     this.#admin = config.state;
@@ -196,6 +210,78 @@ export class Server implements HealthSubject, BindingTarget {
 
   isFull(): boolean {
     return this.maxConnections > 0 && this.counters.cur >= this.maxConnections;
+  }
+
+  // ---- license knowledge (SPEC 8) ----
+
+  /** The pool counts seats of `feature` (null: summed over every feature) on this server; false stops counting. */
+  trackSeats(on: boolean, feature: string | null): void {
+    this.#seatFeature = feature;
+    if (!on) this.seatLedger = null;
+    else this.seatLedger ??= new SeatLedger();
+  }
+
+  /** Whether the server serves `feature`: listed in its `features:`, or seen in its last lmstat / external check. */
+  serves(feature: string): boolean {
+    if (this.features.includes(feature)) return true;
+    const usage = this.#lastCheck?.features;
+    return usage !== undefined && usage.some((f) => f.name === feature);
+  }
+
+  /**
+   * Free seats of `feature` (null: summed over the server's features): issued - in use at the last check, minus the
+   * seats given out since (the ledger). null when no check has reported usage. Never below 0.
+   */
+  freeSeatsOf(feature: string | null): number | null {
+    const raw = this.#rawFree(feature);
+    if (raw === null) return null;
+    const free = raw - (this.seatLedger?.taken ?? 0);
+    return free > 0 ? free : 0;
+  }
+
+  /**
+   * Free seats counting the connections the last check saw that closed since as freed: what a server most likely
+   * has when every estimate says full (each closed connection probably checked its seat in). Optimistic; only
+   * for choosing among servers that all look full.
+   */
+  seatOutlook(feature: string | null): number | null {
+    const raw = this.#rawFree(feature);
+    if (raw === null) return null;
+    const l = this.seatLedger;
+    return l === null ? raw : raw - l.taken + l.freed;
+  }
+
+  /** Usage of `feature` (null: every feature) as the last check reported plus the seats given out since. */
+  seatUsage(feature: string | null): { issued: number; inUse: number } | null {
+    const usage = this.#lastCheck?.features;
+    if (usage === undefined) return null;
+    let issued = 0;
+    let inUse = 0;
+    for (const f of usage) {
+      if (feature !== null && f.name !== feature) continue;
+      issued += f.issued;
+      inUse += f.inUse;
+    }
+    return { issued, inUse: inUse + (this.seatLedger?.taken ?? 0) };
+  }
+
+  /** The pool counts seats and this server has none left for new clients (FULL, SPEC 8.1). */
+  get seatFull(): boolean {
+    if (this.seatLedger === null) return false;
+    return this.freeSeatsOf(this.#seatFeature) === 0;
+  }
+
+  #rawFree(feature: string | null): number | null {
+    const usage = this.#lastCheck?.features;
+    if (usage === undefined) return null;
+    let free = 0;
+    for (const f of usage) {
+      if (feature !== null && f.name !== feature) continue;
+      // An expired feature grants nothing, whatever its count.
+      if (f.expired === true) continue;
+      if (f.issued > f.inUse) free += f.issued - f.inUse;
+    }
+    return free;
   }
 
   /**
@@ -268,6 +354,7 @@ export class Server implements HealthSubject, BindingTarget {
   recordCheck(result: CheckResult): void {
     const wasMaster = this.isMaster;
     this.#lastCheck = result;
+    if (this.seatLedger !== null && result.features !== undefined) this.seatLedger.checked(result.at - result.durationMs);
     if (!result.ok) this.counters.failedChecks++;
     const d = this.checkDurations;
     const seconds = result.durationMs / 1000;
@@ -344,6 +431,7 @@ export class Server implements HealthSubject, BindingTarget {
     this.tier = config.tier;
     this.maxConnections = config.maxConnections;
     this.maintKill = config.maintKill;
+    this.features = config.features;
     if (config.weight !== prev.weight) this.#weight = config.weight;
     if (config.state !== prev.state) this.#admin = config.state;
     this.#refresh('reload');
@@ -379,6 +467,7 @@ export class Server implements HealthSubject, BindingTarget {
     c.cur++;
     if (c.cur > c.max) c.max = c.cur;
     this.conns.add(conn);
+    if (this.seatLedger !== null) this.seatLedger.placed(conn, Date.now());
   }
 
   /** A session reached this server. Counted here, not at attach: a refused attempt is a connect error, not a session. */
@@ -388,6 +477,7 @@ export class Server implements HealthSubject, BindingTarget {
 
   detach(conn: Closable, bytesIn: number, bytesOut: number): void {
     if (!this.conns.delete(conn)) return;
+    if (this.seatLedger !== null) this.seatLedger.ended(conn);
     const c = this.counters;
     c.cur--;
     c.bytesIn += bytesIn;
@@ -428,6 +518,8 @@ export class Server implements HealthSubject, BindingTarget {
       checkDurations: { ...this.checkDurations, buckets: [...this.checkDurations.buckets] },
       counters,
       bindings,
+      freeSeats: this.seatLedger === null ? null : this.freeSeatsOf(this.#seatFeature),
+      full: this.seatFull,
     };
   }
 
