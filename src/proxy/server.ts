@@ -81,6 +81,7 @@ export interface ServerSnapshot {
    * names none) by the last check minus those given out since; null = not counted or no check data yet.
    */
   freeSeats: number | null;
+  countsSeats: boolean;
   /** Counted and 0 free: FULL for new clients (SPEC 8.1), not DOWN. */
   full: boolean;
 }
@@ -520,6 +521,7 @@ export class Server implements HealthSubject, BindingTarget {
       bindings,
       freeSeats: this.seatLedger === null ? null : this.freeSeatsOf(this.#seatFeature),
       full: this.seatFull,
+      countsSeats: this.seatLedger !== null,
     };
   }
 

@@ -145,6 +145,7 @@ function frontendStats(f: FrontendSnapshot): FrontendStats {
 }
 
 function serverStatus(s: ServerSnapshot): ServerStatus {
+  if (s.status === 'UP' && s.full && !TRANSITIONAL.test(s.checkStatus)) return 'FULL';
   if (s.status === 'UP' || s.status === 'DOWN') {
     return TRANSITIONAL.test(s.checkStatus) ? (s.checkStatus as ServerStatus) : s.status;
   }
@@ -189,6 +190,7 @@ function serverStats(s: ServerSnapshot): ServerStats {
       ...(f.expiry !== undefined ? { expiry: f.expiry } : {}),
       ...(f.expired !== undefined ? { expired: f.expired } : {}),
     })),
+    ...(s.countsSeats ? { freeSeats: s.freeSeats } : {}),
   };
 }
 
@@ -220,6 +222,9 @@ function poolStats(p: PoolSnapshot & { affinity?: AffinitySnapshot }, config: Pr
     ...(redundancy !== undefined ? { redundancy } : {}),
     totals: sumServers(servers),
     queue: { cur: p.counters.queueCur, max: p.counters.queueMax },
+    ...(p.feature !== null && p.feature !== undefined ? { feature: p.feature, featureServed: p.featureServed === true } : {}),
+    ...(p.failoverHold ? { failoverHold: p.failoverHold } : {}),
+    ...(p.failbackStepping ? { failbackStepping: p.failbackStepping } : {}),
     servers,
   };
 }
