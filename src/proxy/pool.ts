@@ -339,7 +339,7 @@ export class Pool implements ServerOwner, AffinityHost {
       const old = this.#byName.get(sc.name);
       if (old && old.host === sc.host) {
         old.update(sc);
-        old.trackSeats(countsSeats(config), config.feature);
+        old.trackSeats(countsSeats(config), config.feature, config.check.port);
         kept.add(old);
         next.push(old);
         this.#reconcileMonitor(old, checkChanged);
@@ -377,7 +377,7 @@ export class Pool implements ServerOwner, AffinityHost {
 
   #newServer(sc: ServerConfig): Server {
     const s = new Server(sc, this);
-    s.trackSeats(countsSeats(this.#config), this.#config.feature);
+    s.trackSeats(countsSeats(this.#config), this.#config.feature, this.#config.check.port);
     if (this.#monitorFactory && this.#config.check.type !== 'none') s.attachMonitor(this.#monitorFactory(s, this));
     return s;
   }

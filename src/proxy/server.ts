@@ -213,78 +213,6 @@ export class Server implements HealthSubject, BindingTarget {
     return this.maxConnections > 0 && this.counters.cur >= this.maxConnections;
   }
 
-  // ---- license knowledge (SPEC 8) ----
-
-  /** The pool counts seats of `feature` (null: summed over every feature) on this server; false stops counting. */
-  trackSeats(on: boolean, feature: string | null): void {
-    this.#seatFeature = feature;
-    if (!on) this.seatLedger = null;
-    else this.seatLedger ??= new SeatLedger();
-  }
-
-  /** Whether the server serves `feature`: listed in its `features:`, or seen in its last lmstat / external check. */
-  serves(feature: string): boolean {
-    if (this.features.includes(feature)) return true;
-    const usage = this.#lastCheck?.features;
-    return usage !== undefined && usage.some((f) => f.name === feature);
-  }
-
-  /**
-   * Free seats of `feature` (null: summed over the server's features): issued - in use at the last check, minus the
-   * seats given out since (the ledger). null when no check has reported usage. Never below 0.
-   */
-  freeSeatsOf(feature: string | null): number | null {
-    const raw = this.#rawFree(feature);
-    if (raw === null) return null;
-    const free = raw - (this.seatLedger?.taken ?? 0);
-    return free > 0 ? free : 0;
-  }
-
-  /**
-   * Free seats counting the connections the last check saw that closed since as freed: what a server most likely
-   * has when every estimate says full (each closed connection probably checked its seat in). Optimistic; only
-   * for choosing among servers that all look full.
-   */
-  seatOutlook(feature: string | null): number | null {
-    const raw = this.#rawFree(feature);
-    if (raw === null) return null;
-    const l = this.seatLedger;
-    return l === null ? raw : raw - l.taken + l.freed;
-  }
-
-  /** Usage of `feature` (null: every feature) as the last check reported plus the seats given out since. */
-  seatUsage(feature: string | null): { issued: number; inUse: number } | null {
-    const usage = this.#lastCheck?.features;
-    if (usage === undefined) return null;
-    let issued = 0;
-    let inUse = 0;
-    for (const f of usage) {
-      if (feature !== null && f.name !== feature) continue;
-      issued += f.issued;
-      inUse += f.inUse;
-    }
-    return { issued, inUse: inUse + (this.seatLedger?.taken ?? 0) };
-  }
-
-  /** The pool counts seats and this server has none left for new clients (FULL, SPEC 8.1). */
-  get seatFull(): boolean {
-    if (this.seatLedger === null) return false;
-    return this.freeSeatsOf(this.#seatFeature) === 0;
-  }
-
-  #rawFree(feature: string | null): number | null {
-    const usage = this.#lastCheck?.features;
-    if (usage === undefined) return null;
-    let free = 0;
-    for (const f of usage) {
-      if (feature !== null && f.name !== feature) continue;
-      // An expired feature grants nothing, whatever its count.
-      if (f.expired === true) continue;
-      if (f.issued > f.inUse) free += f.issued - f.inUse;
-    }
-    return free;
-  }
-
   /**
    * Weight used for balancing now: the configured (or admin-set) weight, ramped over `failback.slowstart` after
    * a recovery. Never below 1 for a server that is a candidate at all, so arithmetic stays well defined.
@@ -301,6 +229,68 @@ export class Server implements HealthSubject, BindingTarget {
 
   #inFailbackDelay(now: number): boolean {
     return this.#recoveredAt !== 0 && now < this.#recoveredAt + this.#owner.failback.delay;
+  }
+
+  // ---- license knowledge (SPEC 8) ----
+
+  /**
+   * The pool counts seats of `feature` (null: summed over every feature) held through connections to `port`
+   * (SPEC 8.1); `on: false` stops counting.
+   */
+  trackSeats(on: boolean, feature: string | null, port: string): void {
+    this.#seatFeature = feature;
+    if (!on) this.seatLedger = null;
+    else if (this.seatLedger === null || this.seatLedger.port !== port) {
+      const l = new SeatLedger(port);
+      for (const c of this.conns) if (c.portName === port) l.placed();
+      this.seatLedger = l;
+    }
+  }
+
+  /** Whether the server serves `feature`: listed in its `features:`, or seen in its last lmstat / external check. */
+  serves(feature: string): boolean {
+    if (this.features.includes(feature)) return true;
+    const usage = this.#lastCheck?.features;
+    return usage !== undefined && usage.some((f) => f.name === feature);
+  }
+
+  /**
+   * Free seats of `feature` (null: summed over the server's features), never below 0; null while no check has
+   * reported usage. For the pool's own feature, seats in use are the ledger's estimate (seats held elsewhere at the
+   * last check plus this proxy's connections now); for another, the last check's figure.
+   */
+  freeSeatsOf(feature: string | null): number | null {
+    const free = this.seatOutlook(feature);
+    return free === null ? null : free > 0 ? free : 0;
+  }
+
+  /** As `freeSeatsOf`, but below 0 when more clients were sent than seats: how far over a full server is. */
+  seatOutlook(feature: string | null): number | null {
+    const u = this.seatUsage(feature);
+    return u === null ? null : u.issued - u.inUse;
+  }
+
+  /** Seats of `feature` (null: every feature) issued (expired ones excluded) and in use (estimated, see above). */
+  seatUsage(feature: string | null): { issued: number; inUse: number } | null {
+    const usage = this.#lastCheck?.features;
+    if (usage === undefined) return null;
+    let issued = 0;
+    let inUse = 0;
+    for (const f of usage) {
+      if (feature !== null && f.name !== feature) continue;
+      // An expired feature grants nothing, whatever its count.
+      if (f.expired !== true) issued += f.issued;
+      inUse += f.inUse;
+    }
+    const l = this.seatLedger;
+    if (l !== null && feature === this.#seatFeature) inUse = l.external + l.open;
+    return { issued, inUse };
+  }
+
+  /** The pool counts seats and this server has none left for new clients (FULL, SPEC 8.1). */
+  get seatFull(): boolean {
+    if (this.seatLedger === null) return false;
+    return this.freeSeatsOf(this.#seatFeature) === 0;
   }
 
   // ---- health (driven by a HealthMonitorLike) ----
@@ -355,7 +345,12 @@ export class Server implements HealthSubject, BindingTarget {
   recordCheck(result: CheckResult): void {
     const wasMaster = this.isMaster;
     this.#lastCheck = result;
-    if (this.seatLedger !== null && result.features !== undefined) this.seatLedger.checked(result.at - result.durationMs);
+    const l = this.seatLedger;
+    if (l !== null && result.features !== undefined) {
+      let inUse = 0;
+      for (const f of result.features) if (this.#seatFeature === null || f.name === this.#seatFeature) inUse += f.inUse;
+      l.checked(inUse);
+    }
     if (!result.ok) this.counters.failedChecks++;
     const d = this.checkDurations;
     const seconds = result.durationMs / 1000;
@@ -468,7 +463,8 @@ export class Server implements HealthSubject, BindingTarget {
     c.cur++;
     if (c.cur > c.max) c.max = c.cur;
     this.conns.add(conn);
-    if (this.seatLedger !== null) this.seatLedger.placed(conn, Date.now());
+    const l = this.seatLedger;
+    if (l !== null && conn.portName === l.port) l.placed();
   }
 
   /** A session reached this server. Counted here, not at attach: a refused attempt is a connect error, not a session. */
@@ -478,7 +474,8 @@ export class Server implements HealthSubject, BindingTarget {
 
   detach(conn: Closable, bytesIn: number, bytesOut: number): void {
     if (!this.conns.delete(conn)) return;
-    if (this.seatLedger !== null) this.seatLedger.ended(conn);
+    const l = this.seatLedger;
+    if (l !== null && conn.portName === l.port) l.ended();
     const c = this.counters;
     c.cur--;
     c.bytesIn += bytesIn;

@@ -1,51 +1,47 @@
 /**
- * Seats a server gave out since its last check (SPEC 8.1). Checks run every second; clients arrive faster. Between
- * two checks, the free seats a check reported are spent by the connections sent to the server since, so a burst
- * spreads over the servers instead of piling onto the one the last check showed emptiest.
+ * Seats a server holds through this proxy (SPEC 8.1). Checks run every second; clients arrive and leave faster.
+ * Between two checks, a server's seats in use are estimated as
  *
- * Model: each connection takes one seat of the pool's feature. Counting a connection that takes none (a STATUS
- * query, a denied checkout) only makes the server look fuller until the next check: the estimate errs on the side
- * of "full", where a wrong guess costs a detour, not a false denial.
+ *     in use now = (in use at the last check - our connections then) + our connections now
+ *
+ * the first term being the seats held by clients that do not come through this proxy (direct users, another
+ * balancer). Each connection to the seat port is taken to hold one seat, from the moment it is placed (before its
+ * CHECKOUT even reaches the server), so a burst spreads over the servers instead of piling onto the one the last
+ * check showed emptiest, and a check-in frees its seat in the estimate at once, not a second later.
+ *
+ * A connection that holds no seat (a STATUS query, a denied checkout still open) only makes the server look
+ * fuller: the estimate errs towards "full", where a wrong guess costs a detour, not a false denial.
  */
-
-/**
- * A connection placed this long before a check began is taken as seen by it. Placing comes before the CHECKOUT
- * reaches the server; a connection placed just before the check may have checked out only after the server
- * answered it, so it stays counted until the next check (counted twice for a moment, never missed).
- */
-export const LEDGER_MARGIN_MS = 250;
-
 export class SeatLedger {
-  /** Connections placed since the last check (plus the margin) and still open -> when placed. Insertion = time order. */
-  readonly #open = new Map<object, number>();
-  /** Connections the last check saw that closed since: each likely freed a seat. */
-  #freed = 0;
+  /** The named port whose connections hold seats: the pool's check port (a FlexLM vendor port would count twice). */
+  readonly port: string;
+  #open = 0;
+  #external = 0;
 
-  /** Seats taken since the last check, as far as the proxy knows. */
-  get taken(): number {
-    return this.#open.size;
+  constructor(port: string) {
+    this.port = port;
   }
 
-  /** Seats the last check counted in use that have likely been freed since. */
-  get freed(): number {
-    return this.#freed;
+  /** Connections to the seat port now (each taken as one seat). */
+  get open(): number {
+    return this.#open;
   }
 
-  placed(conn: object, now: number): void {
-    this.#open.set(conn, now);
+  /** Seats in use at the last check that this proxy's connections do not account for. */
+  get external(): number {
+    return this.#external;
   }
 
-  ended(conn: object): void {
-    if (!this.#open.delete(conn)) this.#freed++;
+  placed(): void {
+    this.#open++;
   }
 
-  /** A check that began at `startedAt` reported the server's usage: what it saw leaves the ledger. */
-  checked(startedAt: number): void {
-    const seenBefore = startedAt - LEDGER_MARGIN_MS;
-    for (const [conn, at] of this.#open) {
-      if (at >= seenBefore) break;
-      this.#open.delete(conn);
-    }
-    this.#freed = 0;
+  ended(): void {
+    if (this.#open > 0) this.#open--;
+  }
+
+  /** A check reported `inUse` seats: what our connections do not explain is held elsewhere. */
+  checked(inUse: number): void {
+    this.#external = inUse > this.#open ? inUse - this.#open : 0;
   }
 }
