@@ -4,6 +4,7 @@
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { isScalar } from 'yaml';
 import { formatHostPort, type HostPort } from '../common/address.ts';
 import type { ConfigIssue } from '../common/errors.ts';
 import type { Cursor } from './cursor.ts';
@@ -217,6 +218,11 @@ function readPoolSettings(c: Cursor, base: PoolSettings, known: readonly string[
 /** `80%` -> 0.8. A bare number is refused: is 0.8 a share or a percentage? */
 function readPercent(c: Cursor, min: number): number | undefined {
   if (!c.present) return undefined;
+  const raw = isScalar(c.node) ? c.node.value : undefined;
+  if (typeof raw === 'number') {
+    c.error(`must be a percentage from ${min}% to 100%, e.g. 80%; got ${raw} (is it a share or a percentage?)`);
+    return undefined;
+  }
   const text = c.str();
   if (text === undefined) return undefined;
   const m = /^(\d+(?:\.\d+)?)\s*%$/.exec(text.trim());

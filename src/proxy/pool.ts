@@ -444,14 +444,20 @@ export class Pool implements ServerOwner, AffinityHost {
     if (this.#holdTier !== from) {
       this.#holdTier = from;
       this.#holdSince = now;
-      this.#holdTimer = setTimeout(onHoldOver, delay, this);
-      this.#holdTimer.unref();
       this.log.warn({ tier: from, next, delay }, `tier ${from} is unusable: new clients wait up to the failover delay before moving to tier ${next}`);
       this.events.add({ kind: 'pool', pool: this.name, from: `tier ${from}`, to: `waiting (failover delay)`, reason: 'tier unusable' }, now);
     }
-    if (now < this.#holdSince + delay) return true;
-    this.#clearHold();
-    return false;
+    const left = this.#holdSince + delay - now;
+    if (left <= 0) {
+      this.#clearHold();
+      return false;
+    }
+    // (Re-)armed for what is left: a timer may fire a millisecond early by Date.now()'s reckoning.
+    if (this.#holdTimer === null) {
+      this.#holdTimer = setTimeout(onHoldOver, left, this);
+      this.#holdTimer.unref();
+    }
+    return true;
   }
 
   #clearHold(): void {
