@@ -12,7 +12,7 @@
  * server's free seats read in that same tick). The balancers are child processes. licproxy here has layer-4
  * knowledge only (its lmstat checks and its own connections); the licd-protocol retry (`retry_denied`) is not on.
  *
- *   node --import tsx bench/false-denials.ts [--seconds 15] [--clients 200] [--out bench/results/false-denials.md]
+ *   node --import tsx bench/false-denials.ts [--seconds 15] [--clients 200] [--only seats,HAProxy] [--out bench/results/false-denials.md]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
@@ -38,6 +38,8 @@ const SECONDS = Number(arg('--seconds', '15'));
 const CLIENTS = Number(arg('--clients', '200'));
 const MAX_CHECKOUTS = Number(arg('--max-checkouts', '20000'));
 const OUT = arg('--out', '');
+/** Comma-separated substrings of target names to run (default: all). */
+const ONLY = arg('--only', '').split(',').filter(Boolean);
 const FEATURE = 'F';
 
 interface Target {
@@ -222,6 +224,7 @@ async function main(): Promise<void> {
   else process.stderr.write('haproxy not found: its rows are skipped\n');
   const rows: string[] = [];
   for (const target of targets) {
+    if (ONLY.length > 0 && !ONLY.some((o) => target.name.includes(o))) continue;
     process.stderr.write(`${target.name}: issue scenario...\n`);
     const a = await issue(target, dir);
     process.stderr.write(`${target.name}: random load, ${CLIENTS} clients, ${SECONDS} s...\n`);
