@@ -5,6 +5,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { renderCsv, CSV_COLUMNS } from '../../src/stats/render-csv.ts';
+import { renderHtml } from '../../src/stats/render-html.ts';
 import { PrometheusExporter } from '../../src/stats/render-prometheus.ts';
 import type { InProcessLicd } from '../helpers/licd.ts';
 import { LineClient } from '../helpers/licd.ts';
@@ -82,6 +83,7 @@ test('a server out of seats is FULL (not DOWN) on /stats, CSV and metrics; its c
   t.true(metrics.includes('licproxy_server_full{pool="lic",server="b"} 0'));
   t.true(metrics.includes('licproxy_license_feature_free{pool="lic",server="b",feature="F"} 10'));
   t.true(metrics.includes('licproxy_server_up{pool="lic",server="a"} 1'), 'FULL is not DOWN');
+  t.regex(renderHtml(snap, [], { refreshMs: 0 }), /<tr class="full[^"]*">.*?<td class="st">FULL<\/td>/);
   // New clients avoid a while it is full.
   const more = await Promise.all(Array.from({ length: 5 }, () => checkout(t, port)));
   t.deepEqual(countBy(more), { b: 5 });
