@@ -3,8 +3,9 @@
  * DEFAULTS below, the one table the schema, the docs and `licproxy check` read.
  */
 import type { HostPort } from '../common/address.ts';
+import type { ConfigIssue } from '../common/errors.ts';
 
-export type BalanceAlgorithm = 'roundrobin' | 'leastconn' | 'source' | 'first';
+export type BalanceAlgorithm = 'roundrobin' | 'leastconn' | 'source' | 'first' | 'seats';
 export type PoolMode = 'balance' | 'failover' | 'master';
 export type CheckType = 'none' | 'tcp' | 'send_expect' | 'lmstat' | 'external';
 export type AdminState = 'ready' | 'drain' | 'maint';
@@ -76,6 +77,22 @@ export interface AffinityConfig {
 export interface FailbackConfig {
   delay: number;
   slowstart: number;
+  /**
+   * Across tiers (SPEC 8.1): shares (0..1) of new clients sent back to a recovered tier, one per `stepInterval`;
+   * empty = all at once (HAProxy's behaviour).
+   */
+  steps: readonly number[];
+  stepInterval: number;
+}
+
+/** SPEC 8.1: a tier whose usage of the pool's feature is above `above` (0..1) spills new clients to the next tier. */
+export interface OverflowConfig {
+  above: number;
+}
+
+/** SPEC 8.1: how long a tier must stay unusable before new clients move to the next one (they queue meanwhile). */
+export interface FailoverConfig {
+  delay: number;
 }
 
 export interface ServerConfig {
@@ -89,6 +106,8 @@ export interface ServerConfig {
   maintKill: boolean;
   /** 0 = no per-server limit. */
   maxConnections: number;
+  /** SPEC 8: feature names this server serves (optional; its lmstat / external checks tell too). */
+  features: readonly string[];
 }
 
 export interface PoolConfig {
@@ -110,6 +129,10 @@ export interface PoolConfig {
   route: PoolRoute;
   /** licd: a first CHECKOUT denied EXHAUSTED is replayed on another server with a free seat (SPEC 8.2). */
   retryDenied: boolean;
+  /** SPEC 8: the feature this pool's clients ask for (`balance: seats`, overflow); null = none named. */
+  feature: string | null;
+  overflow: OverflowConfig | null;
+  failover: FailoverConfig;
   servers: readonly ServerConfig[];
 }
 
@@ -135,6 +158,8 @@ export interface ProxyConfig {
   frontends: readonly FrontendConfig[];
   /** licd config files this process runs itself (paths resolved against the config file's folder). */
   daemons: readonly string[];
+  /** Problems that do not stop the file from running (a pool `feature` no server is known to serve). */
+  warnings?: readonly ConfigIssue[];
 }
 
 /** Every default of the file, in one place (SPEC 2). */
@@ -164,11 +189,14 @@ export const DEFAULTS = {
       command: null,
       observe: 'none',
     },
-    failback: { delay: 0, slowstart: 0 },
     protocol: 'tcp',
     route: 'none',
     retryDenied: false,
+    failback: { delay: 0, slowstart: 0, steps: [], stepInterval: 60_000 },
+    feature: null,
+    overflow: null,
+    failover: { delay: 0 },
   },
-  server: { weight: 1, tier: 0, state: 'ready', maintKill: false, maxConnections: 0 },
+  server: { weight: 1, tier: 0, state: 'ready', maintKill: false, maxConnections: 0, features: [] },
   frontend: { maxConnections: 0, sendProxy: null, allow: null },
 } as const;

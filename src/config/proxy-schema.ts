@@ -4,7 +4,9 @@
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { isScalar } from 'yaml';
 import { formatHostPort, type HostPort } from '../common/address.ts';
+import type { ConfigIssue } from '../common/errors.ts';
 import type { Cursor } from './cursor.ts';
 import { nearest } from './nearest.ts';
 import { buildFromYaml, readConfigText } from './yaml-file.ts';
@@ -13,7 +15,9 @@ import {
   type AffinityConfig,
   type CheckConfig,
   type FailbackConfig,
+  type FailoverConfig,
   type FrontendConfig,
+  type OverflowConfig,
   type GlobalConfig,
   type PoolConfig,
   type ProxyConfig,
@@ -28,7 +32,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const NAME_HINT = 'use letters, digits, "_", "-" and "." (starting with a letter or digit)';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const MODES = ['balance', 'failover', 'master'] as const;
-const BALANCES = ['roundrobin', 'leastconn', 'source', 'first'] as const;
+const BALANCES = ['roundrobin', 'leastconn', 'source', 'first', 'seats'] as const;
 const CHECK_TYPES = ['none', 'tcp', 'send_expect', 'lmstat', 'external'] as const;
 /** Worker processes beyond a few per core only cost memory; 64 bounds a typo. */
 const MAX_WORKERS = 64;
@@ -41,16 +45,21 @@ export const KEYS = {
   global: ['log_level', 'max_connections', 'grace', 'workers', 'worker_accept'],
   stats: ['listen', 'refresh', 'admin'],
   admin: ['token_file'],
-  poolSettings: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'protocol', 'route', 'retry_denied'],
-  pool: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'protocol', 'route', 'retry_denied', 'ports', 'servers'],
+  poolSettings: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'overflow', 'failover', 'protocol', 'route', 'retry_denied'],
+  pool: [
+    'mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'overflow', 'failover',
+    'protocol', 'route', 'retry_denied', 'ports', 'servers', 'feature',
+  ],
   timeouts: ['connect', 'idle', 'queue'],
   check: [
     'type', 'interval', 'fast_interval', 'down_interval', 'timeout', 'rise', 'fall', 'on_down', 'port', 'ports',
     'send', 'expect', 'require_features', 'command', 'observe',
   ],
   affinity: ['by', 'ttl', 'max_bindings'],
-  failback: ['delay', 'slowstart'],
-  server: ['name', 'host', 'address', 'ports', 'weight', 'tier', 'state', 'maint_kill', 'max_connections'],
+  failback: ['delay', 'slowstart', 'steps', 'step_interval'],
+  overflow: ['above'],
+  failover: ['delay'],
+  server: ['name', 'host', 'address', 'ports', 'weight', 'tier', 'state', 'maint_kill', 'max_connections', 'features'],
   frontend: ['name', 'listen', 'pool', 'port', 'allow', 'max_connections', 'send_proxy'],
 } as const;
 
@@ -69,6 +78,8 @@ interface PoolSettings {
   protocol: PoolConfig['protocol'] | null;
   route: PoolConfig['route'];
   retryDenied: boolean;
+  overflow: OverflowConfig | null;
+  failover: FailoverConfig;
 }
 
 const BUILTIN: PoolSettings = {
@@ -78,6 +89,8 @@ const BUILTIN: PoolSettings = {
   affinity: { ...DEFAULTS.pool.affinity },
   failback: { ...DEFAULTS.pool.failback },
   protocol: null,
+  overflow: DEFAULTS.pool.overflow,
+  failover: { ...DEFAULTS.pool.failover },
 };
 
 export function loadProxyConfig(file: string = DEFAULT_CONFIG_FILE): ProxyConfig {
@@ -102,7 +115,28 @@ function readRoot(root: Cursor, file: string): ProxyConfig {
       if (p.route === 'feature') root.at('pools').at(p.name).at('route').error('route: feature needs global.workers: 1 (worker processes do not see the servers\' features yet)');
     }
   }
-  return { file, global, stats, pools, frontends, daemons };
+  const warnings = featureWarnings(root.at('pools'), pools);
+  return { file, global, stats, pools, frontends, daemons, ...(warnings.length > 0 ? { warnings } : {}) };
+}
+
+/**
+ * A pool `feature` that no server is known to serve (SPEC 8): no server lists it in `features:`, and the checks
+ * cannot tell either (a server without `features:` whose lmstat / external check may still report it is given
+ * the benefit of the doubt; the pool shows on /stats whether any server serves it once checked).
+ */
+function featureWarnings(poolsC: Cursor, pools: readonly PoolConfig[]): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  for (const p of pools) {
+    const f = p.feature;
+    if (f === null || p.servers.some((s) => s.features.includes(f))) continue;
+    const checkReads = p.check.type === 'lmstat' || p.check.type === 'external';
+    if (checkReads && p.servers.some((s) => s.features.length === 0)) continue;
+    const at = poolsC.at(p.name).at('feature');
+    const { line, col } = at.pos();
+    const why = checkReads ? 'no server lists it in features:' : `no server lists it in features: and check.type ${p.check.type} does not read lmstat`;
+    out.push({ file: at.file, line, col, path: at.path, message: `feature "${f}" is served by no server of pool ${p.name} (${why})` });
+  }
+  return out;
 }
 
 function readGlobal(c: Cursor): GlobalConfig {
@@ -161,6 +195,9 @@ function readPoolSettings(c: Cursor, base: PoolSettings, known: readonly string[
   a.map(KEYS.affinity);
   const f = c.at('failback');
   f.map(KEYS.failback);
+  const o = c.at('overflow');
+  const fo = c.at('failover');
+  fo.map(KEYS.failover);
   return {
     mode: c.at('mode').oneOf(MODES) ?? base.mode,
     balance: c.at('balance').oneOf(BALANCES) ?? base.balance,
@@ -181,11 +218,61 @@ function readPoolSettings(c: Cursor, base: PoolSettings, known: readonly string[
     failback: {
       delay: f.at('delay').duration() ?? base.failback.delay,
       slowstart: f.at('slowstart').duration() ?? base.failback.slowstart,
+      steps: readSteps(f.at('steps')) ?? base.failback.steps,
+      stepInterval: f.at('step_interval').duration({ min: 1 }) ?? base.failback.stepInterval,
     },
     protocol: c.at('protocol').oneOf(['tcp', 'licd'] as const) ?? base.protocol,
     route: c.at('route').oneOf(['none', 'feature'] as const) ?? base.route,
     retryDenied: c.at('retry_denied').bool() ?? base.retryDenied,
+    overflow: readOverflow(o) ?? base.overflow,
+    failover: { delay: fo.at('delay').duration() ?? base.failover.delay },
   };
+}
+
+/** `80%` -> 0.8. A bare number is refused: is 0.8 a share or a percentage? */
+function readPercent(c: Cursor, min: number): number | undefined {
+  if (!c.present) return undefined;
+  const raw = isScalar(c.node) ? c.node.value : undefined;
+  if (typeof raw === 'number') {
+    c.error(`must be a percentage from ${min}% to 100%, e.g. 80%; got ${raw} (is it a share or a percentage?)`);
+    return undefined;
+  }
+  const text = c.str();
+  if (text === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*%$/.exec(text.trim());
+  const v = m ? Number(m[1]) : NaN;
+  if (!(v >= min && v <= 100)) {
+    c.error(`must be a percentage from ${min}% to 100%, e.g. 80%; got "${text.slice(0, 40)}"`);
+    return undefined;
+  }
+  return v / 100;
+}
+
+function readOverflow(c: Cursor): OverflowConfig | undefined {
+  if (!c.map(KEYS.overflow)) return undefined;
+  const above = readPercent(c.at('above'), 0);
+  if (above === undefined && !c.at('above').present) c.at('above').error('is required, e.g. overflow: { above: 80% }');
+  return above === undefined ? undefined : { above };
+}
+
+/** `[25%, 50%, 75%, 100%]`: rising shares, the last one 100% (otherwise the old tier would keep clients for ever). */
+function readSteps(c: Cursor): number[] | undefined {
+  if (!c.present) return undefined;
+  const out: number[] = [];
+  for (const item of c.items()) {
+    const v = readPercent(item, 1);
+    if (v === undefined) return undefined;
+    if (out.length > 0 && v < out[out.length - 1]!) {
+      item.error('steps must not decrease, e.g. [25%, 50%, 75%, 100%]');
+      return undefined;
+    }
+    out.push(v);
+  }
+  if (out.length > 0 && out[out.length - 1] !== 1) {
+    c.error('the last step must be 100%, e.g. [25%, 50%, 75%, 100%]');
+    return undefined;
+  }
+  return out;
 }
 
 function readCheck(c: Cursor, base: PoolSettings['check']): PoolSettings['check'] {
@@ -322,6 +409,7 @@ function readPool(c: Cursor, name: string, s: PoolSettings): PoolConfig | undefi
       state: sc.at('state').oneOf(ADMIN_STATES) ?? DEFAULTS.server.state,
       maintKill: sc.at('maint_kill').bool() ?? DEFAULTS.server.maintKill,
       maxConnections: sc.at('max_connections').int(0, 10_000_000) ?? DEFAULTS.server.maxConnections,
+      features: sc.at('features').strList() ?? DEFAULTS.server.features,
     });
   }
   const portNames = Object.keys(poolPorts ?? {});
@@ -344,6 +432,7 @@ function readPool(c: Cursor, name: string, s: PoolSettings): PoolConfig | undefi
     const what = s.route === 'feature' ? 'route: feature' : 'retry_denied: true';
     (c.at('protocol').present ? c.at('protocol') : c).error(`${what} reads the licd protocol: write protocol: licd (or leave protocol out)`);
   }
+  const feature = c.at('feature').str({ pattern: /^[^\s]{1,200}$/, hint: 'a feature name as the license server writes it' }) ?? null;
   if (portNames.length === 0) return undefined;
   return {
     name,
@@ -360,6 +449,9 @@ function readPool(c: Cursor, name: string, s: PoolSettings): PoolConfig | undefi
     protocol,
     route: s.route,
     retryDenied: s.retryDenied,
+    feature,
+    overflow: s.overflow,
+    failover: s.failover,
     servers,
   };
 }

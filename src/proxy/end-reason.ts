@@ -40,4 +40,6 @@ export interface Closable {
   /** Client -> server and server -> client bytes so far (the live part of the stats). */
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** The server's named port the connection goes to (seat counting, SPEC 8.1); absent: not a client connection. */
+  readonly portName?: string;
 }

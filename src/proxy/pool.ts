@@ -14,6 +14,7 @@ import type { Balancer, PickContext } from './balance/balancer-base.ts';
 import { createBalancer } from './balance/create-balancer.ts';
 import type { EventLog } from './event-log.ts';
 import { Server, type ServerOwner, type ServerSnapshot } from './server.ts';
+import { needsTierRouter, TierRouter, type SteppingSnapshot, type TierRouting } from './tiers/tier-router.ts';
 
 /** What the pool needs to know about a client to place it. A Connection is its own context (no allocation). */
 export interface SelectContext extends PickContext {
@@ -76,6 +77,13 @@ export interface PoolSnapshot {
   activeServer: string | null;
   counters: PoolCounters;
   affinity: AffinitySnapshot;
+  /** SPEC 8: the pool's feature, and whether any server serves it (null: no feature named). */
+  feature: string | null;
+  featureServed: boolean | null;
+  /** `failover.delay`: the tier new clients wait for while it is unusable (null: not waiting). */
+  failoverHold: { tier: number; since: number; until: number } | null;
+  /** A stepped failback in progress (`failback.steps`). */
+  failbackStepping: SteppingSnapshot | null;
   servers: ServerSnapshot[];
 }
 
@@ -113,6 +121,12 @@ export class Pool implements ServerOwner, AffinityHost {
   #lastTargetSettled = false;
   #activeTier = -1;
   #queue: Waiter[] = [];
+  /** Licenses decide across tiers (SPEC 8.1: seats, overflow, stepped failback); null: the lowest usable tier. */
+  #router: TierRouter | null = null;
+  /** `failover.delay`: the tier that became unusable and new clients wait for, since when (-1: none). */
+  #holdTier = -1;
+  #holdSince = 0;
+  #holdTimer: NodeJS.Timeout | null = null;
   #building = true;
   #started = false;
   #retired = false;
@@ -123,7 +137,8 @@ export class Pool implements ServerOwner, AffinityHost {
     this.log = deps.log.child({ pool: config.name });
     this.events = deps.events;
     this.#monitorFactory = deps.monitorFactory;
-    this.#balancer = createBalancer(config.balance);
+    this.#balancer = createBalancer(config.balance, config.feature);
+    if (needsTierRouter(config.mode, routing(config))) this.#router = new TierRouter(routing(config));
     this.#affinityFactory = deps.affinityFactory ?? createAffinity;
     this.#onServerChange = deps.onServerChange;
     this.#affinity = this.#affinityFactory(config.affinity, this);
@@ -175,6 +190,7 @@ export class Pool implements ServerOwner, AffinityHost {
 
   /** Stops monitors and timers; live connections are the runtime's business. */
   stop(): void {
+    this.#clearHold();
     for (const s of this.#servers) s.stop();
     for (const w of this.#queue) if (w.queueTimer) clearTimeout(w.queueTimer);
   }
@@ -210,6 +226,8 @@ export class Pool implements ServerOwner, AffinityHost {
 
   /** Balancing alone: the candidates of the active tier through the algorithm. */
   balance(ctx: SelectContext): SelectResult {
+    if (this.#holdTier >= 0) return 'full';
+    if (this.#router !== null) return this.#router.balance(ctx, Date.now());
     const c = this.#candidates;
     if (c.length === 0) return null;
     const s = this.#balancer.pick(c, ctx, Date.now());
@@ -232,7 +250,7 @@ export class Pool implements ServerOwner, AffinityHost {
 
   /** Whether a new client would be placed (now or after queueing); false = /ready reports this pool. */
   isAvailable(): boolean {
-    return this.#candidates.length > 0;
+    return this.#candidates.length > 0 || this.#holdTier >= 0;
   }
 
   // ---- queue ----
@@ -302,7 +320,11 @@ export class Pool implements ServerOwner, AffinityHost {
   update(config: PoolConfig): void {
     const prev = this.#config;
     this.#config = config;
-    if (config.balance !== prev.balance) this.#balancer = createBalancer(config.balance);
+    if (config.balance !== prev.balance || config.feature !== prev.feature) this.#balancer = createBalancer(config.balance, config.feature);
+    if (!needsTierRouter(config.mode, routing(config))) this.#router = null;
+    else if (this.#router === null) this.#router = new TierRouter(routing(config));
+    else this.#router.configure(routing(config));
+    if (config.failover.delay === 0) this.#clearHold();
     if (config.affinity.by !== prev.affinity.by) {
       // Another kind of key: the old bindings mean nothing now. Connections holding one release it harmlessly.
       this.#affinity = this.#affinityFactory(config.affinity, this);
@@ -317,6 +339,7 @@ export class Pool implements ServerOwner, AffinityHost {
       const old = this.#byName.get(sc.name);
       if (old && old.host === sc.host) {
         old.update(sc);
+        old.trackSeats(countsSeats(config), config.feature, config.check.port);
         kept.add(old);
         next.push(old);
         this.#reconcileMonitor(old, checkChanged);
@@ -354,6 +377,7 @@ export class Pool implements ServerOwner, AffinityHost {
 
   #newServer(sc: ServerConfig): Server {
     const s = new Server(sc, this);
+    s.trackSeats(countsSeats(this.#config), this.#config.feature, this.#config.check.port);
     if (this.#monitorFactory && this.#config.check.type !== 'none') s.attachMonitor(this.#monitorFactory(s, this));
     return s;
   }
@@ -383,12 +407,81 @@ export class Pool implements ServerOwner, AffinityHost {
         target = cands[0]!;
       }
     }
+    if (this.#holds(cands.length > 0 ? cands[0]!.tier : -1, now)) {
+      // New clients wait (the pool queue) for the tier that went away; bound clients of live servers still pass.
+      this.#candidates = [];
+      this.#router?.rebuild([]);
+      return;
+    }
     this.#activeTier = cands.length > 0 ? cands[0]!.tier : -1;
     if (forceReset || !sameMembers(cands, this.#candidates)) {
       this.#candidates = cands;
       this.#balancer.reset(cands);
     }
+    if (this.#router !== null) this.#router.rebuild(mode === 'balance' ? this.#usableAll(now, cands) : cands);
     this.#noteTarget(target, reason, now);
+  }
+
+  /** Every usable server of every tier, in (tier, declaration) order; the relaxed `fallback` when there is none. */
+  #usableAll(now: number, fallback: Server[]): Server[] {
+    const out: Server[] = [];
+    for (const s of this.#ordered) if (s.takesNewClients(now)) out.push(s);
+    return out.length > 0 ? out : fallback;
+  }
+
+  /**
+   * SPEC 8.1 `failover.delay`: the tier new clients went to became unusable and `next` (a higher tier) could take
+   * them; they wait until it has stayed unusable this long. A blip does not move a whole site across the WAN.
+   */
+  #holds(next: number, now: number): boolean {
+    const delay = this.#config.failover.delay;
+    const from = this.#holdTier >= 0 ? this.#holdTier : this.#activeTier;
+    const settled = this.#started && !this.#retired && this.#lastTargetSettled && this.#config.mode !== 'master';
+    if (delay === 0 || !settled || from < 0 || next <= from) {
+      this.#clearHold();
+      return false;
+    }
+    if (this.#holdTier !== from) {
+      this.#holdTier = from;
+      this.#holdSince = now;
+      this.log.warn({ tier: from, next, delay }, `tier ${from} is unusable: new clients wait up to the failover delay before moving to tier ${next}`);
+      this.events.add({ kind: 'pool', pool: this.name, from: `tier ${from}`, to: `waiting (failover delay)`, reason: 'tier unusable' }, now);
+    }
+    const left = this.#holdSince + delay - now;
+    if (left <= 0) {
+      this.#clearHold();
+      return false;
+    }
+    // (Re-)armed for what is left: a timer may fire a millisecond early by Date.now()'s reckoning.
+    if (this.#holdTimer === null) {
+      this.#holdTimer = setTimeout(onHoldOver, left, this);
+      this.#holdTimer.unref();
+    }
+    return true;
+  }
+
+  #clearHold(): void {
+    if (this.#holdTimer !== null) clearTimeout(this.#holdTimer);
+    this.#holdTimer = null;
+    this.#holdTier = -1;
+  }
+
+  /** The failover delay ran out (timer). */
+  holdOver(): void {
+    this.#holdTimer = null;
+    this.#recompute('failover delay over');
+    if (this.#queue.length > 0) this.#drainQueue();
+  }
+
+  /**
+   * New clients go back to a lower tier (SPEC 8.1): step them back if `failback.steps` says so, and drop the
+   * bindings of clients with no open connection to a higher tier, so their next session comes back too. Bound
+   * clients with open connections keep their server.
+   */
+  #failedBack(from: number, to: number, now: number): void {
+    this.#router?.failedBack(from, to, now);
+    const dropped = this.#affinity?.dropIdle?.((s) => s.tier > to) ?? 0;
+    if (dropped > 0) this.log.info({ dropped, tier: to }, 'failback: idle affinity bindings to higher tiers dropped');
   }
 
   /** Usable servers of the lowest tier that has one; in master mode, the masters. */
@@ -434,6 +527,8 @@ export class Pool implements ServerOwner, AffinityHost {
     if (last === null || last === target || !this.#lastTargetSettled || !lastSettled) return;
     const back = this.#config.mode !== 'master' && rank(target) < rank(last);
     const kind = back ? 'failback' : 'failover';
+    if (back) this.#failedBack(tierOf(last), tierOf(target), now);
+    else this.#router?.failedOver();
     this.counters.failovers++;
     this.counters.lastFailover = now;
     const fields = { from: describe(last), to: describe(target), reason };
@@ -460,6 +555,11 @@ export class Pool implements ServerOwner, AffinityHost {
       activeServer: t instanceof Server ? t.name : null,
       counters: { ...this.counters },
       affinity: a?.snapshot() ?? noAffinity(this.#config),
+      feature: this.#config.feature,
+      featureServed: this.#config.feature === null ? null : this.#servers.some((s) => s.serves(this.#config.feature!)),
+      failoverHold:
+        this.#holdTier < 0 ? null : { tier: this.#holdTier, since: this.#holdSince, until: this.#holdSince + this.#config.failover.delay },
+      failbackStepping: this.#router?.stepping(now) ?? null,
       servers: this.#servers.map((s) => s.snapshot(now, byServer?.get(s) ?? 0)),
     };
   }
@@ -468,6 +568,23 @@ export class Pool implements ServerOwner, AffinityHost {
 function noAffinity(c: PoolConfig): AffinitySnapshot {
   const { ttl, maxBindings } = c.affinity;
   return { by: 'none', bindings: 0, hits: 0, misses: 0, evictions: 0, capacityEvictions: 0, expired: 0, ttl, maxBindings };
+}
+
+function onHoldOver(pool: Pool): void {
+  pool.holdOver();
+}
+
+/** Pools that count seats given out between checks (SPEC 8.1). */
+function countsSeats(c: PoolConfig): boolean {
+  return c.balance === 'seats' || c.overflow !== null;
+}
+
+function routing(c: PoolConfig): TierRouting {
+  return { balance: c.balance, feature: c.feature, overflow: c.overflow, steps: c.failback.steps, stepInterval: c.failback.stepInterval };
+}
+
+function tierOf(t: Target): number {
+  return t === null ? Infinity : typeof t === 'number' ? t : t.tier;
 }
 
 function onQueueTimeout(pool: Pool, w: Waiter): void {

@@ -10,6 +10,7 @@ import { CHECK_DURATION_BUCKETS, type CheckDurations, type CheckResult, type Hea
 import type { Closable, EndReason } from './end-reason.ts';
 import type { EventLog } from './event-log.ts';
 import type { BindingTarget } from './affinity/affinity-table.ts';
+import { SeatLedger } from './seats/seat-ledger.ts';
 
 /** Status as HAProxy writes it on its stats page (the monitor's `statusText` adds `DOWN 1/2` and friends). */
 export type ServerStatus = 'UP' | 'DOWN' | 'DRAIN' | 'MAINT' | 'NOLB' | 'no check';
@@ -75,6 +76,14 @@ export interface ServerSnapshot {
   counters: ServerCounters;
   /** Live affinity bindings to this server (0 when the pool has no affinity table). */
   bindings: number;
+  /**
+   * Pools that count seats (`balance: seats`, `overflow`): free seats of the pool's feature (all features when it
+   * names none) by the last check minus those given out since; null = not counted or no check data yet.
+   */
+  freeSeats: number | null;
+  countsSeats: boolean;
+  /** Counted and 0 free: FULL for new clients (SPEC 8.1), not DOWN. */
+  full: boolean;
 }
 
 /** The state a worker process mirrors from the primary, which runs the checks and the admin API. */
@@ -136,6 +145,11 @@ export class Server implements HealthSubject, BindingTarget {
   #retired = false;
   /** Set by `mirror` in a worker process; null: from this process's own checks. */
   #master: boolean | null = null;
+  /** SPEC 8: feature names the configuration says this server serves. */
+  features: readonly string[];
+  /** Seats given out since the last check; null unless the pool counts seats (`trackSeats`). */
+  seatLedger: SeatLedger | null = null;
+  #seatFeature: string | null = null;
 
   constructor(config: ServerConfig, owner: ServerOwner) {
     this.name = config.name;
@@ -144,6 +158,7 @@ export class Server implements HealthSubject, BindingTarget {
     this.tier = config.tier;
     this.maxConnections = config.maxConnections;
     this.maintKill = config.maintKill;
+    this.features = config.features;
     this.#config = config;
     this.#weight = config.weight;
     this.#admin = config.state;
@@ -216,6 +231,68 @@ export class Server implements HealthSubject, BindingTarget {
     return this.#recoveredAt !== 0 && now < this.#recoveredAt + this.#owner.failback.delay;
   }
 
+  // ---- license knowledge (SPEC 8) ----
+
+  /**
+   * The pool counts seats of `feature` (null: summed over every feature) held through connections to `port`
+   * (SPEC 8.1); `on: false` stops counting.
+   */
+  trackSeats(on: boolean, feature: string | null, port: string): void {
+    this.#seatFeature = feature;
+    if (!on) this.seatLedger = null;
+    else if (this.seatLedger === null || this.seatLedger.port !== port) {
+      const l = new SeatLedger(port);
+      for (const c of this.conns) if (c.portName === port) l.placed();
+      this.seatLedger = l;
+    }
+  }
+
+  /** Whether the server serves `feature`: listed in its `features:`, or seen in its last lmstat / external check. */
+  serves(feature: string): boolean {
+    if (this.features.includes(feature)) return true;
+    const usage = this.#lastCheck?.features;
+    return usage !== undefined && usage.some((f) => f.name === feature);
+  }
+
+  /**
+   * Free seats of `feature` (null: summed over the server's features), never below 0; null while no check has
+   * reported usage. For the pool's own feature, seats in use are the ledger's estimate (seats held elsewhere at the
+   * last check plus this proxy's connections now); for another, the last check's figure.
+   */
+  freeSeatsOf(feature: string | null): number | null {
+    const free = this.seatOutlook(feature);
+    return free === null ? null : free > 0 ? free : 0;
+  }
+
+  /** As `freeSeatsOf`, but below 0 when more clients were sent than seats: how far over a full server is. */
+  seatOutlook(feature: string | null): number | null {
+    const u = this.seatUsage(feature);
+    return u === null ? null : u.issued - u.inUse;
+  }
+
+  /** Seats of `feature` (null: every feature) issued (expired ones excluded) and in use (estimated, see above). */
+  seatUsage(feature: string | null): { issued: number; inUse: number } | null {
+    const usage = this.#lastCheck?.features;
+    if (usage === undefined) return null;
+    let issued = 0;
+    let inUse = 0;
+    for (const f of usage) {
+      if (feature !== null && f.name !== feature) continue;
+      // An expired feature grants nothing, whatever its count.
+      if (f.expired !== true) issued += f.issued;
+      inUse += f.inUse;
+    }
+    const l = this.seatLedger;
+    if (l !== null && feature === this.#seatFeature) inUse = l.external + l.open;
+    return { issued, inUse };
+  }
+
+  /** The pool counts seats and this server has none left for new clients (FULL, SPEC 8.1). */
+  get seatFull(): boolean {
+    if (this.seatLedger === null) return false;
+    return this.freeSeatsOf(this.#seatFeature) === 0;
+  }
+
   // ---- health (driven by a HealthMonitorLike) ----
 
   /**
@@ -268,6 +345,12 @@ export class Server implements HealthSubject, BindingTarget {
   recordCheck(result: CheckResult): void {
     const wasMaster = this.isMaster;
     this.#lastCheck = result;
+    const l = this.seatLedger;
+    if (l !== null && result.features !== undefined) {
+      let inUse = 0;
+      for (const f of result.features) if (this.#seatFeature === null || f.name === this.#seatFeature) inUse += f.inUse;
+      l.checked(inUse);
+    }
     if (!result.ok) this.counters.failedChecks++;
     const d = this.checkDurations;
     const seconds = result.durationMs / 1000;
@@ -344,6 +427,7 @@ export class Server implements HealthSubject, BindingTarget {
     this.tier = config.tier;
     this.maxConnections = config.maxConnections;
     this.maintKill = config.maintKill;
+    this.features = config.features;
     if (config.weight !== prev.weight) this.#weight = config.weight;
     if (config.state !== prev.state) this.#admin = config.state;
     this.#refresh('reload');
@@ -379,6 +463,8 @@ export class Server implements HealthSubject, BindingTarget {
     c.cur++;
     if (c.cur > c.max) c.max = c.cur;
     this.conns.add(conn);
+    const l = this.seatLedger;
+    if (l !== null && conn.portName === l.port) l.placed();
   }
 
   /** A session reached this server. Counted here, not at attach: a refused attempt is a connect error, not a session. */
@@ -388,6 +474,8 @@ export class Server implements HealthSubject, BindingTarget {
 
   detach(conn: Closable, bytesIn: number, bytesOut: number): void {
     if (!this.conns.delete(conn)) return;
+    const l = this.seatLedger;
+    if (l !== null && conn.portName === l.port) l.ended();
     const c = this.counters;
     c.cur--;
     c.bytesIn += bytesIn;
@@ -428,6 +516,9 @@ export class Server implements HealthSubject, BindingTarget {
       checkDurations: { ...this.checkDurations, buckets: [...this.checkDurations.buckets] },
       counters,
       bindings,
+      freeSeats: this.seatLedger === null ? null : this.freeSeatsOf(this.#seatFeature),
+      full: this.seatFull,
+      countsSeats: this.seatLedger !== null,
     };
   }
 

@@ -23,7 +23,7 @@ export const HAPROXY_COLUMNS = [
 /** licproxy's columns, after HAProxy's. `features` is `NAME=inUse/issued` joined by `;`. */
 export const LICPROXY_COLUMNS = [
   'tier', 'admin_state', 'weight_cfg', 'bindings', 'aff_hits', 'aff_misses', 'aff_evictions', 'failovers', 'last_failover',
-  'active_tier', 'pool_mode', 'redundancy', 'master', 'features', 'listen', 'port',
+  'active_tier', 'pool_mode', 'redundancy', 'master', 'features', 'listen', 'port', 'free_seats', 'feature',
 ] as const;
 
 export const CSV_COLUMNS: readonly string[] = [...HAPROXY_COLUMNS, ...LICPROXY_COLUMNS];
@@ -89,6 +89,8 @@ function serverCells(pool: PoolStats, s: ServerStats, iid: number, sid: number, 
     tier: s.tier, admin_state: s.adminState, weight_cfg: s.weight.configured, bindings: s.bindings,
     master: s.master === undefined ? null : s.master ? 1 : 0,
     features: s.features.map((f) => `${f.name}=${f.inUse}/${f.issued}`).join(';'),
+    free_seats: s.freeSeats,
+    feature: pool.feature,
   };
 }
 
@@ -106,6 +108,7 @@ function backendCells(pool: PoolStats, iid: number, now: number): Cells {
     aff_evictions: pool.affinity.evictions, failovers: pool.failovers,
     last_failover: ageSeconds(pool.lastFailoverAt, now), active_tier: pool.activeTier,
     pool_mode: pool.mode, redundancy: pool.redundancy,
+    feature: pool.feature === undefined ? undefined : pool.featureServed === false ? `${pool.feature} (served by no server)` : pool.feature,
   };
 }
 

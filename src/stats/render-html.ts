@@ -40,6 +40,7 @@ tr.going-down td{background:#ffffa0}
 tr.going-up td{background:#ffd020}
 tr.drain td,tr.nolb td{background:#8cc8ff}
 tr.maint td{background:#c8c8c8;color:#333}
+tr.full td{background:#ffc080}
 tr.no-check td{background:#e8e8e8}
 td.st{font-weight:bold;text-align:center}
 .badge{display:inline-block;padding:0 5px;border-radius:3px;font-weight:bold;font-size:10px;border:1px solid #666}
@@ -118,6 +119,17 @@ function poolSection(pool: PoolStats, now: number): string {
       : `affinity by <b>${e(a.by)}</b>: <b>${e(a.bindings)}</b> bindings, ${e(a.hits)} hits / ${e(a.misses)} misses / ${e(a.evictions)} evictions`,
   ];
   if (pool.redundancy !== undefined) info.push(`redundancy: <b>${e(pool.redundancy)}</b>`);
+  if (pool.feature !== undefined) {
+    info.push(
+      pool.featureServed === false
+        ? `feature <b>${e(pool.feature)}</b> <span class="badge b-down">SERVED BY NO SERVER</span>`
+        : `feature <b>${e(pool.feature)}</b>`,
+    );
+  }
+  const hold = pool.failoverHold;
+  if (hold !== undefined) info.push(`waiting for tier <b>${e(hold.tier)}</b> (failover delay, ${formatDuration(Math.max(0, hold.until - now))} left)`);
+  const st = pool.failbackStepping;
+  if (st !== undefined) info.push(`failback to tier <b>${e(st.to)}</b>: step ${e(st.step)}/${e(st.steps)}, <b>${e(Math.round(st.share * 100))}%</b> of new clients`);
   const badge = pool.available ? '<span class="badge b-up">AVAILABLE</span>' : '<span class="badge b-down">UNAVAILABLE</span>';
   const rows = pool.servers.map((s) => serverRow(s, pool, now)).join('');
   return `<h2 id="pool-${e(pool.name)}">Pool ${e(pool.name)} ${badge}</h2>\n<div class="info">${info.join(' &middot; ')}</div>\n` +

@@ -48,6 +48,7 @@ const SERVER_FAMILIES: Family<ServerStats>[] = [
   { name: 'licproxy_server_retries_total', type: 'counter', help: 'Connection retries on the server', value: (s) => s.retries },
   { name: 'licproxy_server_redispatches_total', type: 'counter', help: 'Clients redispatched away from the server after a failed connect', value: (s) => s.redispatches },
   { name: 'licproxy_server_check_failures_total', type: 'counter', help: 'Failed health checks of the server', value: (s) => s.checkFailures },
+  { name: 'licproxy_server_full', type: 'gauge', help: 'Whether the server is out of seats of the pool feature (FULL: UP, no new clients)', value: (s) => (s.status === 'FULL' ? 1 : 0) },
   { name: 'licproxy_server_downtime_seconds_total', type: 'counter', help: 'Time the server spent DOWN', value: (s) => s.downtimeMs / 1000 },
 ];
 
@@ -75,7 +76,8 @@ const FRONTEND_FAMILIES: Family<FrontendStats>[] = [
 export const LICPROXY_METRICS: readonly string[] = [
   ...SERVER_FAMILIES.map((f) => f.name), 'licproxy_server_state_changes_total', 'licproxy_server_check_duration_seconds',
   ...POOL_FAMILIES.map((f) => f.name), ...FRONTEND_FAMILIES.map((f) => f.name),
-  'licproxy_license_feature_issued', 'licproxy_license_feature_used', 'licproxy_license_checkouts_total', 'licproxy_build_info', 'licproxy_uptime_seconds',
+  'licproxy_license_feature_issued', 'licproxy_license_feature_used', 'licproxy_license_feature_free', 'licproxy_pool_feature_served',
+  'licproxy_license_checkouts_total', 'licproxy_build_info', 'licproxy_uptime_seconds',
   'licproxy_workers', 'licproxy_worker_restarts_total', 'licproxy_worker_connections',
 ];
 
@@ -111,10 +113,12 @@ export class PrometheusExporter {
   renderOwn(snapshot: StatsSnapshot): string {
     const servers: ServerStats[] = [];
     const labels: string[] = [];
+    const poolOf: (string | undefined)[] = [];
     for (const pool of snapshot.pools) {
       const pl = `pool="${escapeLabel(pool.name)}"`;
       for (const s of pool.servers) {
         servers.push(s);
+        poolOf.push(pool.feature);
         labels.push(`${pl},server="${escapeLabel(s.name)}"`);
       }
     }
@@ -139,6 +143,20 @@ export class PrometheusExporter {
       for (const f of servers[i]!.features) out += `licproxy_license_feature_used{${labels[i]},feature="${escapeLabel(f.name)}"} ${fmt(f.inUse)}\n`;
     }
     out += checkoutFamily(snapshot);
+    out += header('licproxy_license_feature_free', 'gauge', 'Free seats of a feature on the server (last check, less seats given out since in pools that count seats)');
+    for (let i = 0; i < servers.length; i++) {
+      const s = servers[i]!;
+      const poolFeature = poolOf[i];
+      for (const f of s.features) {
+        const free = f.name === poolFeature && s.freeSeats != null ? s.freeSeats : Math.max(0, f.issued - f.inUse);
+        out += `licproxy_license_feature_free{${labels[i]},feature="${escapeLabel(f.name)}"} ${fmt(free)}\n`;
+      }
+    }
+    out += header('licproxy_pool_feature_served', 'gauge', 'Whether any server of the pool serves its feature (0: a configuration mistake)');
+    for (const pool of snapshot.pools) {
+      if (pool.feature === undefined) continue;
+      out += `licproxy_pool_feature_served{pool="${escapeLabel(pool.name)}",feature="${escapeLabel(pool.feature)}"} ${pool.featureServed ? 1 : 0}\n`;
+    }
     const poolLabels = snapshot.pools.map((p) => `pool="${escapeLabel(p.name)}"`);
     for (const fam of POOL_FAMILIES) {
       out += header(fam.name, fam.type, fam.help);

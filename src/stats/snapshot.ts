@@ -10,7 +10,7 @@
 export type AdminState = 'ready' | 'drain' | 'maint';
 
 /** A server's status as HAProxy writes it. */
-export type SteadyStatus = 'UP' | 'DOWN' | 'DRAIN' | 'MAINT' | 'NOLB' | 'no check';
+export type SteadyStatus = 'UP' | 'DOWN' | 'DRAIN' | 'MAINT' | 'NOLB' | 'FULL' | 'no check';
 /** `UP 1/3`: UP, one failed check of `fall` 3 seen (falling). `DOWN 1/2`: DOWN, one good check of `rise` 2 (rising). */
 export type TransitionalStatus = `UP ${number}/${number}` | `DOWN ${number}/${number}`;
 export type ServerStatus = SteadyStatus | TransitionalStatus;
@@ -108,6 +108,11 @@ export interface ServerStats {
   /** From lmstat checks: whether the server reported `(MASTER)`; absent when unknown. */
   master?: boolean;
   features: FeatureStats[];
+  /**
+   * SPEC 8.1, pools that count seats: free seats of the pool's feature (last check less those given out since);
+   * null = no check data yet. Absent in pools that do not count seats. Status `FULL` when 0.
+   */
+  freeSeats?: number | null;
 }
 
 export interface PoolTotals {
@@ -145,6 +150,13 @@ export interface PoolStats {
   downtimeMs?: number;
   /** licd pools: outcomes of the connections' first CHECKOUT per server and feature (SPEC 8.2); absent otherwise. */
   checkouts?: CheckoutStats[];
+  /** SPEC 8: the pool's `feature`, and whether any server serves it (`false`: a configuration mistake, shown). */
+  feature?: string;
+  featureServed?: boolean;
+  /** `failover.delay`: new clients wait for this tier until `until` before moving on. */
+  failoverHold?: { tier: number; since: number; until: number };
+  /** A stepped failback in progress: the recovered tier `to` gets `share` (0..1) of new clients. */
+  failbackStepping?: { from: number; to: number; share: number; step: number; steps: number };
   servers: ServerStats[];
 }
 

@@ -5,7 +5,8 @@
 import type { ServerStats, ServerStatus } from './snapshot.ts';
 
 /** `going-down`: UP with failed checks pending (`UP 1/3`); `going-up`: DOWN with good checks pending (`DOWN 1/2`). */
-export type StatusKind = 'up' | 'down' | 'going-down' | 'going-up' | 'drain' | 'maint' | 'nolb' | 'no-check';
+/** `full`: UP, but out of seats of the pool's feature (SPEC 8.1): no new clients, its own clients kept. */
+export type StatusKind = 'up' | 'down' | 'going-down' | 'going-up' | 'drain' | 'maint' | 'nolb' | 'full' | 'no-check';
 
 export function statusKind(status: ServerStatus | string): StatusKind {
   switch (status) {
@@ -19,6 +20,8 @@ export function statusKind(status: ServerStatus | string): StatusKind {
       return 'maint';
     case 'NOLB':
       return 'nolb';
+    case 'FULL':
+      return 'full';
     case 'no check':
       return 'no-check';
   }
@@ -30,7 +33,7 @@ export function statusKind(status: ServerStatus | string): StatusKind {
 /** Whether health checks currently hold the server UP (administrative drain does not make it down; maint hides it). */
 export function isHealthUp(status: ServerStatus | string): boolean {
   const k = statusKind(status);
-  return k === 'up' || k === 'going-down' || k === 'drain' || k === 'nolb';
+  return k === 'up' || k === 'going-down' || k === 'drain' || k === 'nolb' || k === 'full';
 }
 
 /** HAProxy's backend act/bck/weight: servers health-up and not in maintenance, active (tier 0) or backup; their effective weight. */

@@ -11,12 +11,19 @@ function schemaKeys(): string[] {
   for (const k of KEYS.global) keys.push(`global.${k}`);
   for (const k of KEYS.stats) if (k !== 'admin') keys.push(`stats.${k}`);
   for (const k of KEYS.admin) keys.push(`stats.admin.${k}`);
-  const nested = { timeouts: KEYS.timeouts, check: KEYS.check, affinity: KEYS.affinity, failback: KEYS.failback } as const;
+  const nested = {
+    timeouts: KEYS.timeouts,
+    check: KEYS.check,
+    affinity: KEYS.affinity,
+    failback: KEYS.failback,
+    overflow: KEYS.overflow,
+    failover: KEYS.failover,
+  } as const;
   for (const k of KEYS.poolSettings) {
     if (k in nested) for (const n of nested[k as keyof typeof nested]) keys.push(`defaults.${k}.${n}`);
     else keys.push(`defaults.${k}`);
   }
-  keys.push('pools.<name>.ports');
+  keys.push('pools.<name>.ports', 'pools.<name>.feature');
   for (const k of KEYS.server) keys.push(`pools.<name>.servers[].${k}`);
   for (const k of KEYS.frontend) keys.push(`frontends[].${k}`);
   keys.push('daemons[]');

@@ -30,11 +30,12 @@ export interface ServerSpec extends Partial<Omit<ServerConfig, 'name' | 'ports'>
   ports?: Record<string, number>;
 }
 
-export interface PoolSpec extends Partial<Omit<PoolConfig, 'name' | 'servers' | 'timeouts' | 'check' | 'failback'>> {
+export interface PoolSpec extends Partial<Omit<PoolConfig, 'name' | 'servers' | 'timeouts' | 'check' | 'failback' | 'failover'>> {
   name: string;
   timeouts?: Partial<TimeoutsConfig>;
   check?: Partial<CheckConfig>;
   failback?: Partial<FailbackConfig>;
+  failover?: Partial<PoolConfig['failover']>;
   servers: ServerSpec[];
 }
 
@@ -88,6 +89,9 @@ export function makePool(spec: PoolSpec): PoolConfig {
       ...spec.check,
     },
     failback: { ...d.failback, ...spec.failback },
+    feature: spec.feature ?? d.feature,
+    overflow: spec.overflow ?? d.overflow,
+    failover: { ...d.failover, ...spec.failover },
     servers: spec.servers.map((s) => makeServer(s, poolPorts)),
   };
 }

@@ -11,7 +11,8 @@ export function registerCheck(program: Command): void {
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_FILE)
     .action((opts: { config: string }) => {
       try {
-        loadProxyConfig(opts.config);
+        const config = loadProxyConfig(opts.config);
+        for (const w of config.warnings ?? []) process.stderr.write(`warning: ${formatIssue(w)}\n`);
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         for (const issue of err.issues) process.stderr.write(`${formatIssue(issue)}\n`);

@@ -146,6 +146,7 @@ function frontendStats(f: FrontendSnapshot): FrontendStats {
 }
 
 function serverStatus(s: ServerSnapshot): ServerStatus {
+  if (s.status === 'UP' && s.full && !TRANSITIONAL.test(s.checkStatus)) return 'FULL';
   if (s.status === 'UP' || s.status === 'DOWN') {
     return TRANSITIONAL.test(s.checkStatus) ? (s.checkStatus as ServerStatus) : s.status;
   }
@@ -190,6 +191,7 @@ function serverStats(s: ServerSnapshot): ServerStats {
       ...(f.expiry !== undefined ? { expiry: f.expiry } : {}),
       ...(f.expired !== undefined ? { expired: f.expired } : {}),
     })),
+    ...(s.countsSeats ? { freeSeats: s.freeSeats } : {}),
   };
 }
 
@@ -222,6 +224,9 @@ function poolStats(p: PoolSnapshot & PoolCheckouts & { affinity?: AffinitySnapsh
     totals: sumServers(servers),
     queue: { cur: p.counters.queueCur, max: p.counters.queueMax },
     ...(p.checkouts !== undefined ? { checkouts: p.checkouts } : {}),
+    ...(p.feature !== null && p.feature !== undefined ? { feature: p.feature, featureServed: p.featureServed === true } : {}),
+    ...(p.failoverHold ? { failoverHold: p.failoverHold } : {}),
+    ...(p.failbackStepping ? { failbackStepping: p.failbackStepping } : {}),
     servers,
   };
 }

@@ -161,6 +161,23 @@ export class AffinityTable<S extends BindingTarget> {
   }
 
   /**
+   * Drops every binding with no open connection whose server matches (a walk of the table: failback only, once per
+   * tier change). A binding held by an open connection stays: that client keeps its server.
+   */
+  dropIdle(match: (server: S) => boolean): number {
+    let dropped = 0;
+    for (const [key, b] of this.#map) {
+      if (b.conns === 0 && match(b.server)) {
+        this.#map.delete(key);
+        this.#expired++;
+        dropped++;
+      }
+    }
+    this.#cursor = null;
+    return dropped;
+  }
+
+  /**
    * Evicts least recently used bindings over the cap. Idle ones go first: a busy binding (a license connection
    * open for hours, never touched since) is moved to the back instead, a few times per eviction, so a client
    * holding a license keeps its server; past that the oldest goes anyway, since the cap bounds memory.

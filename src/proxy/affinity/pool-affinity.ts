@@ -57,6 +57,11 @@ export interface PoolAffinity {
   snapshot(): AffinitySnapshot;
   /** Live bindings per server (walks the table: snapshots only). */
   countByServer(): Map<Server, number>;
+  /**
+   * Drops the bindings with no open connection whose server matches (failback to a lower tier, SPEC 8.1); returns
+   * how many. Absent where bindings are not kept here (by handle; cluster workers).
+   */
+  dropIdle?(match: (server: Server) => boolean): number;
 }
 
 /**

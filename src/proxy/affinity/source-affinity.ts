@@ -68,6 +68,10 @@ export class SourceAffinity implements PoolAffinity {
     this.#table.sweep(budget);
   }
 
+  dropIdle(match: (server: Server) => boolean): number {
+    return this.#table.dropIdle(match);
+  }
+
   countByServer(): Map<Server, number> {
     return this.#table.countByServer();
   }

@@ -3,10 +3,12 @@ import type { Balancer } from './balancer-base.ts';
 import { FirstBalancer } from './first.ts';
 import { LeastConnBalancer } from './least-conn.ts';
 import { RoundRobinBalancer } from './round-robin.ts';
+import { SeatsBalancer } from './seats.ts';
 import { SourceHashBalancer } from './source-hash.ts';
 
 /** The `balance` keyword -> its algorithm; a new algorithm is a new file and one line here. */
-export function createBalancer(algorithm: BalanceAlgorithm): Balancer {
+/** `feature`: the pool's (SPEC 8), read by `seats`. */
+export function createBalancer(algorithm: BalanceAlgorithm, feature: string | null = null): Balancer {
   switch (algorithm) {
     case 'roundrobin':
       return new RoundRobinBalancer();
@@ -16,5 +18,7 @@ export function createBalancer(algorithm: BalanceAlgorithm): Balancer {
       return new SourceHashBalancer();
     case 'first':
       return new FirstBalancer();
+    case 'seats':
+      return new SeatsBalancer(feature);
   }
 }
