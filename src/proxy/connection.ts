@@ -18,8 +18,9 @@ import { MAX_FIRST_LINE, readFirstLine, type FirstLineError } from './affinity/f
 import { logConnection } from './connection-log.ts';
 import type { Closable, EndReason } from './end-reason.ts';
 import type { Frontend } from './frontend.ts';
+import { rawTcp } from './node-internals.ts';
 import type { Pool, Waiter } from './pool.ts';
-import { RawSocket, rawTcp } from './raw-socket.ts';
+import { RawSocket } from './raw-socket.ts';
 import { onreadOption, relay, useSharedReadBuffer, type ReadCallback } from './relay.ts';
 import { Server } from './server.ts';
 import type { TimedConnection } from './timeout-sweeper.ts';
