@@ -62,7 +62,9 @@ async function selfTest(): Promise<void> {
       });
       await new Promise<void>((resolve, reject) => {
         srv.once('error', reject);
-        srv.listen({ host: '127.0.0.1', port: 0 }, resolve);
+        // exclusive: in a cluster worker, a listener of its own, not one shared through the primary (which would
+        // hand this test's connections to any worker listening on 127.0.0.1:0, a test's frontend among them).
+        srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, resolve);
       });
       let rawAccepted = 0;
       // The first connection is taken raw, the second left to net.Server.

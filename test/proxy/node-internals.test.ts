@@ -28,7 +28,7 @@ interface Run {
   stderr: string;
 }
 
-async function checkoutThroughLicproxy(t: ExecutionContext, env: Record<string, string>, preload?: string): Promise<Run> {
+async function checkoutThroughLicproxy(t: ExecutionContext, env: Record<string, string>, preload?: string, workers = 1): Promise<Run> {
   const licd = await startLicd({ features: [{ name: 'CAD', count: 2 }] });
   t.teardown(() => licd.stop());
   const dir = mkdtempSync(join(tmpdir(), 'licproxy-internals-'));
@@ -37,7 +37,7 @@ async function checkoutThroughLicproxy(t: ExecutionContext, env: Record<string, 
   writeFileSync(
     file,
     [
-      'global: { log_level: debug }',
+      `global: { log_level: debug, workers: ${workers} }`,
       'pools:',
       '  lic:',
       `    ports: { license: ${licd.ports.license} }`,
@@ -80,6 +80,8 @@ async function checkoutThroughLicproxy(t: ExecutionContext, env: Record<string, 
   );
   if (listen === 'exited') throw new Error(`licproxy exited ${child.exitCode}: ${stderr}`);
   await waitFor(() => lines().some((l) => l.msg === 'server is UP'), { timeout: 30_000, what: 'server a UP' });
+  // Each forwarding process says once how it forwards (workers' log lines are flushed in batches).
+  await waitFor(() => lines().filter((l) => 'sockets' in l).length >= workers, { timeout: 10_000, what: 'every process saying how it forwards' });
   const port = Number(listen.slice(listen.lastIndexOf(':') + 1));
   const c = await LineClient.connect(port);
   t.teardown(() => c.destroy());
@@ -120,4 +122,12 @@ test('process.binding is deprecated (DEP0111): probing it prints no warning, eve
   const r = await checkoutThroughLicproxy(t, { LICPROXY_RAW_HANDLES: '', NODE_OPTIONS: '--pending-deprecation' });
   t.deepEqual(sockets(r), ['raw']);
   t.notRegex(r.stderr, /DEP0111|DeprecationWarning/);
+});
+
+test('with workers, each worker passes its own self-test on a listener of its own (not one shared through the primary)', async (t) => {
+  // A listener shared through the cluster primary would hand one worker's test connection to another worker, or to
+  // a frontend listening on the same address: a failed self-test, and a stray connection counted by the frontend.
+  const r = await checkoutThroughLicproxy(t, { LICPROXY_RAW_HANDLES: '' }, undefined, 2);
+  t.deepEqual(sockets(r), ['raw', 'raw']);
+  t.false(r.lines.some((l) => l.level === 40), 'no warning');
 });
