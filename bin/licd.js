@@ -1,5 +1,11 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources through tsx so the package needs no build step.
-import { register } from 'tsx/esm/api';
-register();
-await import('../src/cli/licd.ts');
+// The `licd` command: the compiled JavaScript in dist/ (built by `npm run build`, which `npm install` in a git
+// checkout runs as `prepare`; the published tarball ships it built).
+import { existsSync } from 'node:fs';
+
+const entry = new URL('../dist/cli/licd.js', import.meta.url);
+if (!existsSync(entry)) {
+  console.error('licd: dist/cli/licd.js is missing: run npm run build');
+  process.exit(1);
+}
+await import(entry.href);

@@ -4,6 +4,7 @@ import { errorMessage } from '../common/errors.ts';
 import { loadLicdConfig } from '../config/licd-config.ts';
 import { LicenseServer } from '../licd/license-server.ts';
 import { runCli } from './run-cli.ts';
+import { VERSION } from './version.ts';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 /** After SIGTERM, stop() cuts clients that do not read within 1s; this only guards against a hung shutdown. */
@@ -17,7 +18,7 @@ interface LicdOptions {
 
 const program = new Command('licd')
   .description('licd, the reference license daemon (license port, token port, lmstat-style STATUS)')
-  .version('0.1.0')
+  .version(VERSION)
   .option('-c, --config <file>', 'license file (YAML)', 'conf/licd/primary.yaml')
   .option('--pretty', 'human-readable logs (pino-pretty) instead of JSON lines')
   .addOption(new Option('--log-level <level>', 'log level').choices(LEVELS).default('info'))

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { runCli } from './run-cli.ts';
+import { VERSION } from './version.ts';
 import { registerRun } from './commands/run.ts';
 import { registerCheck } from './commands/check.ts';
 import { registerLmstat } from './commands/lmstat.ts';
@@ -8,7 +9,7 @@ import { registerDemo } from './commands/demo.ts';
 
 const program = new Command('licproxy')
   .description('A layer-4 load balancer for license servers (FlexLM, LM-X, LSTC, RLM, licd)')
-  .version('0.1.0')
+  .version(VERSION)
   .showHelpAfterError('(run with --help for usage)');
 
 registerRun(program);

@@ -12,7 +12,8 @@ import { lineSink, type Logger } from '../common/logger.ts';
 import type { FrontendConfig } from '../config/proxy-config.ts';
 import { Connection, type Side } from './connection.ts';
 import type { Pool } from './pool.ts';
-import { RawSocket, rawTcp, type TcpHandle as RawHandle } from './raw-socket.ts';
+import { interceptAccept, listenerSocketOptionsSettable, setListenerSocketOptions } from './node-internals.ts';
+import { RawSocket } from './raw-socket.ts';
 import type { TimeoutSweeper } from './timeout-sweeper.ts';
 
 type LineSink = NonNullable<ReturnType<typeof lineSink>>;
@@ -84,7 +85,7 @@ export class Frontend {
 
   /** Opens a listening socket on `listen` that feeds this frontend, without installing it yet. */
   async open(listen: HostPort = this.config.listen): Promise<NetServer> {
-    const srv = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: !INHERITS_SOCKET_OPTIONS });
+    const srv = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: !inheritsSocketOptions() });
     srv.on('connection', this.#onConnection);
     srv.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
     await new Promise<void>((resolve, reject) => {
@@ -114,17 +115,13 @@ export class Frontend {
    * reads the first line (affinity by handle), which uses stream events.
    */
   #acceptRaw(srv: NetServer): void {
-    if (rawTcp === null) return;
-    type OnConnection = (this: unknown, status: number, client?: RawHandle) => void;
-    const h = (srv as unknown as { _handle?: { onconnection?: OnConnection } | null })._handle;
-    if (!h || typeof h.onconnection !== 'function') return;
-    const netAccept = h.onconnection;
-    h.onconnection = (status: number, client?: RawHandle): void => {
-      if (status !== 0 || client === undefined || this.pool.affinity?.readsFirstLine === true) return netAccept.call(h, status, client);
+    interceptAccept(srv, (client) => {
+      if (this.pool.affinity?.readsFirstLine === true) return false;
       const s = RawSocket.accepted(client);
-      if (!INHERITS_SOCKET_OPTIONS) s.setNoDelay(true);
+      if (!inheritsSocketOptions()) s.setNoDelay(true);
       this.#accept(s);
-    };
+      return true;
+    });
   }
 
   /**
@@ -133,12 +130,7 @@ export class Frontend {
    * per socket at accept.
    */
   #tuneListener(srv: NetServer): void {
-    if (!INHERITS_SOCKET_OPTIONS) return;
-    const h = (srv as unknown as { _handle?: TcpHandle | null })._handle;
-    if (!h || typeof h.setNoDelay !== 'function' || typeof h.setKeepAlive !== 'function') return;
-    h.setNoDelay(true);
-    const ka = this.pool.config.tcpKeepalive;
-    h.setKeepAlive(ka > 0, Math.max(1, Math.floor(ka / 1000)));
+    if (inheritsSocketOptions()) setListenerSocketOptions(srv, true, this.pool.config.tcpKeepalive);
   }
 
   /** Installs a listener opened by `open`; the previous one stops accepting (its connections are untouched). */
@@ -177,7 +169,7 @@ export class Frontend {
   #accept(socket: Side): void {
     const c = this.counters;
     c.total++;
-    if (!INHERITS_SOCKET_OPTIONS) {
+    if (!inheritsSocketOptions()) {
       const ka = this.pool.config.tcpKeepalive;
       if (ka > 0) socket.setKeepAlive(true, ka);
     }
@@ -240,13 +232,9 @@ export class Frontend {
 function ignore(): void {}
 
 /**
- * Accepted sockets inherit the listening socket's options on Linux; in a cluster worker the listening socket is the
- * primary's (round robin), so there they are set per accepted socket.
+ * Accepted sockets inherit the listening socket's options on Linux, where they can be set on it (node-internals.ts);
+ * in a cluster worker the listening socket is the primary's (round robin), so there they are set per accepted socket.
  */
-const INHERITS_SOCKET_OPTIONS = process.platform === 'linux' && cluster.isPrimary;
-
-/** The part of libuv's TCP handle (node's TCPWrap) used to set options on the listening socket. */
-interface TcpHandle {
-  setNoDelay(on: boolean): number;
-  setKeepAlive(on: boolean, delaySeconds: number): number;
+function inheritsSocketOptions(): boolean {
+  return process.platform === 'linux' && cluster.isPrimary && listenerSocketOptionsSettable();
 }

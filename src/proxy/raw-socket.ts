@@ -12,90 +12,35 @@
  *
  * The events and properties Connection reads are named as on net.Socket ('connect', 'end', 'error', 'close',
  * 'drain'; destroyed, readableEnded, writableLength...), with one listener per event, so the same module-level
- * handlers serve both kinds of socket. When the binding is missing or differs (another Node), `rawTcp` is null and
- * every socket is a net.Socket, which behaves the same.
+ * handlers serve both kinds of socket. The binding comes from node-internals.ts: when it is missing, differs
+ * (another Node) or is switched off (LICPROXY_RAW_HANDLES=0), `rawTcp` is null and every socket is a net.Socket,
+ * which behaves the same.
  */
 import { isIP } from 'node:net';
 import { getSystemErrorName } from 'node:util';
+import { rawTcp, type TcpHandle } from './node-internals.ts';
 import { nextReadBuffer, sharedReadBuffer, type ReadCallback } from './relay.ts';
 
-/** The part of node's TCPWrap (a libuv uv_tcp_t) used here. */
-export interface TcpHandle {
-  onread: ((this: TcpHandle) => Uint8Array | undefined) | null;
-  readonly writeQueueSize: number;
-  readStart(): number;
-  readStop(): number;
-  useUserBuffer(buf: Uint8Array): void;
-  writeBuffer(req: object, buf: Uint8Array): number;
-  shutdown(req: object): number;
-  close(cb?: (this: TcpHandle) => void): void;
-  reset(cb?: (this: TcpHandle) => void): number;
-  getpeername(out: { address?: string; port?: number }): number;
-  getsockname(out: { address?: string; port?: number }): number;
-  setNoDelay(on: boolean): number;
-  setKeepAlive(on: boolean, delaySeconds: number): number;
-  connect(req: object, address: string, port: number): number;
-  connect6(req: object, address: string, port: number): number;
-  [kRaw]?: RawSocket;
-}
+/** A TCP handle with the RawSocket it belongs to. */
+type Handle = TcpHandle & { [kRaw]?: RawSocket };
 
-interface Binding {
-  TCP: new (type: number) => TcpHandle;
-  TCPConnectWrap: new () => ConnectReq;
-  WriteWrap: new () => WriteReq;
-  ShutdownWrap: new () => ShutdownReq;
-  SOCKET: number;
-  state: Int32Array;
-  kReadBytesOrError: number;
-  kLastWriteWasAsync: number;
-}
 interface ConnectReq {
-  oncomplete: (this: ConnectReq, status: number, handle: TcpHandle) => void;
+  oncomplete: (this: ConnectReq, status: number, handle: Handle) => void;
   address: string;
   port: number;
 }
 interface WriteReq {
-  handle: TcpHandle | null;
+  handle: Handle | null;
   oncomplete: (this: WriteReq, status: number) => void;
   async: boolean;
   buffer: Uint8Array | null;
 }
 interface ShutdownReq {
-  handle: TcpHandle;
+  handle: Handle;
   oncomplete: (this: ShutdownReq, status: number) => void;
 }
 
 const kRaw = Symbol('licproxy.raw');
-
-/** The bindings, or null when this Node does not offer them as expected (then net.Socket is used throughout). */
-export const rawTcp: Binding | null = ((): Binding | null => {
-  try {
-    const pb = (process as unknown as { binding?: (name: string) => Record<string, unknown> }).binding;
-    if (typeof pb !== 'function') return null;
-    const tcp = pb('tcp_wrap') as { TCP?: Binding['TCP']; TCPConnectWrap?: Binding['TCPConnectWrap']; constants?: { SOCKET?: number } };
-    const sw = pb('stream_wrap') as Record<string, unknown>;
-    const b = {
-      TCP: tcp.TCP!,
-      TCPConnectWrap: tcp.TCPConnectWrap!,
-      WriteWrap: sw.WriteWrap as Binding['WriteWrap'],
-      ShutdownWrap: sw.ShutdownWrap as Binding['ShutdownWrap'],
-      SOCKET: tcp.constants?.SOCKET as number,
-      state: sw.streamBaseState as Int32Array,
-      kReadBytesOrError: sw.kReadBytesOrError as number,
-      kLastWriteWasAsync: sw.kLastWriteWasAsync as number,
-    };
-    if (typeof b.TCP !== 'function' || typeof b.TCPConnectWrap !== 'function' || typeof b.WriteWrap !== 'function') return null;
-    if (typeof b.ShutdownWrap !== 'function' || typeof b.SOCKET !== 'number' || !(b.state instanceof Int32Array)) return null;
-    if (typeof b.kReadBytesOrError !== 'number' || typeof b.kLastWriteWasAsync !== 'number') return null;
-    const p = b.TCP.prototype as unknown as Record<string, unknown>;
-    for (const m of ['readStart', 'readStop', 'useUserBuffer', 'writeBuffer', 'shutdown', 'close', 'reset', 'getpeername', 'getsockname', 'setNoDelay', 'setKeepAlive', 'connect', 'connect6']) {
-      if (typeof p[m] !== 'function') return null;
-    }
-    return b;
-  } catch {
-    return null;
-  }
-})();
 
 const UV_EOF = -4095;
 /** write() answers false (back-pressure) from this many queued bytes, as net.Socket's default highWaterMark. */
@@ -124,7 +69,7 @@ export type RawEvent = 'connect' | 'end' | 'error' | 'close' | 'drain';
 export class RawSocket {
   bytesRead = 0;
   bytesWritten = 0;
-  #h: TcpHandle;
+  #h: Handle;
   #f: number;
   /** Writes the kernel did not take at once, in flight. */
   #pending = 0;
@@ -138,7 +83,7 @@ export class RawSocket {
   #onDrain: Handler | null = null;
   #peer: { address?: string; port?: number } | null = null;
 
-  private constructor(h: TcpHandle, flags: number) {
+  private constructor(h: Handle, flags: number) {
     this.#h = h;
     this.#f = flags;
     h[kRaw] = this;
@@ -163,7 +108,7 @@ export class RawSocket {
     // Stored by libuv and applied when it creates the socket, as net.Socket does.
     if (noDelay) h.setNoDelay(true);
     if (keepAliveMs > 0) h.setKeepAlive(true, Math.floor(keepAliveMs / 1000));
-    const req = new b.TCPConnectWrap();
+    const req = new b.TCPConnectWrap() as ConnectReq;
     req.oncomplete = afterConnect;
     req.address = host;
     req.port = port;
@@ -271,7 +216,7 @@ export class RawSocket {
     if ((this.#f & (F.Destroyed | F.WriteEnded)) !== 0) return false;
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     const b = rawTcp!;
-    const req = syncReq;
+    const req = (syncReq ??= newWriteReq());
     const h = this.#h;
     req.handle = h;
     const err = h.writeBuffer(req, buf);
@@ -337,7 +282,7 @@ export class RawSocket {
 
   #shutdown(): void {
     this.#f |= F.ShutdownSent;
-    const req = new rawTcp!.ShutdownWrap();
+    const req = new rawTcp!.ShutdownWrap() as ShutdownReq;
     req.handle = this.#h;
     req.oncomplete = afterShutdown;
     const err = this.#h.shutdown(req);
@@ -435,7 +380,7 @@ export class RawSocket {
 }
 
 function newWriteReq(): WriteReq {
-  const r = new rawTcp!.WriteWrap();
+  const r = new rawTcp!.WriteWrap() as WriteReq;
   r.handle = null;
   r.oncomplete = afterWrite;
   r.async = false;
@@ -447,12 +392,12 @@ function newWriteReq(): WriteReq {
  * The request object given to every write: a write that the kernel takes at once never uses it (libuv's try-write
  * path), so one object serves them all until a write is queued and keeps it.
  */
-let syncReq: WriteReq = rawTcp !== null ? newWriteReq() : (null as unknown as WriteReq);
+let syncReq: WriteReq | null = null;
 
-function onRead(this: TcpHandle): Uint8Array | undefined {
+function onRead(this: Handle): Uint8Array | undefined {
   return this[kRaw]!._read();
 }
-function afterConnect(this: ConnectReq, status: number, handle: TcpHandle): void {
+function afterConnect(this: ConnectReq, status: number, handle: Handle): void {
   handle[kRaw]!._connected(status);
 }
 function afterWrite(this: WriteReq, status: number): void {
@@ -464,7 +409,7 @@ function afterWrite(this: WriteReq, status: number): void {
 function afterShutdown(this: ShutdownReq, status: number): void {
   this.handle[kRaw]!._shutdownDone(status);
 }
-function onClosed(this: TcpHandle): void {
+function onClosed(this: Handle): void {
   this[kRaw]!._closed();
 }
 function emitError(s: RawSocket, err: Error): void {

@@ -16,7 +16,8 @@
  * `onread.buffer` as a function is called after every read, without context, right after the callback of that
  * read: the callback leaves the next buffer for its socket in `next`.
  */
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { setSocketOnread } from './node-internals.ts';
 
 const READ_SIZE = 64 * 1024;
 const LARGE = 16 * 1024;
@@ -60,34 +61,9 @@ export function onreadOption(callback: ReadCallback): { buffer: () => Uint8Array
 }
 
 /**
- * An accepted socket gets no `onread` option from `net.Server`, so the same three fields the Socket constructor sets
- * for it are set here, before the socket starts reading. They are found by their descriptions on a socket instance;
- * if this Node does not have them, the caller keeps the stream path ('data' events), which behaves the same.
+ * Switches an accepted socket that has not read anything yet to the shared buffer (net.Server cannot pass it the
+ * `onread` option; node-internals.ts sets it); false: it stays on streams ('data' events), which behave the same.
  */
-const fields = ((): { buffer: symbol; cb: symbol; gen: symbol } | null => {
-  const probe = new Socket();
-  const own = Object.getOwnPropertySymbols(probe);
-  const find = (d: string): symbol | undefined => own.find((s) => s.description === d);
-  const buffer = find('kBuffer');
-  const cb = find('kBufferCb');
-  const gen = find('kBufferGen');
-  probe.destroy();
-  return buffer && cb && gen ? { buffer, cb, gen } : null;
-})();
-
-interface UserBufferHandle {
-  useUserBuffer?(buf: Uint8Array): void;
-}
-
-/** Switches an accepted socket that has not read anything yet to the shared buffer; false: it stays on streams. */
 export function useSharedReadBuffer(s: Socket, callback: ReadCallback): boolean {
-  const h = (s as unknown as { _handle?: UserBufferHandle | null })._handle;
-  if (fields === null || !h || typeof h.useUserBuffer !== 'function' || s.readableLength > 0 || s.readableEnded) return false;
-  const r = s as unknown as Record<symbol, unknown>;
-  if (r[fields.buffer] !== null) return false;
-  r[fields.buffer] = SHARED;
-  r[fields.cb] = callback;
-  r[fields.gen] = nextReadBuffer;
-  h.useUserBuffer(SHARED);
-  return true;
+  return setSocketOnread(s, SHARED, callback as (n: number, buf: Uint8Array) => boolean, nextReadBuffer);
 }

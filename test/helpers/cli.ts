@@ -2,8 +2,9 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
-export const LICPROXY = fileURLToPath(new URL('../../bin/licproxy.js', import.meta.url));
-export const LICD = fileURLToPath(new URL('../../bin/licd.js', import.meta.url));
+/** The executables, run from the TypeScript sources (bin/ runs the compiled dist/: test/release/ covers it). */
+export const LICPROXY = fileURLToPath(new URL('./bin/licproxy.js', import.meta.url));
+export const LICD = fileURLToPath(new URL('./bin/licd.js', import.meta.url));
 
 export interface CliResult {
   code: number | null;

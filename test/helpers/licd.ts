@@ -76,8 +76,8 @@ export async function startLicd(spec: LicdSpec = {}, logger?: Logger): Promise<I
   return { server, ports, host: '127.0.0.1', stop: () => server.stop() };
 }
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-export const LICD_BIN = join(REPO, 'bin', 'licd.js');
+/** licd from the TypeScript sources (see helpers/bin/). */
+export const LICD_BIN = fileURLToPath(new URL('./bin/licd.js', import.meta.url));
 
 export interface SpawnedLicd {
   child: ChildProcess;

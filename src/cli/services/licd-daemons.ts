@@ -3,13 +3,12 @@
  * trying the demo can kill one member (`kill <pid>`) and watch the failover, while Ctrl-C still stops them all.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { entryArgs } from '../../common/entry-points.ts';
 import { LpxError, errorMessage } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import { loadLicdConfig, type LicdConfig } from '../../config/licd-config.ts';
 import type { AppService } from '../../proxy/app.ts';
 
-const LICD_BIN = fileURLToPath(new URL('../../../bin/licd.js', import.meta.url));
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
 
@@ -55,7 +54,7 @@ export class LicdDaemons implements AppService {
   }
 
   async #spawn(config: LicdConfig): Promise<Daemon> {
-    const child = spawn(process.execPath, [LICD_BIN, '-c', config.file, '--log-level', this.#childLogLevel], {
+    const child = spawn(process.execPath, [...entryArgs('cli/licd'), '-c', config.file, '--log-level', this.#childLogLevel], {
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
     });
     let stderr = '';

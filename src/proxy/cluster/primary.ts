@@ -7,7 +7,7 @@
  * lost with it.
  */
 import cluster, { type Worker } from 'node:cluster';
-import { fileURLToPath } from 'node:url';
+import { entryFile, loaderArgs } from '../../common/entry-points.ts';
 import { errorMessage, LpxError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { ProxyConfig } from '../../config/proxy-config.ts';
@@ -19,7 +19,6 @@ import { AffinityBroker } from './affinity-broker.ts';
 import { mergeSnapshots } from './merge-snapshots.ts';
 import { isToPrimary, type MirrorEntry, type ToPrimary, type ToWorker } from './messages.ts';
 
-const WORKER_ENTRY = fileURLToPath(new URL('../../../bin/licproxy-worker.js', import.meta.url));
 /** A worker that does not report within this is killed (start) or left out (snapshot). */
 const START_TIMEOUT_MS = 30_000;
 const SNAPSHOT_TIMEOUT_MS = 1_000;
@@ -98,7 +97,12 @@ export class ClusterPrimary implements AppService {
     this.#broker = new AffinityBroker(app.runtime, (worker, id, server) => this.#sendTo(worker, { t: 'aff', id, server }));
     // Fixed for the life of the process: node:cluster takes it at the first fork.
     cluster.schedulingPolicy = app.config.global.workerAccept === 'shared' ? cluster.SCHED_NONE : cluster.SCHED_RR;
-    cluster.setupPrimary({ exec: WORKER_ENTRY, args: [], serialization: 'advanced' });
+    cluster.setupPrimary({
+      exec: entryFile('proxy/cluster/worker-main'),
+      execArgv: [...process.execArgv, ...loaderArgs(process.execArgv)],
+      args: [],
+      serialization: 'advanced',
+    });
     // A killed worker's IPC channel closes early in its exit, while the kernel may take seconds to tear down
     // thousands of its sockets before 'exit': the replacement starts at the disconnect.
     cluster.on('disconnect', (w) => this.#exited(w, w.process.exitCode, w.process.signalCode));
