@@ -40,7 +40,9 @@ export interface FrontendCounters {
   denied: number;
   /** Closed at accept: global or frontend `max_connections` reached. */
   overLimit: number;
+  /** Client -> proxy bytes of ended connections (`snapshot` adds the live ones). */
   bytesIn: number;
+  /** Proxy -> client bytes of ended connections (`snapshot` adds the live ones). */
   bytesOut: number;
 }
 
@@ -69,6 +71,8 @@ export class Frontend {
   #allow: AllowList | null;
   #deps: FrontendDeps;
   #listener: NetServer | null = null;
+  /** This frontend's open connections, so /stats shows their bytes while they last (as the server's). */
+  readonly #conns = new Set<Connection>();
   readonly #onConnection = (socket: Socket): void => this.#accept(socket);
 
   constructor(config: FrontendConfig, pool: Pool, deps: FrontendDeps) {
@@ -200,6 +204,7 @@ export class Frontend {
     lim.current++;
     const conn = new Connection(socket, this, ip);
     this.#deps.live.add(conn);
+    this.#conns.add(conn);
     conn.start();
   }
 
@@ -219,10 +224,17 @@ export class Frontend {
     c.bytesOut += bytesOut;
     this.#deps.limits.current--;
     this.#deps.live.delete(conn);
+    this.#conns.delete(conn);
   }
 
   snapshot(): FrontendSnapshot {
     const a = this.address();
+    const counters = { ...this.counters };
+    // Bytes of live connections too: a license held for days would otherwise show 0 until it ends.
+    for (const c of this.#conns) {
+      counters.bytesIn += c.bytesIn;
+      counters.bytesOut += c.bytesOut;
+    }
     return {
       name: this.name,
       listen: formatHostPort(this.config.listen),
@@ -232,7 +244,7 @@ export class Frontend {
       port: this.config.port,
       maxConnections: this.config.maxConnections,
       sendProxy: this.config.sendProxy,
-      counters: { ...this.counters },
+      counters,
     };
   }
 }
