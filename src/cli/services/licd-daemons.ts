@@ -19,7 +19,8 @@ export interface DaemonInfo {
   pid: number;
   host: string;
   license: number;
-  tokens: number;
+  /** Null: a one-port server. */
+  tokens: number | null;
 }
 
 interface Daemon {
