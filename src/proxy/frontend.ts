@@ -74,6 +74,7 @@ export class Frontend {
   /** This frontend's open connections, so /stats shows their bytes while they last (as the server's). */
   readonly #conns = new Set<Connection>();
   readonly #onConnection = (socket: Socket): void => this.#accept(socket);
+  readonly #onListenerError = (err: Error): void => this.log.error({ err: err.message }, 'listener error');
 
   constructor(config: FrontendConfig, pool: Pool, deps: FrontendDeps) {
     this.name = config.name;
@@ -90,7 +91,7 @@ export class Frontend {
   async open(listen: HostPort = this.config.listen): Promise<NetServer> {
     const srv = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: !INHERITS_SOCKET_OPTIONS });
     srv.on('connection', this.#onConnection);
-    srv.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
+    srv.on('error', this.#onListenerError);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         const why =
@@ -120,9 +121,10 @@ export class Frontend {
   #acceptRaw(srv: NetServer): void {
     if (rawTcp === null) return;
     type OnConnection = (this: unknown, status: number, client?: RawHandle) => void;
-    const h = (srv as unknown as { _handle?: { onconnection?: OnConnection } | null })._handle;
+    const h = (srv as unknown as { _handle?: { onconnection?: OnConnection; [NET_ONCONNECTION]?: OnConnection } | null })._handle;
     if (!h || typeof h.onconnection !== 'function') return;
-    const netAccept = h.onconnection;
+    // The listener may be handed to another frontend (adopt): net.Server's own accept is kept for every owner.
+    const netAccept = (h[NET_ONCONNECTION] ??= h.onconnection);
     h.onconnection = (status: number, client?: RawHandle): void => {
       if (status !== 0 || client === undefined || this.pool.affinity?.readsFirstLine === true) return netAccept.call(h, status, client);
       const s = RawSocket.accepted(client);
@@ -152,6 +154,28 @@ export class Frontend {
     old?.close();
     const a = this.address();
     this.log.info({ listen: a ? formatHostPort({ host: a.address, port: a.port }) : null, pool: this.pool.name }, 'listening');
+  }
+
+  /**
+   * Gives the listening socket up without closing it, for another frontend to `adopt` (a renamed frontend that keeps
+   * its address): the port never closes, and this frontend's live connections are untouched.
+   */
+  release(): NetServer | null {
+    const l = this.#listener;
+    if (!l) return null;
+    this.#listener = null;
+    l.off('connection', this.#onConnection);
+    l.off('error', this.#onListenerError);
+    return l;
+  }
+
+  /** Takes over a listener another frontend `release`d. */
+  adopt(listener: NetServer): void {
+    listener.on('connection', this.#onConnection);
+    listener.on('error', this.#onListenerError);
+    this.#tuneListener(listener);
+    this.#acceptRaw(listener);
+    this.install(listener);
   }
 
   /** A reloaded configuration with the same listen address. */
@@ -250,6 +274,9 @@ export class Frontend {
 }
 
 function ignore(): void {}
+
+/** Where #acceptRaw keeps net.Server's own `onconnection` on the listening handle. */
+const NET_ONCONNECTION = Symbol('licproxy.netOnconnection');
 
 /**
  * Accepted sockets inherit the listening socket's options on Linux; in a cluster worker the listening socket is the
