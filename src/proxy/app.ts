@@ -8,7 +8,7 @@ import type { Logger } from '../common/logger.ts';
 import type { ProxyConfig } from '../config/proxy-config.ts';
 import { loadProxyConfig } from '../config/proxy-schema.ts';
 import type { MonitorFactory } from './pool.ts';
-import { ProxyRuntime, type ApplySummary, type RuntimeOptions } from './runtime.ts';
+import { ProxyRuntime, type ApplySummary, type PreparedApply, type RuntimeOptions } from './runtime.ts';
 
 /** Something that runs beside the balancer and follows its life cycle. */
 export interface AppService {
@@ -16,11 +16,18 @@ export interface AppService {
   /** `before-proxy` services start before the listeners open (in-process licd, so first checks find it). */
   readonly stage: 'before-proxy' | 'after-proxy';
   start(app: ProxyApp): Promise<void>;
-  /** Called with a valid configuration before the runtime applies it; throwing fails the reload (nothing applied). */
-  prepareReload?(config: ProxyConfig): Promise<void>;
-  /** Called after a valid reload was applied. */
-  reload?(config: ProxyConfig): Promise<void>;
+  /**
+   * The fallible half of a reload (bind a new listener, validate a file): nothing visible changes yet. Throwing fails
+   * the reload, and every service prepared before is aborted. Null: nothing to change.
+   */
+  prepareReload?(config: ProxyConfig): Promise<PreparedReload | null>;
   stop(): Promise<void>;
+}
+
+/** A service's reload, ready: `commit` switches it in and cannot fail; `abort` undoes what `prepareReload` opened. */
+export interface PreparedReload {
+  commit(): void;
+  abort(): void | Promise<void>;
 }
 
 export interface AppOptions {
@@ -99,22 +106,34 @@ export class ProxyApp {
     } catch (err) {
       return this.#reloadFailed(file, err);
     }
+    // All or nothing across the runtime and every service: each prepares what can fail (listeners bound, files
+    // read) without changing what runs; only when every one is ready do they all commit, synchronously. A failure
+    // aborts what was prepared, so the running configuration, listeners and stats endpoint stay as they were.
+    const prepared: PreparedReload[] = [];
+    let runtime: PreparedApply;
     try {
-      const before = this.runtime.config.global;
-      for (const s of this.#services) await s.prepareReload?.(config);
-      const summary = await this.runtime.apply(config);
-      if (config.global.workers !== before.workers || config.global.workerAccept !== before.workerAccept) {
-        this.log.warn(
-          { running: [before.workers, before.workerAccept], file: [config.global.workers, config.global.workerAccept] },
-          'global.workers or global.worker_accept changed: applies at the next start',
-        );
+      runtime = await this.runtime.prepare(config);
+      prepared.push(runtime);
+      for (const s of this.#services) {
+        const p = await s.prepareReload?.(config);
+        if (p) prepared.push(p);
       }
-      this.log.level = config.global.logLevel;
-      for (const s of this.#services) await s.reload?.(config);
-      return { ok: true, summary };
     } catch (err) {
+      for (const p of prepared.reverse()) await Promise.resolve(p.abort()).catch((e: unknown) => this.log.error({ error: errorMessage(e) }, 'reload abort failed'));
       return this.#reloadFailed(file, err);
     }
+    const before = this.runtime.config.global;
+    const summary = runtime.commit();
+    for (const p of prepared.slice(1)) p.commit();
+    if (config.global.workers !== before.workers || config.global.workerAccept !== before.workerAccept) {
+      this.log.warn(
+        { running: [before.workers, before.workerAccept], file: [config.global.workers, config.global.workerAccept] },
+        'global.workers or global.worker_accept changed: applies at the next start',
+      );
+    }
+    // A logger made silent by its owner (tests, library use) stays silent.
+    if (this.log.level !== 'silent') this.log.level = config.global.logLevel;
+    return { ok: true, summary };
   }
 
   #reloadFailed(file: string, err: unknown): ReloadResult {

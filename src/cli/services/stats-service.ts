@@ -4,11 +4,11 @@
  * `stats:` section.
  */
 import { readFileSync } from 'node:fs';
-import { formatHostPort } from '../../common/address.ts';
+import { formatHostPort, type HostPort } from '../../common/address.ts';
 import { errorMessage, LpxError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { ProxyConfig, StatsConfig } from '../../config/proxy-config.ts';
-import type { AppService, ProxyApp } from '../../proxy/app.ts';
+import type { AppService, PreparedReload, ProxyApp } from '../../proxy/app.ts';
 import type { ProxyEvent } from '../../proxy/event-log.ts';
 import type { FrontendSnapshot } from '../../proxy/frontend.ts';
 import type { RuntimeSnapshot } from '../../proxy/runtime.ts';
@@ -256,6 +256,8 @@ export class StatsService implements AppService {
   #app: ProxyApp | null = null;
   #server: StatsServer | null = null;
   #current: string | null = null;
+  /** `stats.listen` as configured for the running listener. */
+  #listen: HostPort | null = null;
 
   constructor(opts: { log: Logger; provider?: SnapshotProvider | null }) {
     this.#log = opts.log.child({ component: 'stats' });
@@ -269,22 +271,44 @@ export class StatsService implements AppService {
 
   async start(app: ProxyApp): Promise<void> {
     this.#app = app;
-    await this.#follow(app.config);
+    const p = await this.prepareReload(app.config);
+    p?.commit();
   }
 
-  async reload(config: ProxyConfig): Promise<void> {
-    await this.#follow(config);
-  }
-
-  async #follow(config: ProxyConfig): Promise<void> {
+  /**
+   * A reload's first half: a moved `stats.listen` is bound now, beside the running listener, so a port in use fails
+   * the whole reload and the running endpoint goes on answering. The switch happens at commit; the old listener
+   * then finishes its in-flight requests (the `POST /api/reload` that asked for this one among them).
+   */
+  async prepareReload(config: ProxyConfig): Promise<PreparedReload | null> {
     const stats = config.stats;
     const token = stats ? readToken(stats) : null;
     const key = stats ? JSON.stringify({ ...stats, token }) : null;
-    if (key === this.#current) return;
-    await this.#server?.stop();
-    this.#server = null;
-    this.#current = null;
-    if (!stats) return;
+    if (key === this.#current) return null;
+    const old = this.#server;
+    const retire = (): void => {
+      void old?.stop().catch((err: unknown) => this.#log.error({ error: errorMessage(err) }, 'stopping the old stats listener failed'));
+    };
+    if (!stats) {
+      return {
+        commit: () => {
+          this.#server = null;
+          this.#current = null;
+          this.#listen = null;
+          retire();
+        },
+        abort: () => {},
+      };
+    }
+    if (old !== null && this.#listen !== null && sameHostPort(this.#listen, stats.listen)) {
+      return {
+        commit: () => {
+          old.configure({ refreshMs: stats.refresh, adminToken: token });
+          this.#current = key;
+        },
+        abort: () => {},
+      };
+    }
     const server = new StatsServer({
       host: stats.listen.host,
       port: stats.listen.port,
@@ -298,13 +322,25 @@ export class StatsService implements AppService {
     } catch (err) {
       throw new LpxError('LPX_ERR_LISTEN', `stats.listen ${formatHostPort(stats.listen)}: ${errorMessage(err)}`);
     }
-    this.#server = server;
-    this.#current = key;
+    return {
+      commit: () => {
+        this.#server = server;
+        this.#current = key;
+        this.#listen = stats.listen;
+        retire();
+      },
+      abort: () => server.stop(),
+    };
   }
 
   async stop(): Promise<void> {
     await this.#server?.stop();
     this.#server = null;
     this.#current = null;
+    this.#listen = null;
   }
+}
+
+function sameHostPort(a: HostPort, b: HostPort): boolean {
+  return a.host === b.host && a.port === b.port;
 }

@@ -1,0 +1,75 @@
+/**
+ * A reload is all or nothing across the runtime and its services (SPEC 2.6): every part prepares what can fail
+ * (listeners bound) before any part switches, so a failure anywhere leaves everything as it ran.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '../../src/common/logger.ts';
+import { loadProxyConfig } from '../../src/config/proxy-schema.ts';
+import { ProxyApp } from '../../src/proxy/app.ts';
+import { StatsService } from '../../src/cli/services/stats-service.ts';
+import { startNamed } from '../helpers/backend.ts';
+import { connectClient, readBytes } from '../helpers/proxy.ts';
+import { request } from '../helpers/stats.ts';
+
+function yaml(backendPort: number, statsListen: string, frontends: string[]): string {
+  return `stats: { listen: "${statsListen}" }
+pools:
+  p:
+    check: { type: none }
+    servers: [ { name: a, address: 127.0.0.1:${backendPort} } ]
+frontends:
+${frontends.map((f) => `  - { name: ${f}, listen: 127.0.0.1:0, pool: p }`).join('\n')}
+`;
+}
+
+async function busyPort(t: ExecutionContext): Promise<number> {
+  const srv: Server = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  t.teardown(() => srv.close());
+  return (srv.address() as { port: number }).port;
+}
+
+async function start(t: ExecutionContext): Promise<{ app: ProxyApp; stats: StatsService; file: string; backend: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'lpx-reload-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const backend = (await startNamed(t, 'a')).port;
+  const file = join(dir, 'licproxy.yaml');
+  writeFileSync(file, yaml(backend, '127.0.0.1:0', ['f1']));
+  const stats = new StatsService({ log: silentLogger });
+  const app = await ProxyApp.start({ config: loadProxyConfig(file), log: silentLogger, services: [stats] });
+  t.teardown(() => app.stop(0));
+  return { app, stats, file, backend };
+}
+
+test('stats.listen moved to a port in use: the reload fails whole; the old endpoint answers, the runtime keeps its configuration', async (t) => {
+  const { app, stats, file, backend } = await start(t);
+  const base = stats.address!;
+  const before = app.config;
+  const busy = await busyPort(t);
+  writeFileSync(file, yaml(backend, `127.0.0.1:${busy}`, ['f1', 'f2']));
+  const r = await app.reload();
+  t.false(r.ok);
+  t.regex(!r.ok ? r.errors.join('\n') : '', new RegExp(`stats\\.listen 127\\.0\\.0\\.1:${busy}: .*EADDRINUSE|address in use`));
+  t.is((await request(base, '/health')).status, 200, 'the running stats endpoint still answers');
+  t.deepEqual(stats.address, base);
+  t.is(app.config, before, 'the runtime is still on the old configuration');
+  t.is(app.runtime.frontend('f2'), undefined, 'the new frontend was not switched in');
+  const s = await connectClient(t, app.runtime.port('f1'));
+  t.is((await readBytes(s, 2)).toString(), 'a\n');
+  t.true(app.runtime.eventList().some((e) => e.kind === 'reload' && /reload failed/.test(e.reason)));
+
+  // The same change to a free port applies whole: new frontend and new stats address; the old one stops.
+  writeFileSync(file, yaml(backend, '127.0.0.1:0', ['f1', 'f2']).replace('"127.0.0.1:0"', '"127.0.0.2:0"'));
+  const ok = await app.reload();
+  t.true(ok.ok, JSON.stringify(ok));
+  t.is(stats.address!.host, '127.0.0.2');
+  t.is((await request(stats.address!, '/health')).status, 200);
+  t.not(app.runtime.frontend('f2'), undefined);
+  await t.throwsAsync(request(base, '/health'), { code: 'ECONNREFUSED' });
+});
