@@ -41,9 +41,19 @@ export interface AppOptions {
 
 export type ReloadResult = { ok: true; summary: ApplySummary } | { ok: false; errors: string[] };
 
+/** What /stats and /metrics show of the reloads (a plain object the app updates in place). */
+export interface ReloadRecord {
+  ok: number;
+  failed: number;
+  /** Date.now() of the last configuration applied; the start counts. */
+  lastSuccessAt: number;
+  last: { at: number; ok: boolean; error: string | null } | null;
+}
+
 export class ProxyApp {
   readonly log: Logger;
   readonly runtime: ProxyRuntime;
+  readonly reloads: ReloadRecord = { ok: 0, failed: 0, lastSuccessAt: Date.now(), last: null };
   readonly #services: AppService[];
   #reloading: Promise<ReloadResult> | null = null;
   #stopping: Promise<void> | null = null;
@@ -133,6 +143,10 @@ export class ProxyApp {
     }
     // A logger made silent by its owner (tests, library use) stays silent.
     if (this.log.level !== 'silent') this.log.level = config.global.logLevel;
+    const at = Date.now();
+    this.reloads.ok++;
+    this.reloads.lastSuccessAt = at;
+    this.reloads.last = { at, ok: true, error: null };
     return { ok: true, summary };
   }
 
@@ -141,6 +155,8 @@ export class ProxyApp {
     this.log.error({ file, errors: errors.length }, 'reload failed: keeping the running configuration');
     this.runtime.events.add({ kind: 'reload', reason: `reload failed, running configuration kept: ${errors[0] ?? 'error'}${errors.length > 1 ? ` (+${errors.length - 1} more)` : ''}` });
     for (const e of errors) this.log.error({ file }, e);
+    this.reloads.failed++;
+    this.reloads.last = { at: Date.now(), ok: false, error: errors[0] ?? 'error' };
     return { ok: false, errors };
   }
 

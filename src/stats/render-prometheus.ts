@@ -76,7 +76,8 @@ export const LICPROXY_METRICS: readonly string[] = [
   ...SERVER_FAMILIES.map((f) => f.name), 'licproxy_server_state_changes_total', 'licproxy_server_check_duration_seconds',
   ...POOL_FAMILIES.map((f) => f.name), ...FRONTEND_FAMILIES.map((f) => f.name),
   'licproxy_license_feature_issued', 'licproxy_license_feature_used', 'licproxy_build_info', 'licproxy_uptime_seconds',
-  'licproxy_workers', 'licproxy_worker_restarts_total', 'licproxy_worker_connections',
+  'licproxy_workers', 'licproxy_worker_restarts_total', 'licproxy_worker_connections', 'licproxy_reload_total',
+  'licproxy_last_reload_success_timestamp_seconds',
 ];
 
 interface CheckHistogram {
@@ -152,6 +153,14 @@ export class PrometheusExporter {
     out += `licproxy_build_info{version="${escapeLabel(snapshot.process.version)}"} 1\n`;
     out += header('licproxy_uptime_seconds', 'gauge', 'Time since licproxy started');
     out += `licproxy_uptime_seconds ${fmt(snapshot.process.uptimeMs / 1000)}\n`;
+    const reloads = snapshot.process.reloads;
+    if (reloads !== undefined) {
+      out += header('licproxy_reload_total', 'counter', 'Reloads of the configuration (SIGHUP, POST /api/reload), by result');
+      out += `licproxy_reload_total{result="ok"} ${fmt(reloads.ok, 'counter')}\n`;
+      out += `licproxy_reload_total{result="failed"} ${fmt(reloads.failed, 'counter')}\n`;
+      out += header('licproxy_last_reload_success_timestamp_seconds', 'gauge', 'When the running configuration was loaded (Unix time; the start counts)');
+      out += `licproxy_last_reload_success_timestamp_seconds ${fmt(reloads.lastSuccessAt / 1000)}\n`;
+    }
     const workers = snapshot.process.workers;
     if (workers !== undefined) {
       // With `global.workers`: a worker that keeps dying shows as restarts going up (and `licproxy_workers` below N).

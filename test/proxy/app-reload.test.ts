@@ -15,6 +15,8 @@ import { StatsService } from '../../src/cli/services/stats-service.ts';
 import { startNamed } from '../helpers/backend.ts';
 import { connectClient, readBytes } from '../helpers/proxy.ts';
 import { request } from '../helpers/stats.ts';
+import { waitFor } from '../helpers/wait.ts';
+import type { StatsSnapshot } from '../../src/stats/snapshot.ts';
 
 function yaml(backendPort: number, statsListen: string, frontends: string[]): string {
   return `stats: { listen: "${statsListen}" }
@@ -72,4 +74,40 @@ test('stats.listen moved to a port in use: the reload fails whole; the old endpo
   t.is((await request(stats.address!, '/health')).status, 200);
   t.not(app.runtime.frontend('f2'), undefined);
   await t.throwsAsync(request(base, '/health'), { code: 'ECONNREFUSED' });
+});
+
+test('the last reload is on /stats.json, /stats and /metrics: licproxy_reload_total{result} and the last success time', async (t) => {
+  const { app, stats, file, backend } = await start(t);
+  const base = stats.address!;
+  const json = async () => JSON.parse((await request(base, '/stats.json')).body) as StatsSnapshot;
+  const startedAt = (await json()).process.reloads!.lastSuccessAt;
+  t.true(startedAt > 0, 'the start counts as the first successful load');
+  t.is((await json()).process.reloads!.last, null);
+  let metrics = (await request(base, '/metrics')).body;
+  t.regex(metrics, /^licproxy_reload_total\{result="ok"\} 0$/m);
+  t.regex(metrics, /^licproxy_reload_total\{result="failed"\} 0$/m);
+
+  writeFileSync(file, yaml(backend, '127.0.0.1:0', ['f1', 'f2']));
+  t.true((await app.reload()).ok);
+  writeFileSync(file, 'pools: {\n');
+  t.false((await app.reload()).ok);
+  const after = await waitFor(async () => {
+    const s = await json();
+    return s.process.reloads!.failed === 1 ? s : undefined;
+  }, { what: 'the failed reload counted' });
+  const r = after.process.reloads!;
+  t.is(r.ok, 1);
+  t.true(r.lastSuccessAt >= startedAt);
+  t.like(r.last, { ok: false });
+  t.regex(r.last!.error!, /licproxy\.yaml/);
+  metrics = await waitFor(async () => {
+    const m = (await request(base, '/metrics')).body;
+    return /^licproxy_reload_total\{result="failed"\} 1$/m.test(m) ? m : undefined;
+  }, { what: 'metrics' });
+  t.regex(metrics, /^licproxy_reload_total\{result="ok"\} 1$/m);
+  const ts = Number(/^licproxy_last_reload_success_timestamp_seconds (\S+)$/m.exec(metrics)![1]);
+  t.is(ts, r.lastSuccessAt / 1000);
+  const html = (await request(base, '/stats')).body;
+  t.regex(html, /last reload: <b[^>]*>failed<\/b>/);
+  t.regex(html, /licproxy\.yaml/);
 });

@@ -65,6 +65,7 @@ export class RuntimeStatsSource implements StatsSource {
         version: VERSION,
         startedAt: this.#startedAt,
         ...(p !== null ? { workers: p.workers } : {}),
+        reloads: { ...this.#app.reloads, last: this.#app.reloads.last && { ...this.#app.reloads.last } },
       },
       frontends: rt.frontends.map(frontendStats),
       pools: rt.pools.map((p) => poolStats(p, this.#app.runtime.config)),
