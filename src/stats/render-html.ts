@@ -146,7 +146,8 @@ function serverRow(s: ServerStats, pool: PoolStats, now: number): string {
   const tierMark = pool.activeTier === s.tier ? ' title="tier taking new clients"' : '';
   return `<tr class="${kind}${backup ? ' bck' : ''}">` +
     `<td class="name">${e(s.name)}${master} <small>${e(s.host)}:${ports}</small></td>` +
-    `${num(s.qcur)}${num(s.qmax)}${num(s.scur)}${num(s.smax)}${num(s.slim)}${num(s.stot)}` +
+    // Clients wait in the pool's queue (the total row), not per server.
+    `<td></td><td></td>${num(s.scur)}${num(s.smax)}${num(s.slim)}${num(s.stot)}` +
     `${num(s.bytesIn)}${num(s.bytesOut)}${num(s.connectErrors)}${num(s.retries)}${num(s.redispatches)}` +
     `<td class="st">${e(s.status)}</td>` +
     `<td class="chk"${s.lastCheck && !s.lastCheck.ok ? ` title="${e(s.lastCheck.reason)}"` : ''}>${lastCheck(s, now)}</td>` +

@@ -37,7 +37,6 @@ const SERVER_FAMILIES: Family<ServerStats>[] = [
   { name: 'licproxy_server_up', type: 'gauge', help: 'Whether health checks hold the server UP (1) or not (0)', value: (s) => (isHealthUp(s.status) ? 1 : 0) },
   { name: 'licproxy_server_sessions_current', type: 'gauge', help: 'Client connections currently on the server', value: (s) => s.scur },
   { name: 'licproxy_server_sessions_max', type: 'gauge', help: 'Highest number of concurrent connections seen on the server', value: (s) => s.smax },
-  { name: 'licproxy_server_queue_current', type: 'gauge', help: 'Clients waiting for a slot on the server', value: (s) => s.qcur },
   { name: 'licproxy_server_weight', type: 'gauge', help: 'Effective weight of the server (0-256)', value: (s) => s.weight.effective },
   { name: 'licproxy_server_tier', type: 'gauge', help: 'Tier of the server (0 = active, 1.. = backup tiers)', value: (s) => s.tier },
   { name: 'licproxy_server_bindings', type: 'gauge', help: 'Affinity bindings pointing at the server', value: (s) => s.bindings },

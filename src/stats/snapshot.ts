@@ -92,8 +92,6 @@ export interface ServerStats {
   /** Per-server connection limit; null = none. */
   slim: number | null;
   stot: number;
-  qcur: number;
-  qmax: number;
   bytesIn: number;
   bytesOut: number;
   connectErrors: number;

@@ -167,8 +167,6 @@ function serverStats(s: ServerSnapshot): ServerStats {
     smax: c.max,
     slim: s.maxConnections > 0 ? s.maxConnections : null,
     stot: c.total,
-    qcur: c.queueCur,
-    qmax: c.queueMax,
     bytesIn: c.bytesIn,
     bytesOut: c.bytesOut,
     connectErrors: c.connectErrors,
