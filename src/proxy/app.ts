@@ -53,7 +53,9 @@ export interface ReloadRecord {
 export class ProxyApp {
   readonly log: Logger;
   readonly runtime: ProxyRuntime;
-  readonly reloads: ReloadRecord = { ok: 0, failed: 0, lastSuccessAt: Date.now(), last: null };
+  /** Date.now() at start (a stats listener moved by a reload keeps showing the process's uptime). */
+  readonly startedAt = Date.now();
+  readonly reloads: ReloadRecord = { ok: 0, failed: 0, lastSuccessAt: this.startedAt, last: null };
   readonly #services: AppService[];
   #reloading: Promise<ReloadResult> | null = null;
   #stopping: Promise<void> | null = null;

@@ -5,7 +5,7 @@ import { parseProxyConfig } from '../../src/config/proxy-schema.ts';
 import { createMonitorFactory } from '../../src/health/health-monitor.ts';
 import { ProxyApp } from '../../src/proxy/app.ts';
 import { silentLogger } from '../../src/common/logger.ts';
-import { RuntimeStatsSource } from '../../src/cli/services/stats-service.ts';
+import { RuntimeStatsSource } from '../../src/stats/runtime-stats-source.ts';
 import { PrometheusExporter } from '../../src/stats/render-prometheus.ts';
 import { startLicd } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
