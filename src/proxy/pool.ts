@@ -7,26 +7,14 @@
 import type { Logger } from '../common/logger.ts';
 import type { AffinityConfig, CheckConfig, FailbackConfig, PoolConfig, ServerConfig } from '../config/proxy-config.ts';
 import type { HealthMonitorLike } from '../health/types.ts';
-import type { Binding } from './affinity/affinity-table.ts';
 import { createAffinity } from './affinity/create-affinity.ts';
-import type { AffinityHost, AffinitySnapshot, PoolAffinity } from './affinity/pool-affinity.ts';
-import type { Balancer, PickContext } from './balance/balancer-base.ts';
+import type { Balancer } from './balance/balancer-base.ts';
+import type { AffinityHost, AffinitySnapshot, PoolAffinity, SelectContext, SelectResult } from './contracts.ts';
 import { createBalancer } from './balance/create-balancer.ts';
 import type { EventLog } from './event-log.ts';
 import { Server, type ServerOwner, type ServerSnapshot } from './server.ts';
 
-/** What the pool needs to know about a client to place it. A Connection is its own context (no allocation). */
-export interface SelectContext extends PickContext {
-  /** Frontend name, for affinity scopes and logs. */
-  readonly frontendName: string;
-  /** Affinity by source: the binding this client holds; set by the pool, released when its connection ends. */
-  binding?: Binding<Server> | null;
-  /** Affinity by handle: the server named by the handle in the client's first line (null: none). */
-  handleServer?: Server | null;
-}
-
-/** A chosen server, `'full'` (candidates exist but none has a free slot: queue), or null (no usable server). */
-export type SelectResult = Server | 'full' | null;
+export type { SelectContext, SelectResult } from './contracts.ts';
 
 /** A client waiting in the pool's queue. */
 export interface Waiter extends SelectContext {
