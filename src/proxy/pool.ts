@@ -2,7 +2,7 @@
  * A pool of servers (SPEC 2.1, 2.2): decides which server a new client goes to. It keeps the list of candidates
  * (the usable servers of the lowest usable tier, the one failover server, or the master) precomputed, recomputing
  * it only when a server tells it something changed, so `select()` is one balancer loop. Clients that find every
- * candidate full wait in the pool's FIFO queue.
+ * candidate full wait in the pool's FIFO queue (pool-queue.ts).
  */
 import type { Logger } from '../common/logger.ts';
 import type { AffinityConfig, CheckConfig, FailbackConfig, PoolConfig, ServerConfig } from '../config/proxy-config.ts';
@@ -12,19 +12,11 @@ import type { Balancer } from './balance/balancer-base.ts';
 import type { AffinityHost, AffinitySnapshot, PoolAffinity, SelectContext, SelectResult } from './contracts.ts';
 import { createBalancer } from './balance/create-balancer.ts';
 import type { EventLog } from './event-log.ts';
+import { PoolQueue, type Waiter } from './pool-queue.ts';
 import { Server, type ServerOwner, type ServerSnapshot } from './server.ts';
 
 export type { SelectContext, SelectResult } from './contracts.ts';
-
-/** A client waiting in the pool's queue. */
-export interface Waiter extends SelectContext {
-  /** Owned by the pool while the client waits. */
-  queueTimer: NodeJS.Timeout | null;
-  /** A slot is free on `server`: the waiter must attach to it synchronously (before the next waiter is placed). */
-  dispatch(server: Server): void;
-  /** Waited `timeouts.queue` in vain; already removed from the queue. */
-  queueTimedOut(): void;
-}
+export type { Waiter } from './pool-queue.ts';
 
 export type MonitorFactory = (server: Server, pool: Pool) => HealthMonitorLike;
 
@@ -100,7 +92,7 @@ export class Pool implements ServerOwner, AffinityHost {
   /** Whether `#lastTarget` was chosen with every server's first check result in. */
   #lastTargetSettled = false;
   #activeTier = -1;
-  #queue: Waiter[] = [];
+  readonly #queue: PoolQueue = new PoolQueue(this, this.counters);
   #building = true;
   #started = false;
   #retired = false;
@@ -164,7 +156,7 @@ export class Pool implements ServerOwner, AffinityHost {
   /** Stops monitors and timers; live connections are the runtime's business. */
   stop(): void {
     for (const s of this.#servers) s.stop();
-    for (const w of this.#queue) if (w.queueTimer) clearTimeout(w.queueTimer);
+    this.#queue.clearTimers();
   }
 
   /** The pool left the configuration: no new clients; live connections stay until they end. */
@@ -226,46 +218,16 @@ export class Pool implements ServerOwner, AffinityHost {
   // ---- queue ----
 
   enqueue(w: Waiter): void {
-    this.#queue.push(w);
-    const c = this.counters;
-    c.queueCur = this.#queue.length;
-    if (c.queueCur > c.queueMax) c.queueMax = c.queueCur;
-    w.queueTimer = setTimeout(onQueueTimeout, this.#config.timeouts.queue, this, w);
+    this.#queue.enqueue(w, this.#config.timeouts.queue);
   }
 
   /** Removes a waiter that went away (client closed, shutdown); false when it was not queued. */
   cancel(w: Waiter): boolean {
-    const i = this.#queue.indexOf(w);
-    if (i < 0) return false;
-    this.#queue.splice(i, 1);
-    this.counters.queueCur = this.#queue.length;
-    if (w.queueTimer) clearTimeout(w.queueTimer);
-    w.queueTimer = null;
-    return true;
+    return this.#queue.cancel(w);
   }
 
   queueTimedOut(w: Waiter): void {
-    w.queueTimer = null;
-    const i = this.#queue.indexOf(w);
-    if (i < 0) return;
-    this.#queue.splice(i, 1);
-    this.counters.queueCur = this.#queue.length;
-    this.counters.queueTimeouts++;
-    w.queueTimedOut();
-  }
-
-  #drainQueue(): void {
-    const q = this.#queue;
-    while (q.length > 0) {
-      const w = q[0]!;
-      const r = this.select(w);
-      if (!(r instanceof Server)) return;
-      q.shift();
-      this.counters.queueCur = q.length;
-      if (w.queueTimer) clearTimeout(w.queueTimer);
-      w.queueTimer = null;
-      w.dispatch(r);
-    }
+    this.#queue.timedOut(w);
   }
 
   // ---- ServerOwner ----
@@ -274,11 +236,11 @@ export class Pool implements ServerOwner, AffinityHost {
     this.#onServerChange?.(this, server);
     if (this.#building) return;
     this.#recompute('server state changed');
-    if (this.#queue.length > 0) this.#drainQueue();
+    if (this.#queue.length > 0) this.#queue.drain();
   }
 
   slotFreed(_server: Server): void {
-    if (this.#queue.length > 0) this.#drainQueue();
+    if (this.#queue.length > 0) this.#queue.drain();
   }
 
   // ---- reload ----
@@ -325,7 +287,7 @@ export class Pool implements ServerOwner, AffinityHost {
     this.#building = false;
     this.#balancer.reset(this.#candidates);
     this.#recompute('reload', true);
-    if (this.#queue.length > 0) this.#drainQueue();
+    if (this.#queue.length > 0) this.#queue.drain();
   }
 
   #reconcileMonitor(s: Server, checkChanged: boolean): void {
@@ -456,10 +418,6 @@ export class Pool implements ServerOwner, AffinityHost {
 function noAffinity(c: PoolConfig): AffinitySnapshot {
   const { ttl, maxBindings } = c.affinity;
   return { by: 'none', bindings: 0, hits: 0, misses: 0, evictions: 0, capacityEvictions: 0, expired: 0, ttl, maxBindings };
-}
-
-function onQueueTimeout(pool: Pool, w: Waiter): void {
-  pool.queueTimedOut(w);
 }
 
 function describe(t: Target): string {
