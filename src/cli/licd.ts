@@ -32,6 +32,7 @@ const program = new Command('licd')
     for (const key of ['license', 'tokens', 'peer'] as const) {
       if (config.server.ports[key] !== 0) continue;
       const port = ports[key];
+      if (port === undefined) continue;
       logger.warn({ key: `server.ports.${key}`, port }, `server.ports.${key}: 0 in ${opts.config}: listening on the free port ${port} the system picked`);
     }
     installSignals(server, opts.config, logger);
