@@ -111,3 +111,23 @@ test('the last reload is on /stats.json, /stats and /metrics: licproxy_reload_to
   t.regex(html, /last reload: <b[^>]*>failed<\/b>/);
   t.regex(html, /licproxy\.yaml/);
 });
+
+test('POST /api/reload that moves the stats listener is answered (by the old listener), then the new one serves', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lpx-reload-api-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const tokenFile = join(dir, 'admin.token');
+  writeFileSync(tokenFile, 'reload-api-token-0123456789\n', { mode: 0o600 });
+  const backend = (await startNamed(t, 'a')).port;
+  const file = join(dir, 'licproxy.yaml');
+  const text = (listen: string) => yaml(backend, listen, ['f1']).replace(/^stats: \{ listen: "([^"]+)" \}/, `stats: { listen: "$1", admin: { token_file: ${tokenFile} } }`);
+  writeFileSync(file, text('127.0.0.1:0'));
+  const stats = new StatsService({ log: silentLogger });
+  const app = await ProxyApp.start({ config: loadProxyConfig(file), log: silentLogger, services: [stats] });
+  t.teardown(() => app.stop(0));
+  const base = stats.address!;
+  writeFileSync(file, text('127.0.0.2:0'));
+  const r = await request(base, '/api/reload', { method: 'POST', headers: { Authorization: 'Bearer reload-api-token-0123456789' } });
+  t.is(r.status, 200, r.body);
+  t.is(stats.address!.host, '127.0.0.2');
+  t.is((await request(stats.address!, '/health')).status, 200);
+});
