@@ -9,6 +9,10 @@ export type PoolMode = 'balance' | 'failover' | 'master';
 export type CheckType = 'none' | 'tcp' | 'send_expect' | 'lmstat' | 'external';
 export type AdminState = 'ready' | 'drain' | 'maint';
 export type AffinityBy = 'source' | 'handle' | 'none';
+/** What the proxy understands of the bytes it forwards (SPEC 8.2): nothing, or the licd line protocol. */
+export type PoolProtocol = 'tcp' | 'licd';
+/** `feature`: a licd connection goes to a server that serves the feature of its first CHECKOUT (SPEC 8.2). */
+export type PoolRoute = 'none' | 'feature';
 
 export interface GlobalConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -101,6 +105,11 @@ export interface PoolConfig {
   affinity: AffinityConfig;
   check: CheckConfig;
   failback: FailbackConfig;
+  /** `licd` when written, or implied by `route: feature` / `retry_denied: true`. */
+  protocol: PoolProtocol;
+  route: PoolRoute;
+  /** licd: a first CHECKOUT denied EXHAUSTED is replayed on another server with a free seat (SPEC 8.2). */
+  retryDenied: boolean;
   servers: readonly ServerConfig[];
 }
 
@@ -156,6 +165,9 @@ export const DEFAULTS = {
       observe: 'none',
     },
     failback: { delay: 0, slowstart: 0 },
+    protocol: 'tcp',
+    route: 'none',
+    retryDenied: false,
   },
   server: { weight: 1, tier: 0, state: 'ready', maintKill: false, maxConnections: 0 },
   frontend: { maxConnections: 0, sendProxy: null, allow: null },

@@ -41,8 +41,8 @@ export const KEYS = {
   global: ['log_level', 'max_connections', 'grace', 'workers', 'worker_accept'],
   stats: ['listen', 'refresh', 'admin'],
   admin: ['token_file'],
-  poolSettings: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback'],
-  pool: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'ports', 'servers'],
+  poolSettings: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'protocol', 'route', 'retry_denied'],
+  pool: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'protocol', 'route', 'retry_denied', 'ports', 'servers'],
   timeouts: ['connect', 'idle', 'queue'],
   check: [
     'type', 'interval', 'fast_interval', 'down_interval', 'timeout', 'rise', 'fall', 'on_down', 'port', 'ports',
@@ -65,6 +65,10 @@ interface PoolSettings {
   check: Omit<CheckConfig, 'port' | 'ports'> & { port?: string; ports: readonly string[] };
   affinity: AffinityConfig;
   failback: FailbackConfig;
+  /** null: not written (tcp, unless route / retry_denied imply licd). */
+  protocol: PoolConfig['protocol'] | null;
+  route: PoolConfig['route'];
+  retryDenied: boolean;
 }
 
 const BUILTIN: PoolSettings = {
@@ -73,6 +77,7 @@ const BUILTIN: PoolSettings = {
   check: { ...DEFAULTS.pool.check, ports: [] },
   affinity: { ...DEFAULTS.pool.affinity },
   failback: { ...DEFAULTS.pool.failback },
+  protocol: null,
 };
 
 export function loadProxyConfig(file: string = DEFAULT_CONFIG_FILE): ProxyConfig {
@@ -91,6 +96,12 @@ function readRoot(root: Cursor, file: string): ProxyConfig {
   const pools = readPools(root.at('pools'), defaults);
   const frontends = readFrontends(root.at('frontends'), pools);
   const daemons = readDaemons(root.at('daemons'), file);
+  if (global.workers > 1) {
+    // Worker processes see the servers' states, not their features: feature routing there would route blind.
+    for (const p of pools) {
+      if (p.route === 'feature') root.at('pools').at(p.name).at('route').error('route: feature needs global.workers: 1 (worker processes do not see the servers\' features yet)');
+    }
+  }
   return { file, global, stats, pools, frontends, daemons };
 }
 
@@ -171,6 +182,9 @@ function readPoolSettings(c: Cursor, base: PoolSettings, known: readonly string[
       delay: f.at('delay').duration() ?? base.failback.delay,
       slowstart: f.at('slowstart').duration() ?? base.failback.slowstart,
     },
+    protocol: c.at('protocol').oneOf(['tcp', 'licd'] as const) ?? base.protocol,
+    route: c.at('route').oneOf(['none', 'feature'] as const) ?? base.route,
+    retryDenied: c.at('retry_denied').bool() ?? base.retryDenied,
   };
 }
 
@@ -325,6 +339,11 @@ function readPool(c: Cursor, name: string, s: PoolSettings): PoolConfig | undefi
   if (check.type === 'external' && check.command === null) {
     checkC.at('command').error('is required for check.type external, e.g. ["lmutil", "lmstat", "-a", "-c", "{port}@{host}"]');
   }
+  const protocol = s.protocol ?? (s.route === 'feature' || s.retryDenied ? 'licd' : 'tcp');
+  if (protocol === 'tcp' && (s.route === 'feature' || s.retryDenied)) {
+    const what = s.route === 'feature' ? 'route: feature' : 'retry_denied: true';
+    (c.at('protocol').present ? c.at('protocol') : c).error(`${what} reads the licd protocol: write protocol: licd (or leave protocol out)`);
+  }
   if (portNames.length === 0) return undefined;
   return {
     name,
@@ -338,6 +357,9 @@ function readPool(c: Cursor, name: string, s: PoolSettings): PoolConfig | undefi
     affinity: s.affinity,
     check,
     failback: s.failback,
+    protocol,
+    route: s.route,
+    retryDenied: s.retryDenied,
     servers,
   };
 }

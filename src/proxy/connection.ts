@@ -18,7 +18,8 @@ import { MAX_FIRST_LINE, readFirstLine, type FirstLineError } from './affinity/f
 import { logConnection } from './connection-log.ts';
 import type { Closable, EndReason } from './end-reason.ts';
 import type { Frontend } from './frontend.ts';
-import type { Pool, Waiter } from './pool.ts';
+import { LicenseSession, type SessionHost } from './license-session/license-session.ts';
+import type { Pool, SelectResult, Waiter } from './pool.ts';
 import { RawSocket, rawTcp } from './raw-socket.ts';
 import { onreadOption, relay, useSharedReadBuffer, type ReadCallback } from './relay.ts';
 import { Server } from './server.ts';
@@ -69,7 +70,7 @@ const enum State {
   Done,
 }
 
-export class Connection implements Waiter, Closable, TimedConnection {
+export class Connection implements Waiter, Closable, TimedConnection, SessionHost {
   readonly client: Side;
   readonly frontend: Frontend;
   /** The pool and port the frontend pointed to at accept; a reload does not move a connection in flight. */
@@ -111,6 +112,11 @@ export class Connection implements Waiter, Closable, TimedConnection {
   watch: ResponseWatch | null = null;
   /** Affinity by handle: the bytes read with the first line, sent to the server before anything else. */
   #head: Buffer | null = null;
+  /**
+   * `protocol: licd`: the start of the connection, watched line by line (route: feature, retry_denied, failover
+   * replay); null once it went plain, and always in tcp pools.
+   */
+  license: LicenseSession | null = null;
 
   /** `clientIp` is given when the frontend already read it (allow list, logging); otherwise read lazily. */
   constructor(client: Side, frontend: Frontend, clientIp: string | null) {
@@ -162,6 +168,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
     c.on('close', onClientClose);
     c.on('end', onClientEnd);
     // Keep-alive and no-delay come from the listening socket (inherited at accept), see Frontend.
+    if (this.pool.config.protocol === 'licd') this.license = new LicenseSession(this);
     const a = this.pool.affinity;
     if (a !== null) {
       if (a.ask !== undefined) {
@@ -170,7 +177,77 @@ export class Connection implements Waiter, Closable, TimedConnection {
       }
       if (a.readsFirstLine) return this.#readFirstLine();
     }
+    if (this.license !== null) return this.#startLicensed(null);
     this.#place();
+  }
+
+  // ---- licd protocol: watched start (license-session/) ----
+
+  #startLicensed(head: Buffer | null): void {
+    const ls = this.license!;
+    const c = this.client;
+    if (c instanceof RawSocket) c.setReader(onClientReadLicensed as ReadCallback);
+    else (c as Socket).on('data', onClientDataLicensed);
+    if (ls.collecting) {
+      // No server until a line routes, and no longer than a connect may take (checkConnect).
+      this.#state = State.Reading;
+      this.#deadline = this.#acceptedAt + this.pool.config.timeouts.connect;
+      this.frontend.sweeper.connecting.add(this);
+    } else {
+      this.#place();
+    }
+    if (head !== null && head.length > 0) ls.clientData(head);
+    if (this.#state !== State.Done && !c.destroyed) c.resume();
+  }
+
+  /** SessionHost: the line that routes was read (or the pool answered for a client that needs no routing). */
+  sessionPlace(r: SelectResult): void {
+    if (this.#state === State.Reading) {
+      this.frontend.sweeper.connecting.delete(this);
+      this.#state = State.Placing;
+    }
+    this.#placed(r);
+  }
+
+  /** SessionHost: leave the current server without a trace on the client, then connect to `next` or queue. */
+  sessionMove(next: Server | null): void {
+    const u = this.#upstream;
+    this.#upstream = null;
+    this.frontend.sweeper.connecting.delete(this);
+    this.watch?.close();
+    this.watch = null;
+    u?.destroy();
+    this.server?.detach(this, 0, 0);
+    if (this.#clientClosed) return this.#finish();
+    this.#attempts = 0;
+    if (next !== null) return this.#connect(next);
+    this.#state = State.Queued;
+    this.#queuedAt = Date.now();
+    this.pool.enqueue(this);
+  }
+
+  /** SessionHost: watching is over; from here both directions take the plain forwarding callbacks. */
+  sessionPlain(): void {
+    this.license = null;
+    const c = this.client;
+    if (c instanceof RawSocket) c.setReader(onClientRead as ReadCallback);
+    else {
+      (c as Socket).off('data', onClientDataLicensed);
+      (c as Socket).on('data', onClientData);
+    }
+    const u = this.#upstream;
+    // A net.Socket upstream keeps its onread callback, which sees `license` null and forwards (onUpstreamReadLicensed).
+    if (u instanceof RawSocket) u.setReader(onUpstreamRead as ReadCallback);
+  }
+
+  /** SessionHost: answers (licd syntax) and closes, or closes at once. */
+  sessionRefuse(answer: string | null, end: 'bad_request' | 'client_close', error: string | null): void {
+    this.frontend.sweeper.connecting.delete(this);
+    if (answer === null) {
+      this.#error = error;
+      return this.#abort(end);
+    }
+    this.#refuse(answer, end, error);
   }
 
   /** AskingContext: the cluster primary answered with this connection's binding. */
@@ -205,13 +282,14 @@ export class Connection implements Waiter, Closable, TimedConnection {
       return this.#refuse('ERR UNKNOWN_HANDLE\n', 'unknown_handle', `handle ${name.slice(0, 100)} names no usable server of pool ${this.pool.name}`);
     }
     this.handleServer = route;
-    this.#head = head.length > 0 ? head : null;
     this.#state = State.Placing;
+    if (this.license !== null) return this.#startLicensed(head);
+    this.#head = head.length > 0 ? head : null;
     this.#place();
   }
 
   /** Answers licd-style and closes; unread bytes are discarded, and a client that does not close is cut. */
-  #refuse(answer: string, end: EndReason, error: string): void {
+  #refuse(answer: string, end: EndReason, error: string | null): void {
     this.#end = end;
     this.#error = error;
     const c = this.client;
@@ -221,9 +299,13 @@ export class Connection implements Waiter, Closable, TimedConnection {
   }
 
   #place(): void {
-    const r = this.pool.select(this);
+    this.#placed(this.pool.select(this));
+  }
+
+  #placed(r: SelectResult): void {
     if (r instanceof Server) return this.#connect(r);
-    if (r === 'full') {
+    // A licd client of a master pool waits (timeouts.queue) while no member is master, instead of failing.
+    if (r === 'full' || (r === null && this.license !== null && this.pool.mode === 'master')) {
       this.#state = State.Queued;
       this.#queuedAt = Date.now();
       this.pool.enqueue(this);
@@ -236,12 +318,13 @@ export class Connection implements Waiter, Closable, TimedConnection {
   // ---- Waiter ----
 
   dispatch(server: Server): void {
-    this.#queueMs = Date.now() - this.#queuedAt;
+    this.#queueMs += Date.now() - this.#queuedAt;
+    this.license?.queueWaited(server);
     this.#connect(server);
   }
 
   queueTimedOut(): void {
-    this.#queueMs = Date.now() - this.#queuedAt;
+    this.#queueMs += Date.now() - this.#queuedAt;
     this.#abort('queue_timeout');
   }
 
@@ -262,7 +345,9 @@ export class Connection implements Waiter, Closable, TimedConnection {
     const ka = cfg.tcpKeepalive;
     // A long keep-alive is set by the sweeper once the connection has lived KEEPALIVE_DEFER_MS (see checkIdle).
     const keepAlive = ka > 0 && ka < KEEPALIVE_LAZY_MIN_MS;
-    const u = ((rawTcp !== null ? RawSocket.connect(server.host, port, true, keepAlive ? ka : 0, onUpstreamRead as ReadCallback) : null) ??
+    const licensed = this.license !== null;
+    const read = (licensed ? onUpstreamReadLicensed : onUpstreamRead) as ReadCallback;
+    const u = ((rawTcp !== null ? RawSocket.connect(server.host, port, true, keepAlive ? ka : 0, read) : null) ??
       connect({
         host: server.host,
         port,
@@ -270,7 +355,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
         noDelay: true,
         keepAlive,
         keepAliveInitialDelay: ka,
-        onread: UPSTREAM_ONREAD,
+        onread: licensed ? UPSTREAM_ONREAD_LICENSED : UPSTREAM_ONREAD,
       })) as unknown as ConnSocket;
     u[kConn] = this;
     u.on('error', onUpstreamError);
@@ -302,6 +387,12 @@ export class Connection implements Waiter, Closable, TimedConnection {
     const check = this.pool.config.check;
     const monitor = this.server!.monitor;
     if (check.observe === 'response' && monitor !== null) this.watch = new ResponseWatch(check.timeout, monitor);
+    const ls = this.license;
+    if (ls !== null) {
+      ls.upstreamOpen(u);
+      if (c.readableEnded && this.#upstream === u && !u.writableEnded) u.end();
+      return;
+    }
     const head = this.#head;
     if (head !== null) {
       this.#head = null;
@@ -328,6 +419,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
     this.#error = reason;
     s.detach(this, 0, 0);
     if (this.#clientClosed || this.#state === State.Done) return this.#finish();
+    if (this.license !== null && this.license.connectFailed()) return;
     const cfg = this.pool.config;
     if (this.#attempts > cfg.retries) return this.#abort('connect_failed');
     s.counters.retries++;
@@ -347,12 +439,18 @@ export class Connection implements Waiter, Closable, TimedConnection {
   upstreamError(u: Side, err: NodeJS.ErrnoException): void {
     if (u !== this.#upstream) return;
     if (this.#state === State.Connecting) return this.#connectFailed(u, err.code ?? err.message);
+    if (this.license !== null && this.license.lost()) return;
     this.#error ??= `server: ${err.code ?? err.message}`;
     this.#end ??= 'server_close';
     kill(this.client, err.code === 'ECONNRESET');
   }
 
   checkConnect(now: number): void {
+    if (this.#state === State.Reading && this.license !== null && now >= this.#deadline) {
+      this.frontend.sweeper.connecting.delete(this);
+      this.#error = `no CHECKOUT (or other line that routes) within ${this.pool.config.timeouts.connect}ms`;
+      return this.#abort('no_checkout');
+    }
     if (this.#state !== State.Connecting || now < this.#deadline) return;
     this.#connectFailed(this.#upstream, `connect timeout after ${this.pool.config.timeouts.connect}ms`);
   }
@@ -375,7 +473,10 @@ export class Connection implements Waiter, Closable, TimedConnection {
     }
   }
 
-  upstreamEnd(): void {
+  upstreamEnd(u: Side): void {
+    if (u !== this.#upstream) return;
+    // A member that stops serving closes its clients: before any useful answer, the client goes to the new master.
+    if (this.license !== null && this.license.lost()) return;
     this.#end ??= 'server_close';
     // Half-close: the server's FIN is passed on once what it sent before is written.
     const c = this.client;
@@ -385,6 +486,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
   upstreamClose(u: Side, hadError: boolean): void {
     if (u !== this.#upstream) return;
     if (this.#state === State.Connecting) return this.#connectFailed(u, 'connection closed while connecting');
+    if (this.license !== null && this.license.lost()) return;
     this.#upstream = null;
     this.#end ??= 'server_close';
     if (this.#clientClosed) return this.#finish();
@@ -413,6 +515,7 @@ export class Connection implements Waiter, Closable, TimedConnection {
   }
 
   clientEnd(): void {
+    if (this.#state === State.Reading && this.license !== null) return this.#abort('client_close');
     this.#end ??= 'client_close';
     const u = this.#upstream;
     if (this.#state === State.Open && u !== null && !u.destroyed && !u.writableEnded) endOrClose(u);
@@ -587,5 +690,29 @@ function onUpstreamClose(this: ConnSocket, hadError: boolean): void {
   this[kConn].upstreamClose(this, hadError);
 }
 function onUpstreamEnd(this: ConnSocket): void {
-  this[kConn].upstreamEnd();
+  this[kConn].upstreamEnd(this);
 }
+
+// ---- licd pools while the start of the connection is watched (license-session/) ----
+
+function onClientReadLicensed(this: ConnSocket, n: number, buf: Uint8Array): boolean {
+  const conn = this[kConn];
+  conn.watch?.onClientData();
+  conn.license?.clientData(Buffer.from(buf.buffer, buf.byteOffset, n));
+  return true;
+}
+function onClientDataLicensed(this: ConnSocket, chunk: Buffer): void {
+  const conn = this[kConn];
+  conn.watch?.onClientData();
+  conn.license?.clientData(chunk);
+}
+/** Server -> session; a net.Socket upstream keeps this callback after the switch, so it forwards once plain. */
+function onUpstreamReadLicensed(this: ConnSocket, n: number, buf: Uint8Array): boolean {
+  const conn = this[kConn];
+  const ls = conn.license;
+  if (ls === null) return onUpstreamRead.call(this, n, buf);
+  if (this === conn.upstream) conn.watch?.onServerData();
+  ls.serverData(this, Buffer.from(buf.buffer, buf.byteOffset, n));
+  return true;
+}
+const UPSTREAM_ONREAD_LICENSED = onreadOption(onUpstreamReadLicensed as ReadCallback);

@@ -30,7 +30,9 @@ export type EndReason =
   /** Affinity by handle: a first line over 4096 bytes (answered `ERR LINE_TOO_LONG`). */
   | 'bad_request'
   /** Affinity by handle: the handle names no usable server of the pool (answered `ERR UNKNOWN_HANDLE`). */
-  | 'unknown_handle';
+  | 'unknown_handle'
+  /** licd `route: feature`: no line that routes (CHECKOUT, a handle, STATUS...) within `timeouts.connect`. */
+  | 'no_checkout';
 
 /** A live connection as seen by its server: something that can be closed with a reason. */
 export interface Closable {

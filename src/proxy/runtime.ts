@@ -4,6 +4,7 @@
  * connections, what is new is added, what is gone stops taking new clients and is left to end by itself. No
  * existing connection is closed by a reload. Starting is a reload from nothing.
  */
+import { withCheckouts, type PoolCheckouts } from './license-session/checkout-counters.ts';
 import type { Server as NetServer } from 'node:net';
 import type { HostPort } from '../common/address.ts';
 import { LpxError } from '../common/errors.ts';
@@ -33,7 +34,8 @@ export interface RuntimeSnapshot {
   time: number;
   connections: { current: number; max: number };
   frontends: FrontendSnapshot[];
-  pools: PoolSnapshot[];
+  /** licd pools also carry their checkout counters (license-session/checkout-counters.ts). */
+  pools: Array<PoolSnapshot & PoolCheckouts>;
 }
 
 /** A reload made ready to apply: `commit` swaps it in (synchronous, cannot fail), `abort` closes what it opened. */
@@ -334,7 +336,7 @@ export class ProxyRuntime {
       time: now,
       connections: { current: this.limits.current, max: this.limits.max },
       frontends: [...this.#frontends.values()].map((f) => f.snapshot()),
-      pools: [...this.#pools.values()].map((p) => p.snapshot(now)),
+      pools: [...this.#pools.values()].map((p) => withCheckouts(p.snapshot(now), p)),
     };
   }
 }

@@ -4,6 +4,7 @@
  * refreshed by `<meta http-equiv="refresh">`. Every string that came from the configuration or from a server goes
  * through escapeHtml (server names, hosts, check reasons, feature names, event reasons, ...).
  */
+import { checkoutTable } from './render-checkouts.ts';
 import { escapeHtml as e, formatDuration, formatMs, formatTime } from './format.ts';
 import type { FeatureStats, FrontendStats, PoolStats, ReloadStats, ServerStats, StatsEvent, StatsSnapshot } from './snapshot.ts';
 import { statusKind, upCounts } from './status.ts';
@@ -134,7 +135,7 @@ function poolSection(pool: PoolStats, now: number): string {
   const badge = pool.available ? '<span class="badge b-up">AVAILABLE</span>' : '<span class="badge b-down">UNAVAILABLE</span>';
   const rows = pool.servers.map((s) => serverRow(s, pool, now)).join('');
   return `<h2 id="pool-${e(pool.name)}">Pool ${e(pool.name)} ${badge}</h2>\n<div class="info">${info.join(' &middot; ')}</div>\n` +
-    `<table class="pool">${POOL_HEAD}<tbody>\n${rows}${totalRow(pool, now)}</tbody></table>\n`;
+    `<table class="pool">${POOL_HEAD}<tbody>\n${rows}${totalRow(pool, now)}</tbody></table>\n` + checkoutTable(pool);
 }
 
 function serverRow(s: ServerStats, pool: PoolStats, now: number): string {

@@ -74,7 +74,7 @@ const FRONTEND_FAMILIES: Family<FrontendStats>[] = [
 export const LICPROXY_METRICS: readonly string[] = [
   ...SERVER_FAMILIES.map((f) => f.name), 'licproxy_server_state_changes_total', 'licproxy_server_check_duration_seconds',
   ...POOL_FAMILIES.map((f) => f.name), ...FRONTEND_FAMILIES.map((f) => f.name),
-  'licproxy_license_feature_issued', 'licproxy_license_feature_used', 'licproxy_build_info', 'licproxy_uptime_seconds',
+  'licproxy_license_feature_issued', 'licproxy_license_feature_used', 'licproxy_license_checkouts_total', 'licproxy_build_info', 'licproxy_uptime_seconds',
   'licproxy_workers', 'licproxy_worker_restarts_total', 'licproxy_worker_connections', 'licproxy_reload_total',
   'licproxy_last_reload_success_timestamp_seconds',
 ];
@@ -138,6 +138,7 @@ export class PrometheusExporter {
     for (let i = 0; i < servers.length; i++) {
       for (const f of servers[i]!.features) out += `licproxy_license_feature_used{${labels[i]},feature="${escapeLabel(f.name)}"} ${fmt(f.inUse)}\n`;
     }
+    out += checkoutFamily(snapshot);
     const poolLabels = snapshot.pools.map((p) => `pool="${escapeLabel(p.name)}"`);
     for (const fam of POOL_FAMILIES) {
       out += header(fam.name, fam.type, fam.help);
@@ -224,6 +225,22 @@ export class PrometheusExporter {
     for (const [key, h] of this.#checks) if (!h.seen) this.#checks.delete(key);
     return out;
   }
+}
+
+/** SPEC 8.2: licd pools only, one series per (pool, server, feature, result) seen. */
+function checkoutFamily(snapshot: StatsSnapshot): string {
+  if (!snapshot.pools.some((p) => p.checkouts !== undefined)) return '';
+  let out = header('licproxy_license_checkouts_total', 'counter', 'First CHECKOUT of licd connections by outcome (retried_saved: part of granted; queue_wait: waited for a server)');
+  for (const p of snapshot.pools) {
+    for (const r of p.checkouts ?? []) {
+      const l = `pool="${escapeLabel(p.name)}",server="${escapeLabel(r.server)}",feature="${escapeLabel(r.feature)}"`;
+      out += `licproxy_license_checkouts_total{${l},result="granted"} ${fmt(r.granted, 'counter')}\n`;
+      out += `licproxy_license_checkouts_total{${l},result="denied"} ${fmt(r.denied, 'counter')}\n`;
+      out += `licproxy_license_checkouts_total{${l},result="retried_saved"} ${fmt(r.retriedSaved, 'counter')}\n`;
+      out += `licproxy_license_checkouts_total{${l},result="queue_wait"} ${fmt(r.queueWaits, 'counter')}\n`;
+    }
+  }
+  return out;
 }
 
 function header(name: string, type: Type | 'histogram', help: string): string {

@@ -6,6 +6,7 @@ import { errorMessage } from '../common/errors.ts';
 import type { ProxyApp } from '../proxy/app.ts';
 import type { ProxyEvent } from '../proxy/event-log.ts';
 import type { FrontendSnapshot } from '../proxy/frontend.ts';
+import type { PoolCheckouts } from '../proxy/license-session/checkout-counters.ts';
 import type { PoolSnapshot } from '../proxy/pool.ts';
 import type { RuntimeSnapshot } from '../proxy/runtime.ts';
 import type { Server, ServerSnapshot } from '../proxy/server.ts';
@@ -184,7 +185,7 @@ function serverStats(s: ServerSnapshot): ServerStats {
   };
 }
 
-function poolStats(p: PoolSnapshot): PoolStats {
+function poolStats(p: PoolSnapshot & PoolCheckouts): PoolStats {
   const servers = p.servers.map(serverStats);
   // The pair/triad line of the serving member says most; any member's will do when none serves.
   const redundancy =
@@ -203,6 +204,7 @@ function poolStats(p: PoolSnapshot): PoolStats {
     ...(redundancy !== undefined ? { redundancy } : {}),
     totals: sumServers(servers),
     queue: { cur: p.counters.queueCur, max: p.counters.queueMax },
+    ...(p.checkouts !== undefined ? { checkouts: p.checkouts } : {}),
     servers,
   };
 }

@@ -152,7 +152,20 @@ export interface PoolStats {
   lastChangeAt?: number | null;
   /** Time the whole pool spent unavailable. */
   downtimeMs?: number;
+  /** licd pools: outcomes of the connections' first CHECKOUT per server and feature (SPEC 8.2); absent otherwise. */
+  checkouts?: CheckoutStats[];
   servers: ServerStats[];
+}
+
+export interface CheckoutStats {
+  /** `-` for answers the proxy gave itself (UNKNOWN_FEATURE). */
+  server: string;
+  feature: string;
+  granted: number;
+  denied: number;
+  /** Part of `granted`: denied EXHAUSTED elsewhere first (retry_denied), a false denial avoided. */
+  retriedSaved: number;
+  queueWaits: number;
 }
 
 export interface StatsSnapshot {

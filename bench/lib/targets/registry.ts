@@ -34,6 +34,8 @@ export const TARGETS: readonly TableEntry[] = [
   { kind: 'licproxy', name: 'licproxy-metrics', description: 'licproxy with /metrics scraped back to back (one request in flight, no pause)', check: 'tcp', global: { log_level: 'info' }, hammerStats: 1000, hammerPath: '/metrics', extra: true },
   { kind: 'licproxy', name: 'licproxy-2w', description: 'licproxy as deployed, with global.workers: 2 (a primary and two forwarding processes)', check: 'tcp', global: { log_level: 'info', workers: 2 }, extra: true },
   { kind: 'licproxy', name: 'licproxy-2w-shared', description: 'licproxy as deployed, with global.workers: 2 and worker_accept: shared (each worker accepts itself)', check: 'tcp', global: { log_level: 'info', workers: 2, worker_accept: 'shared' }, extra: true },
+  { kind: 'licproxy', name: 'licproxy-feature', description: 'licproxy, route: feature (licd protocol, lmstat checks), log_level warn', pool: { route: 'feature', check: { type: 'lmstat' } }, extra: true },
+  { kind: 'licproxy', name: 'licproxy-licd', description: 'licproxy, protocol: licd (watches to the first CHECKOUT answer), log_level warn', pool: { protocol: 'licd', check: { type: 'lmstat' } }, extra: true },
   { kind: 'haproxy', name: 'haproxy-check', description: 'HAProxy with tcp checks every 1s', check: true, extra: true },
 ];
 

@@ -4,6 +4,7 @@
  * upper bound of the true maximum, as HAProxy's per-process counters were before threads).
  */
 import type { FrontendCounters, FrontendSnapshot } from '../frontend.ts';
+import { mergeCheckouts, type PoolCheckouts } from '../license-session/checkout-counters.ts';
 import type { PoolSnapshot } from '../pool.ts';
 import type { RuntimeSnapshot } from '../runtime.ts';
 import type { ServerCounters, ServerSnapshot } from '../server.ts';
@@ -35,7 +36,7 @@ function mergeFrontend(f: FrontendSnapshot, ws: readonly FrontendSnapshot[]): Fr
   };
 }
 
-function mergePool(p: PoolSnapshot, ws: readonly PoolSnapshot[]): PoolSnapshot {
+function mergePool(p: PoolSnapshot & PoolCheckouts, ws: ReadonlyArray<PoolSnapshot & PoolCheckouts>): PoolSnapshot & PoolCheckouts {
   const counters = { ...p.counters };
   for (const k of POOL_CONN_COUNTERS) counters[k] = sum(ws.map((w) => w.counters[k]));
   const affinity = { ...p.affinity };
@@ -44,7 +45,10 @@ function mergePool(p: PoolSnapshot, ws: readonly PoolSnapshot[]): PoolSnapshot {
     affinity.misses = sum(ws.map((w) => w.affinity.misses));
   }
   const serversOf = index(ws.map((w) => w.servers));
-  return { ...p, counters, affinity, servers: p.servers.map((s) => mergeServer(s, serversOf.get(s.name) ?? [])) };
+  const merged = { ...p, counters, affinity, servers: p.servers.map((s) => mergeServer(s, serversOf.get(s.name) ?? [])) };
+  // Checkouts are counted where the connections are: the primary's own (none with workers) plus every worker's.
+  const checkouts = mergeCheckouts([p.checkouts, ...ws.map((w) => w.checkouts)]);
+  return checkouts === undefined ? merged : { ...merged, checkouts };
 }
 
 function mergeServer(s: ServerSnapshot, ws: readonly ServerSnapshot[]): ServerSnapshot {

@@ -1,0 +1,133 @@
+/**
+ * Failover nobody sees (issue 14, SPEC 8.2 with `mode: master`): through a master pool with `protocol: licd`, a
+ * client whose member died (or stopped serving) before answering anything useful is replayed on the new master,
+ * and new clients wait for a master instead of failing. A licd triad of real processes; the client sees answers
+ * only, never a closed connection.
+ */
+import test from 'ava';
+import { LineClient } from '../../helpers/licd.ts';
+import { LicdCluster } from '../../helpers/licd-cluster.ts';
+import { waitFor } from '../../helpers/wait.ts';
+import { checkoutCountersOf } from '../../../src/proxy/license-session/checkout-counters.ts';
+import { balancer } from './support.ts';
+
+const SEATS = [{ name: 'F', count: 1_000 }];
+
+async function triadBehindProxy(t: Parameters<typeof balancer>[0], queue = '30s') {
+  const set = await LicdCluster.start({ mode: 'triad', features: SEATS, heartbeatTimeout: '5m' });
+  t.teardown(async () => {
+    if (!t.passed) t.log(set.dump());
+    await set.close();
+  });
+  t.is(await set.waitSynced(), 0);
+  const [a, b, c] = set.members;
+  const app = await balancer(
+    t,
+    `
+global: { log_level: silent }
+pools:
+  triad:
+    mode: master
+    protocol: licd
+    timeouts: { queue: ${queue} }
+    check: { type: lmstat, interval: 1s, fast_interval: 250ms, down_interval: 2s, timeout: 500ms, rise: 1, fall: 2 }
+    servers:
+      - { name: ${a!.name}, address: 127.0.0.1:${a!.ports.license} }
+      - { name: ${b!.name}, address: 127.0.0.1:${b!.ports.license} }
+      - { name: ${c!.name}, address: 127.0.0.1:${c!.ports.license} }
+frontends:
+  - { name: triad, listen: 127.0.0.1:0, pool: triad }
+`,
+  );
+  await waitFor(() => app.runtime.pool('triad')!.snapshot().activeServer === 'a', { timeout: 15_000, what: 'a the master' });
+  return { set, app, port: app.runtime.port('triad') };
+}
+
+test('master killed: a client it had not answered yet, and clients arriving meanwhile, are all granted by the new master', async (t) => {
+  t.timeout(120_000);
+  const { set, app, port } = await triadBehindProxy(t);
+  const held = await LineClient.connect(port);
+  t.teardown(() => held.destroy());
+  t.is(await held.request('HELLO user=held host=h'), 'OK server=a proto=1');
+  t.regex(await held.request('CHECKOUT F'), /^GRANTED handle=a\./, 'granted before the kill: this one is the client library\'s to RESUME');
+
+  const waiting = await LineClient.connect(port);
+  t.teardown(() => waiting.destroy());
+  t.is(await waiting.request('HELLO user=w host=h'), 'OK server=a proto=1');
+
+  await set.kill(0);
+  // Clients that arrive while the balancer still routes to a, then while no master is known, then after.
+  const answers: Array<Promise<string>> = [];
+  const clients: LineClient[] = [];
+  const newClient = async (i: number) => {
+    const c = await LineClient.connect(port);
+    clients.push(c);
+    c.send(`HELLO user=n${i} host=h`);
+    c.send('CHECKOUT F');
+    const hello = await c.next(30_000);
+    return `${hello} | ${await c.next(30_000)}`;
+  };
+  for (let i = 0; i < 10; i++) answers.push(newClient(i));
+  // The client whose server died before answering its CHECKOUT (sent after the kill).
+  waiting.send('CHECKOUT F');
+  const waited = await waiting.next(30_000);
+  t.regex(waited, /^GRANTED handle=[bc]\./, 'the unanswered CHECKOUT was replayed on the new master');
+  for (const a of await Promise.all(answers)) t.regex(a, /^OK server=[abc] proto=1 \| GRANTED handle=[bc]\./);
+  for (const c of clients) t.false(c.isClosed);
+  t.false(waiting.isClosed);
+  t.is(await waiting.request('HEARTBEAT'), 'OK', 'the replayed connection is plain forwarding to the new master');
+  const master = (await waiting.request('STATUS json').then((l) => JSON.parse(l) as { server: string })).server;
+  t.true(master === 'b' || master === 'c');
+  for (const c of clients) c.destroy();
+  const rows = checkoutCountersOf(app.runtime.pool('triad')!).rows();
+  t.is(rows.filter((r) => r.server !== 'a').reduce((n, r) => n + r.granted, 0), 11);
+  t.log(`queue waits: ${rows.reduce((n, r) => n + r.queueWaits, 0)}`);
+});
+
+test('handover back to a returning primary: ERR NOT_MASTER answers are followed, never shown', async (t) => {
+  t.timeout(120_000);
+  const { set, app, port } = await triadBehindProxy(t);
+  await set.kill(0);
+  await waitFor(() => ['b', 'c'].includes(app.runtime.pool('triad')!.snapshot().activeServer ?? ''), { timeout: 20_000, what: 'a new master at the proxy' });
+  const restarted = set.restart(0);
+  // Checkouts all through the handover: each gets GRANTED (from whichever member serves), none an error or a close.
+  const results: string[] = [];
+  const deadline = Date.now() + 40_000;
+  let backOnA = 0;
+  while (Date.now() < deadline && backOnA < 10) {
+    const c = await LineClient.connect(port);
+    try {
+      c.send('HELLO user=x host=h');
+      c.send('CHECKOUT F');
+      await c.next(30_000);
+      const answer = await c.next(30_000);
+      results.push(answer);
+      if (answer.startsWith('GRANTED handle=a.')) backOnA++;
+    } finally {
+      c.destroy();
+    }
+  }
+  await restarted;
+  t.true(backOnA >= 10, 'a took back');
+  const bad = results.filter((r) => !r.startsWith('GRANTED'));
+  t.deepEqual(bad, [], `${results.length} checkouts during the handover`);
+});
+
+test('no master at all: a new client waits for one, and no longer than timeouts.queue', async (t) => {
+  t.timeout(120_000);
+  const { set, app, port } = await triadBehindProxy(t, '2s');
+  await Promise.all([set.kill(1), set.kill(2)]);
+  // a alone has no quorum: it stops serving and reports no MASTER.
+  await waitFor(() => app.runtime.pool('triad')!.snapshot().activeServer === null, { timeout: 20_000, what: 'no master at the proxy' });
+  const c = await LineClient.connect(port);
+  t.teardown(() => c.destroy());
+  const started = Date.now();
+  c.send('HELLO user=w host=h');
+  await c.closed;
+  const waited = Date.now() - started;
+  t.log(`closed after ${waited}ms without a master (timeouts.queue 2s)`);
+  const rows = checkoutCountersOf(app.runtime.pool('triad')!).rows();
+  t.is(rows.reduce((n, r) => n + r.granted, 0), 0);
+  t.is(app.runtime.pool('triad')!.counters.queueTimeouts, 1, 'it waited in the pool queue for a master, then timed out');
+  t.is(app.runtime.pool('triad')!.counters.noServer, 0, 'not closed at once for want of a server');
+});
