@@ -29,6 +29,13 @@ const program = new Command('licd')
     const logger = createLogger({ level: opts.logLevel, pretty: opts.pretty ?? false, name: 'licd' });
     const server = new LicenseServer(config, { logger });
     const ports = await server.start();
+    // Port 0 binds a free port the system picks: handy for tests and demos, but no client can know it unless told.
+    for (const key of ['license', 'tokens', 'peer'] as const) {
+      if (config.server.ports[key] !== 0) continue;
+      const port = ports[key];
+      if (port === undefined) continue;
+      logger.warn({ key: `server.ports.${key}`, port }, `server.ports.${key}: 0 in ${opts.config}: listening on the free port ${port} the system picked`);
+    }
     installSignals(server, opts.config, logger);
     // A supervising balancer (`daemons:`) waits for this rather than probing ports another process may hold.
     if (process.send) {

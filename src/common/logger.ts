@@ -77,6 +77,14 @@ class LineBatch {
 }
 
 /**
+ * Pretty logs are coloured only on a terminal: escapes in a file or a pipe (journald, `| less`, a log shipper) are
+ * noise. NO_COLOR (no-color.org: any non-empty value) turns colours off even there.
+ */
+export function colourLogs(out: { isTTY?: boolean }, env: NodeJS.ProcessEnv): boolean {
+  return out.isTTY === true && !env.NO_COLOR;
+}
+
+/**
  * One JSON line per event on stdout (pino). Components take a child logger bound once, so per-event cost stays
  * a level check when the level is off.
  */
@@ -84,7 +92,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const pretty = opts.pretty ?? (process.stdout.isTTY === true && !process.env.CI);
   const base = { level: opts.level ?? 'info', name: opts.name, base: { pid: process.pid, ...opts.bindings } };
   if (pretty) {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } });
+    const colorize = colourLogs(process.stdout, process.env);
+    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize, translateTime: 'SYS:HH:MM:ss.l' } } });
   }
   if (!opts.flushMs) return pino(base, pino.destination({ dest: 1, sync: false }));
   // Registered before the destination registers its own exit flush, so the last batch is handed over first.

@@ -15,8 +15,10 @@ export type FeatureKind = 'seats' | 'tokens';
 export type RedundancyMode = 'backup' | 'triad';
 
 export interface LicdPortsConfig {
+  /** 0: a free port the system picks at start (tests, demos); the bound port is in the `listening` log line. */
   license: number;
-  tokens: number;
+  /** The token port (LSTC's parallel-token port); null when not written: an LM-X / RLM shaped server has one port. */
+  tokens: number | null;
   /** Replication port of a redundant set (4.3); null when not written. */
   peer: number | null;
 }
@@ -112,7 +114,7 @@ function buildServer(c: Cursor): LicdServerConfig {
   p.map(['license', 'tokens', 'peer']);
   const ports: LicdPortsConfig = {
     license: p.at('license').int(0, 65535, { required: p.present }) ?? 0,
-    tokens: p.at('tokens').int(0, 65535, { required: p.present }) ?? 0,
+    tokens: p.at('tokens').int(0, 65535) ?? null,
     peer: p.at('peer').int(0, 65535) ?? null,
   };
   return {

@@ -2,12 +2,14 @@
  * `type: external`: runs a command (argv, no shell) with `{host}`, `{port}` (the check port) and `{port:NAME}`
  * substituted. Exit 0 passes; when its stdout is lmstat -a output it is judged like an `lmstat` check. At the
  * timeout the whole process group is killed (SIGKILL), so a wrapper script cannot leave its children behind.
+ * `ports:` means what it means for every check type: each listed port must accept too (probed beside the command).
  */
 import { spawn } from 'node:child_process';
 import type { CheckConfig } from '../config/proxy-config.ts';
 import { isLmstatOutput } from '../client/lmstat-parser.ts';
 import { CheckFailure, PASS, portOf, runBounded, shortReason, type Check, type CheckTarget, type Verdict } from './check.ts';
 import { lmstatVerdict } from './lmstat-verdict.ts';
+import { probePorts } from './socket-probe.ts';
 import type { CheckResult } from './types.ts';
 
 /** lmstat -a of a big site is a few hundred KB; more than this is kept out of memory. */
@@ -20,20 +22,27 @@ export class ExternalCheck implements Check {
   readonly #port: string;
   readonly #command: readonly string[];
   readonly #require: readonly string[];
+  /** `ports:`: probed while the command runs; the command may speak to none of them. */
+  readonly #probe: readonly string[];
 
   constructor(config: CheckConfig) {
     this.#timeout = config.timeout;
     this.#port = config.port;
     this.#command = config.command ?? [];
     this.#require = config.requireFeatures;
+    this.#probe = [...new Set(config.ports)];
   }
 
   run(target: CheckTarget, signal: AbortSignal): Promise<CheckResult> {
     return runBounded(this.#timeout, signal, async (bounded) => {
       if (this.#command.length === 0) throw new CheckFailure('no command');
       const argv = this.#command.map((arg) => substitute(arg, target, this.#port));
-      const out = await runCommand(argv, bounded);
-      return judge(out, target.host, this.#require);
+      const probes = this.#probe.length ? probePorts(target.host, target.ports, this.#probe, bounded, true) : undefined;
+      // The command's verdict first: its own failure says more than a port that does not accept.
+      const [out] = await Promise.all([runCommand(argv, bounded), probes?.catch(() => undefined)]);
+      const verdict = judge(out, target.host, this.#require);
+      if (verdict.ok && probes) await probes;
+      return verdict;
     });
   }
 }

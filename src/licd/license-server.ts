@@ -22,6 +22,7 @@ export interface LicenseServerOptions {
 
 export interface BoundPorts {
   license: number;
+  /** 0: the server has no token port (`server.ports.tokens` not written). */
   tokens: number;
   /** The peer (replication) port of a redundant set. */
   peer?: number;
@@ -119,7 +120,7 @@ export class LicenseServer implements LicdContext, ReplicaHost {
     }
     try {
       const license = await this.#listen(host, ports.license, (s) => this.#accept(s, ClientSession, this.#clients));
-      const tokens = await this.#listen(host, ports.tokens, (s) => this.#accept(s, TokenSession, this.#tokenSessions));
+      const tokens = ports.tokens === null ? 0 : await this.#listen(host, ports.tokens, (s) => this.#accept(s, TokenSession, this.#tokenSessions));
       this.#ports = { license, tokens };
       if (red) {
         const r = this.#config.redundancy!;
@@ -135,7 +136,7 @@ export class LicenseServer implements LicdContext, ReplicaHost {
     this.#state = 'running';
     this.logger.info(
       { event: 'listening', host, ports: this.#ports },
-      `licd ${this.name} listening on ${host}: license ${this.#ports.license}, tokens ${this.#ports.tokens}${this.#ports.peer ? `, peer ${this.#ports.peer}` : ''}`,
+      `licd ${this.name} listening on ${host}: license ${this.#ports.license}${this.#ports.tokens ? `, tokens ${this.#ports.tokens}` : ', no token port'}${this.#ports.peer ? `, peer ${this.#ports.peer}` : ''}`,
     );
     return this.#ports;
   }

@@ -125,13 +125,3 @@ export function handleServer(handle: string): string | undefined {
   if (dot <= 0 || dot === handle.length - 1) return undefined;
   return handle.slice(0, dot);
 }
-
-/**
- * The handle of a token-port first line (`TOKENS <handle> <n> ...`), for routing by handle; undefined when the
- * line is not a TOKENS request.
- */
-export function tokensHandle(line: string): string | undefined {
-  const r = parseRequest(line);
-  if (!r || r.malformed || r.verb !== 'TOKENS') return undefined;
-  return r.positional[0];
-}

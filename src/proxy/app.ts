@@ -8,7 +8,7 @@ import type { Logger } from '../common/logger.ts';
 import type { ProxyConfig } from '../config/proxy-config.ts';
 import { loadProxyConfig } from '../config/proxy-schema.ts';
 import type { MonitorFactory } from './pool.ts';
-import { ProxyRuntime, type ApplySummary, type RuntimeOptions } from './runtime.ts';
+import { ProxyRuntime, type ApplySummary, type PreparedApply, type RuntimeOptions } from './runtime.ts';
 
 /** Something that runs beside the balancer and follows its life cycle. */
 export interface AppService {
@@ -16,11 +16,18 @@ export interface AppService {
   /** `before-proxy` services start before the listeners open (in-process licd, so first checks find it). */
   readonly stage: 'before-proxy' | 'after-proxy';
   start(app: ProxyApp): Promise<void>;
-  /** Called with a valid configuration before the runtime applies it; throwing fails the reload (nothing applied). */
-  prepareReload?(config: ProxyConfig): Promise<void>;
-  /** Called after a valid reload was applied. */
-  reload?(config: ProxyConfig): Promise<void>;
+  /**
+   * The fallible half of a reload (bind a new listener, validate a file): nothing visible changes yet. Throwing fails
+   * the reload, and every service prepared before is aborted. Null: nothing to change.
+   */
+  prepareReload?(config: ProxyConfig): Promise<PreparedReload | null>;
   stop(): Promise<void>;
+}
+
+/** A service's reload, ready: `commit` switches it in and cannot fail; `abort` undoes what `prepareReload` opened. */
+export interface PreparedReload {
+  commit(): void;
+  abort(): void | Promise<void>;
 }
 
 export interface AppOptions {
@@ -34,9 +41,21 @@ export interface AppOptions {
 
 export type ReloadResult = { ok: true; summary: ApplySummary } | { ok: false; errors: string[] };
 
+/** What /stats and /metrics show of the reloads (a plain object the app updates in place). */
+export interface ReloadRecord {
+  ok: number;
+  failed: number;
+  /** Date.now() of the last configuration applied; the start counts. */
+  lastSuccessAt: number;
+  last: { at: number; ok: boolean; error: string | null } | null;
+}
+
 export class ProxyApp {
   readonly log: Logger;
   readonly runtime: ProxyRuntime;
+  /** Date.now() at start (a stats listener moved by a reload keeps showing the process's uptime). */
+  readonly startedAt = Date.now();
+  readonly reloads: ReloadRecord = { ok: 0, failed: 0, lastSuccessAt: this.startedAt, last: null };
   readonly #services: AppService[];
   #reloading: Promise<ReloadResult> | null = null;
   #stopping: Promise<void> | null = null;
@@ -99,22 +118,38 @@ export class ProxyApp {
     } catch (err) {
       return this.#reloadFailed(file, err);
     }
+    // All or nothing across the runtime and every service: each prepares what can fail (listeners bound, files
+    // read) without changing what runs; only when every one is ready do they all commit, synchronously. A failure
+    // aborts what was prepared, so the running configuration, listeners and stats endpoint stay as they were.
+    const prepared: PreparedReload[] = [];
+    let runtime: PreparedApply;
     try {
-      const before = this.runtime.config.global;
-      for (const s of this.#services) await s.prepareReload?.(config);
-      const summary = await this.runtime.apply(config);
-      if (config.global.workers !== before.workers || config.global.workerAccept !== before.workerAccept) {
-        this.log.warn(
-          { running: [before.workers, before.workerAccept], file: [config.global.workers, config.global.workerAccept] },
-          'global.workers or global.worker_accept changed: applies at the next start',
-        );
+      runtime = await this.runtime.prepare(config);
+      prepared.push(runtime);
+      for (const s of this.#services) {
+        const p = await s.prepareReload?.(config);
+        if (p) prepared.push(p);
       }
-      this.log.level = config.global.logLevel;
-      for (const s of this.#services) await s.reload?.(config);
-      return { ok: true, summary };
     } catch (err) {
+      for (const p of prepared.reverse()) await Promise.resolve(p.abort()).catch((e: unknown) => this.log.error({ error: errorMessage(e) }, 'reload abort failed'));
       return this.#reloadFailed(file, err);
     }
+    const before = this.runtime.config.global;
+    const summary = runtime.commit();
+    for (const p of prepared.slice(1)) p.commit();
+    if (config.global.workers !== before.workers || config.global.workerAccept !== before.workerAccept) {
+      this.log.warn(
+        { running: [before.workers, before.workerAccept], file: [config.global.workers, config.global.workerAccept] },
+        'global.workers or global.worker_accept changed: applies at the next start',
+      );
+    }
+    // A logger made silent by its owner (tests, library use) stays silent.
+    if (this.log.level !== 'silent') this.log.level = config.global.logLevel;
+    const at = Date.now();
+    this.reloads.ok++;
+    this.reloads.lastSuccessAt = at;
+    this.reloads.last = { at, ok: true, error: null };
+    return { ok: true, summary };
   }
 
   #reloadFailed(file: string, err: unknown): ReloadResult {
@@ -122,6 +157,8 @@ export class ProxyApp {
     this.log.error({ file, errors: errors.length }, 'reload failed: keeping the running configuration');
     this.runtime.events.add({ kind: 'reload', reason: `reload failed, running configuration kept: ${errors[0] ?? 'error'}${errors.length > 1 ? ` (+${errors.length - 1} more)` : ''}` });
     for (const e of errors) this.log.error({ file }, e);
+    this.reloads.failed++;
+    this.reloads.last = { at: Date.now(), ok: false, error: errors[0] ?? 'error' };
     return { ok: false, errors };
   }
 

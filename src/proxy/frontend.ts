@@ -41,7 +41,9 @@ export interface FrontendCounters {
   denied: number;
   /** Closed at accept: global or frontend `max_connections` reached. */
   overLimit: number;
+  /** Client -> proxy bytes of ended connections (`snapshot` adds the live ones). */
   bytesIn: number;
+  /** Proxy -> client bytes of ended connections (`snapshot` adds the live ones). */
   bytesOut: number;
 }
 
@@ -70,7 +72,10 @@ export class Frontend {
   #allow: AllowList | null;
   #deps: FrontendDeps;
   #listener: NetServer | null = null;
+  /** This frontend's open connections, so /stats shows their bytes while they last (as the server's). */
+  readonly #conns = new Set<Connection>();
   readonly #onConnection = (socket: Socket): void => this.#accept(socket);
+  readonly #onListenerError = (err: Error): void => this.log.error({ err: err.message }, 'listener error');
 
   constructor(config: FrontendConfig, pool: Pool, deps: FrontendDeps) {
     this.name = config.name;
@@ -87,7 +92,7 @@ export class Frontend {
   async open(listen: HostPort = this.config.listen): Promise<NetServer> {
     const srv = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: !inheritsSocketOptions() });
     srv.on('connection', this.#onConnection);
-    srv.on('error', (err) => this.log.error({ err: err.message }, 'listener error'));
+    srv.on('error', this.#onListenerError);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         const why =
@@ -142,6 +147,28 @@ export class Frontend {
     this.log.info({ listen: a ? formatHostPort({ host: a.address, port: a.port }) : null, pool: this.pool.name }, 'listening');
   }
 
+  /**
+   * Gives the listening socket up without closing it, for another frontend to `adopt` (a renamed frontend that keeps
+   * its address): the port never closes, and this frontend's live connections are untouched.
+   */
+  release(): NetServer | null {
+    const l = this.#listener;
+    if (!l) return null;
+    this.#listener = null;
+    l.off('connection', this.#onConnection);
+    l.off('error', this.#onListenerError);
+    return l;
+  }
+
+  /** Takes over a listener another frontend `release`d. */
+  adopt(listener: NetServer): void {
+    listener.on('connection', this.#onConnection);
+    listener.on('error', this.#onListenerError);
+    this.#tuneListener(listener);
+    this.#acceptRaw(listener);
+    this.install(listener);
+  }
+
   /** A reloaded configuration with the same listen address. */
   update(config: FrontendConfig, pool: Pool): void {
     this.config = config;
@@ -192,6 +219,7 @@ export class Frontend {
     lim.current++;
     const conn = new Connection(socket, this, ip);
     this.#deps.live.add(conn);
+    this.#conns.add(conn);
     conn.start();
   }
 
@@ -211,10 +239,17 @@ export class Frontend {
     c.bytesOut += bytesOut;
     this.#deps.limits.current--;
     this.#deps.live.delete(conn);
+    this.#conns.delete(conn);
   }
 
   snapshot(): FrontendSnapshot {
     const a = this.address();
+    const counters = { ...this.counters };
+    // Bytes of live connections too: a license held for days would otherwise show 0 until it ends.
+    for (const c of this.#conns) {
+      counters.bytesIn += c.bytesIn;
+      counters.bytesOut += c.bytesOut;
+    }
     return {
       name: this.name,
       listen: formatHostPort(this.config.listen),
@@ -224,7 +259,7 @@ export class Frontend {
       port: this.config.port,
       maxConnections: this.config.maxConnections,
       sendProxy: this.config.sendProxy,
-      counters: { ...this.counters },
+      counters,
     };
   }
 }

@@ -120,11 +120,16 @@ type OnConnection = (this: unknown, status: number, client?: TcpHandle) => void;
  * net.Socket); `take` answers false to leave one to net.Server after all. False: not possible (internals off, or
  * this listener has no such handle), net.Server's 'connection' gets them all. net.Server keeps its accept errors.
  */
+/** Where interceptAccept keeps net.Server's own `onconnection` on the listening handle. */
+const NET_ONCONNECTION = Symbol('licproxy.netOnconnection');
+
 export function interceptAccept(srv: NetServer, take: (client: TcpHandle) => boolean): boolean {
   if (rawTcp === null) return false;
-  const h = (srv as unknown as { _handle?: { onconnection?: OnConnection } | null })._handle;
+  const h = (srv as unknown as { _handle?: { onconnection?: OnConnection; [NET_ONCONNECTION]?: OnConnection } | null })._handle;
   if (!h || typeof h.onconnection !== 'function') return false;
-  const netAccept = h.onconnection;
+  // The listener may be handed to another frontend at a reload (adopt): net.Server's own accept is kept once, for
+  // every owner, so a second interception never wraps the first.
+  const netAccept = (h[NET_ONCONNECTION] ??= h.onconnection);
   h.onconnection = (status: number, client?: TcpHandle): void => {
     // Read at each accept: after disableNodeInternals() every new connection is net.Server's.
     if (status !== 0 || client === undefined || rawTcp === null || !take(client)) netAccept.call(h, status, client);

@@ -2,42 +2,22 @@
  * A pool of servers (SPEC 2.1, 2.2): decides which server a new client goes to. It keeps the list of candidates
  * (the usable servers of the lowest usable tier, the one failover server, or the master) precomputed, recomputing
  * it only when a server tells it something changed, so `select()` is one balancer loop. Clients that find every
- * candidate full wait in the pool's FIFO queue.
+ * candidate full wait in the pool's FIFO queue (pool-queue.ts).
  */
 import type { Logger } from '../common/logger.ts';
 import type { AffinityConfig, CheckConfig, FailbackConfig, PoolConfig, ServerConfig } from '../config/proxy-config.ts';
 import type { HealthMonitorLike } from '../health/types.ts';
-import type { Binding } from './affinity/affinity-table.ts';
 import { createAffinity } from './affinity/create-affinity.ts';
-import type { AffinityHost, AffinitySnapshot, PoolAffinity } from './affinity/pool-affinity.ts';
-import type { Balancer, PickContext } from './balance/balancer-base.ts';
+import type { Balancer } from './balance/balancer-base.ts';
+import type { AffinityHost, AffinitySnapshot, PoolAffinity, SelectContext, SelectResult } from './contracts.ts';
 import { createBalancer } from './balance/create-balancer.ts';
 import type { EventLog } from './event-log.ts';
+import { PoolQueue, type Waiter } from './pool-queue.ts';
 import { Server, type ServerOwner, type ServerSnapshot } from './server.ts';
 import { needsTierRouter, TierRouter, type SteppingSnapshot, type TierRouting } from './tiers/tier-router.ts';
 
-/** What the pool needs to know about a client to place it. A Connection is its own context (no allocation). */
-export interface SelectContext extends PickContext {
-  /** Frontend name, for affinity scopes and logs. */
-  readonly frontendName: string;
-  /** Affinity by source: the binding this client holds; set by the pool, released when its connection ends. */
-  binding?: Binding<Server> | null;
-  /** Affinity by handle: the server named by the handle in the client's first line (null: none). */
-  handleServer?: Server | null;
-}
-
-/** A chosen server, `'full'` (candidates exist but none has a free slot: queue), or null (no usable server). */
-export type SelectResult = Server | 'full' | null;
-
-/** A client waiting in the pool's queue. */
-export interface Waiter extends SelectContext {
-  /** Owned by the pool while the client waits. */
-  queueTimer: NodeJS.Timeout | null;
-  /** A slot is free on `server`: the waiter must attach to it synchronously (before the next waiter is placed). */
-  dispatch(server: Server): void;
-  /** Waited `timeouts.queue` in vain; already removed from the queue. */
-  queueTimedOut(): void;
-}
+export type { SelectContext, SelectResult } from './contracts.ts';
+export type { Waiter } from './pool-queue.ts';
 
 export type MonitorFactory = (server: Server, pool: Pool) => HealthMonitorLike;
 
@@ -120,7 +100,7 @@ export class Pool implements ServerOwner, AffinityHost {
   /** Whether `#lastTarget` was chosen with every server's first check result in. */
   #lastTargetSettled = false;
   #activeTier = -1;
-  #queue: Waiter[] = [];
+  readonly #queue: PoolQueue = new PoolQueue(this, this.counters);
   /** Licenses decide across tiers (SPEC 8.1: seats, overflow, stepped failback); null: the lowest usable tier. */
   #router: TierRouter | null = null;
   /** `failover.delay`: the tier that became unusable and new clients wait for, since when (-1: none). */
@@ -192,7 +172,7 @@ export class Pool implements ServerOwner, AffinityHost {
   stop(): void {
     this.#clearHold();
     for (const s of this.#servers) s.stop();
-    for (const w of this.#queue) if (w.queueTimer) clearTimeout(w.queueTimer);
+    this.#queue.clearTimers();
   }
 
   /** The pool left the configuration: no new clients; live connections stay until they end. */
@@ -256,46 +236,16 @@ export class Pool implements ServerOwner, AffinityHost {
   // ---- queue ----
 
   enqueue(w: Waiter): void {
-    this.#queue.push(w);
-    const c = this.counters;
-    c.queueCur = this.#queue.length;
-    if (c.queueCur > c.queueMax) c.queueMax = c.queueCur;
-    w.queueTimer = setTimeout(onQueueTimeout, this.#config.timeouts.queue, this, w);
+    this.#queue.enqueue(w, this.#config.timeouts.queue);
   }
 
   /** Removes a waiter that went away (client closed, shutdown); false when it was not queued. */
   cancel(w: Waiter): boolean {
-    const i = this.#queue.indexOf(w);
-    if (i < 0) return false;
-    this.#queue.splice(i, 1);
-    this.counters.queueCur = this.#queue.length;
-    if (w.queueTimer) clearTimeout(w.queueTimer);
-    w.queueTimer = null;
-    return true;
+    return this.#queue.cancel(w);
   }
 
   queueTimedOut(w: Waiter): void {
-    w.queueTimer = null;
-    const i = this.#queue.indexOf(w);
-    if (i < 0) return;
-    this.#queue.splice(i, 1);
-    this.counters.queueCur = this.#queue.length;
-    this.counters.queueTimeouts++;
-    w.queueTimedOut();
-  }
-
-  #drainQueue(): void {
-    const q = this.#queue;
-    while (q.length > 0) {
-      const w = q[0]!;
-      const r = this.select(w);
-      if (!(r instanceof Server)) return;
-      q.shift();
-      this.counters.queueCur = q.length;
-      if (w.queueTimer) clearTimeout(w.queueTimer);
-      w.queueTimer = null;
-      w.dispatch(r);
-    }
+    this.#queue.timedOut(w);
   }
 
   // ---- ServerOwner ----
@@ -304,11 +254,11 @@ export class Pool implements ServerOwner, AffinityHost {
     this.#onServerChange?.(this, server);
     if (this.#building) return;
     this.#recompute('server state changed');
-    if (this.#queue.length > 0) this.#drainQueue();
+    if (this.#queue.length > 0) this.#queue.drain();
   }
 
   slotFreed(_server: Server): void {
-    if (this.#queue.length > 0) this.#drainQueue();
+    if (this.#queue.length > 0) this.#queue.drain();
   }
 
   // ---- reload ----
@@ -360,7 +310,7 @@ export class Pool implements ServerOwner, AffinityHost {
     this.#building = false;
     this.#balancer.reset(this.#candidates);
     this.#recompute('reload', true);
-    if (this.#queue.length > 0) this.#drainQueue();
+    if (this.#queue.length > 0) this.#queue.drain();
   }
 
   #reconcileMonitor(s: Server, checkChanged: boolean): void {
@@ -470,7 +420,7 @@ export class Pool implements ServerOwner, AffinityHost {
   holdOver(): void {
     this.#holdTimer = null;
     this.#recompute('failover delay over');
-    if (this.#queue.length > 0) this.#drainQueue();
+    if (this.#queue.length > 0) this.#queue.drain();
   }
 
   /**
@@ -585,10 +535,6 @@ function routing(c: PoolConfig): TierRouting {
 
 function tierOf(t: Target): number {
   return t === null ? Infinity : typeof t === 'number' ? t : t.tier;
-}
-
-function onQueueTimeout(pool: Pool, w: Waiter): void {
-  pool.queueTimedOut(w);
 }
 
 function describe(t: Target): string {

@@ -6,6 +6,7 @@
  */
 import { withCheckouts, type PoolCheckouts } from './license-session/checkout-counters.ts';
 import type { Server as NetServer } from 'node:net';
+import type { HostPort } from '../common/address.ts';
 import { LpxError } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/logger.ts';
 import type { FrontendConfig, PoolConfig, ProxyConfig } from '../config/proxy-config.ts';
@@ -38,6 +39,21 @@ export interface RuntimeSnapshot {
   pools: Array<PoolSnapshot & PoolCheckouts>;
 }
 
+/** A reload made ready to apply: `commit` swaps it in (synchronous, cannot fail), `abort` closes what it opened. */
+export interface PreparedApply {
+  commit(): ApplySummary;
+  abort(): void;
+}
+
+/** A frontend of the next configuration that needs a listener: opened at prepare, or handed over at commit. */
+interface Staged {
+  fe: Frontend;
+  listener: NetServer | null;
+  /** The frontend whose listener on the same address is handed over (it gives that address up). */
+  from: Frontend | null;
+  isNew: boolean;
+}
+
 /** What a reload changed, by name (for the log, the event and the reload endpoint's answer). */
 export interface ApplySummary {
   added: string[];
@@ -58,6 +74,8 @@ export class ProxyRuntime {
   readonly #listen: boolean;
   #started = false;
   #stopping = false;
+  /** A prepared reload awaits its commit or abort. */
+  #preparing = false;
 
   constructor(config: ProxyConfig, opts: RuntimeOptions = {}) {
     this.#config = config;
@@ -82,62 +100,111 @@ export class ProxyRuntime {
   async start(): Promise<void> {
     if (this.#started) return;
     if (this.#listen) await checkNodeInternals(this.log);
-    await this.#reconcile(this.#config, true);
+    (await this.#prepare(this.#config, true)).commit();
     this.#started = true;
   }
 
   /**
-   * Reconciles the running state with `next`. New listeners are opened first; if one cannot open, nothing is
+   * Reconciles the running state with `next`: `prepare` then `commit`. If a listener cannot open, nothing is
    * changed and the LpxError is thrown (the running configuration stays).
    */
   async apply(next: ProxyConfig): Promise<ApplySummary> {
-    if (!this.#started) throw new LpxError('LPX_ERR_USAGE', 'the balancer is not started');
-    if (this.#stopping) throw new LpxError('LPX_ERR_USAGE', 'the balancer is stopping');
-    const summary = await this.#reconcile(next, false);
-    const what = [
-      ...summary.added.map((n) => `+${n}`),
-      ...summary.removed.map((n) => `-${n}`),
-      ...summary.changed.map((n) => `~${n}`),
-    ].join(' ');
-    this.log.info({ ...summary, file: next.file }, 'configuration reloaded');
-    this.events.add({ kind: 'reload', reason: what ? `reloaded: ${what}` : 'reloaded: no change' });
-    return summary;
+    return (await this.prepare(next)).commit();
   }
 
-  async #reconcile(next: ProxyConfig, first: boolean): Promise<ApplySummary> {
+  /**
+   * The fallible half of a reload: builds the new pools (not started) and opens the listeners that are new or moved,
+   * changing nothing that runs. The caller then commits (synchronous, cannot fail) or aborts (closes what was
+   * opened). Until then no other reload may be prepared.
+   */
+  async prepare(next: ProxyConfig): Promise<PreparedApply> {
+    if (!this.#started) throw new LpxError('LPX_ERR_USAGE', 'the balancer is not started');
+    if (this.#stopping) throw new LpxError('LPX_ERR_USAGE', 'the balancer is stopping');
+    const prepared = await this.#prepare(next, false);
+    return {
+      commit: () => {
+        const summary = prepared.commit();
+        const what = [
+          ...summary.added.map((n) => `+${n}`),
+          ...summary.removed.map((n) => `-${n}`),
+          ...summary.changed.map((n) => `~${n}`),
+        ].join(' ');
+        this.log.info({ ...summary, file: next.file }, 'configuration reloaded');
+        this.events.add({ kind: 'reload', reason: what ? `reloaded: ${what}` : 'reloaded: no change' });
+        return summary;
+      },
+      abort: prepared.abort,
+    };
+  }
+
+  async #prepare(next: ProxyConfig, first: boolean): Promise<PreparedApply> {
+    if (this.#preparing) throw new LpxError('LPX_ERR_USAGE', 'another reload is being applied');
     for (const fc of next.frontends) {
       if (!next.pools.some((p) => p.name === fc.pool)) {
         throw new LpxError('LPX_ERR_CONFIG', `frontend ${fc.name}: no pool named "${fc.pool}"`);
       }
     }
-    const prev = this.#config;
-    const summary: ApplySummary = { added: [], removed: [], changed: [] };
     const deps = this.#poolDeps;
     const fdeps = { log: this.log, limits: this.limits, live: this.live, sweeper: this.#sweeper };
 
-    // Phase 1, fallible: build new pools (not started) and open the listeners that are new or moved.
+    // Fallible: build new pools (not started) and open the listeners that are new or moved. A listener this very
+    // process holds on the wanted address, for a frontend that gives it up in `next` (renamed, moved, removed), is
+    // handed over at commit instead: opening another would fail with "address in use".
     const newPools = new Map<string, Pool>();
     for (const pc of next.pools) if (!this.#pools.has(pc.name)) newPools.set(pc.name, new Pool(pc, deps));
     const poolNamed = (name: string): Pool => (this.#pools.get(name) ?? newPools.get(name))!;
-    const staged: { fe: Frontend; listener: NetServer | null; isNew: boolean }[] = [];
+    const nextByName = new Map(next.frontends.map((f) => [f.name, f]));
+    const givenUp = (holder: Frontend): boolean => {
+      const keeps = nextByName.get(holder.name);
+      return keeps === undefined || !holdsAddress(holder, keeps.listen);
+    };
+    const staged: Staged[] = [];
+    const claimed = new Set<Frontend>();
     try {
       for (const fc of next.frontends) {
         const fe = this.#frontends.get(fc.name);
         if (!this.#listen) {
-          if (!fe) staged.push({ fe: new Frontend(fc, poolNamed(fc.pool), fdeps), listener: null, isNew: true });
+          if (!fe) staged.push({ fe: new Frontend(fc, poolNamed(fc.pool), fdeps), listener: null, from: null, isNew: true });
           continue;
         }
         if (fe && fe.accepting && sameListen(fe.config, fc)) continue;
         const target = fe ?? new Frontend(fc, poolNamed(fc.pool), fdeps);
-        staged.push({ fe: target, listener: await target.open(fc.listen), isNew: !fe });
+        const holder = [...this.#frontends.values()].find((h) => h !== fe && h.accepting && !claimed.has(h) && holdsAddress(h, fc.listen) && givenUp(h));
+        if (holder) {
+          claimed.add(holder);
+          staged.push({ fe: target, listener: null, from: holder, isNew: !fe });
+          continue;
+        }
+        staged.push({ fe: target, listener: await target.open(fc.listen), from: null, isNew: !fe });
       }
     } catch (err) {
-      for (const s of staged) s.listener?.close();
+      for (const st of staged) st.listener?.close();
       for (const p of newPools.values()) p.stop();
       throw err;
     }
+    this.#preparing = true;
+    let done = false;
+    return {
+      commit: () => {
+        if (done) throw new LpxError('LPX_ERR_USAGE', 'this reload was already committed or aborted');
+        done = true;
+        this.#preparing = false;
+        return this.#commit(next, first, newPools, staged);
+      },
+      abort: () => {
+        if (done) return;
+        done = true;
+        this.#preparing = false;
+        for (const st of staged) st.listener?.close();
+        for (const p of newPools.values()) p.stop();
+      },
+    };
+  }
 
-    // Phase 2, synchronous: commit.
+  /** The infallible half: swaps pools and frontends in, synchronously. */
+  #commit(next: ProxyConfig, first: boolean, newPools: Map<string, Pool>, staged: Staged[]): ApplySummary {
+    const prev = this.#config;
+    const summary: ApplySummary = { added: [], removed: [], changed: [] };
     const oldPools = new Map(prev.pools.map((p) => [p.name, p]));
     const pools = new Map<string, Pool>();
     for (const pc of next.pools) {
@@ -161,6 +228,8 @@ export class ProxyRuntime {
     }
     this.#pools = pools;
 
+    // Handed-over listeners leave their holders first, so a holder that moves elsewhere does not close them.
+    for (const st of staged) if (st.from) st.listener = st.from.release();
     const oldFrontends = new Map(prev.frontends.map((f) => [f.name, f]));
     const frontends = new Map<string, Frontend>();
     for (const fc of next.frontends) {
@@ -173,7 +242,10 @@ export class ProxyRuntime {
         if (!before || JSON.stringify(before) !== JSON.stringify(fc)) summary.changed.push(`frontend ${fc.name}`);
         fe.update(fc, pools.get(fc.pool)!);
       }
-      if (st?.listener) fe.install(st.listener);
+      if (st?.listener) {
+        if (st.from) fe.adopt(st.listener);
+        else fe.install(st.listener);
+      }
       frontends.set(fc.name, fe);
     }
     for (const [name, fe] of this.#frontends) {
@@ -276,6 +348,12 @@ const AFFINITY_SWEEP_BUDGET = 20_000;
 
 function sameListen(a: FrontendConfig, b: FrontendConfig): boolean {
   return a.listen.host === b.listen.host && a.listen.port === b.listen.port;
+}
+
+/** Whether `fe` listens on `listen`: as configured, or on the port it was given for a configured port 0. */
+function holdsAddress(fe: Frontend, listen: HostPort): boolean {
+  const mine = fe.config.listen;
+  return mine.host === listen.host && (mine.port === listen.port || fe.address()?.port === listen.port);
 }
 
 function samePool(a: PoolConfig | undefined, b: PoolConfig): boolean {

@@ -28,9 +28,6 @@ export interface ServerCounters {
   connectErrors: number;
   retries: number;
   redispatches: number;
-  /** Clients waiting for this very server. Always 0 until affinity queues bound clients per server. */
-  queueCur: number;
-  queueMax: number;
   failedChecks: number;
   /** UP -> DOWN transitions. */
   downTransitions: number;
@@ -117,8 +114,6 @@ export class Server implements HealthSubject, BindingTarget {
     connectErrors: 0,
     retries: 0,
     redispatches: 0,
-    queueCur: 0,
-    queueMax: 0,
     failedChecks: 0,
     downTransitions: 0,
     upTransitions: 0,

@@ -75,7 +75,7 @@ export function haproxyCheckStatus(s: ServerStats): string | null {
 function serverCells(pool: PoolStats, s: ServerStats, iid: number, sid: number, now: number): Cells {
   const firstPort = Object.values(s.ports)[0];
   return {
-    pxname: pool.name, svname: s.name, qcur: s.qcur, qmax: s.qmax, scur: s.scur, smax: s.smax, slim: s.slim,
+    pxname: pool.name, svname: s.name, qcur: null, qmax: null, scur: s.scur, smax: s.smax, slim: s.slim,
     stot: s.stot, bin: s.bytesIn, bout: s.bytesOut, econ: s.connectErrors, wretr: s.retries, wredis: s.redispatches,
     status: s.status, weight: s.weight.effective, act: s.tier === 0 ? 1 : 0, bck: s.tier === 0 ? 0 : 1,
     chkfail: s.checkFailures, chkdown: s.downTransitions, lastchg: ageSeconds(s.lastChangeAt, now),

@@ -6,7 +6,7 @@
  */
 import { checkoutTable } from './render-checkouts.ts';
 import { escapeHtml as e, formatDuration, formatMs, formatTime } from './format.ts';
-import type { FeatureStats, FrontendStats, PoolStats, ServerStats, StatsEvent, StatsSnapshot } from './snapshot.ts';
+import type { FeatureStats, FrontendStats, PoolStats, ReloadStats, ServerStats, StatsEvent, StatsSnapshot } from './snapshot.ts';
 import { statusKind, upCounts } from './status.ts';
 
 export interface HtmlOptions {
@@ -21,6 +21,7 @@ body{font-family:Arial,Helvetica,sans-serif;font-size:12px;margin:8px 12px;color
 h1{font-size:18px;margin:0 0 2px;color:#fff;background:#20377a;padding:6px 8px}
 h1 small{font-size:12px;font-weight:normal;color:#dde}
 h2{font-size:14px;margin:14px 0 2px;padding:3px 6px;background:#e8e8f0;border-left:4px solid #20377a}
+p.reload{margin:4px 0}p.reload b.ok{color:#060}p.reload b.bad{color:#b00}
 h2 .badge{font-size:11px;margin-left:6px}
 .info{margin:2px 0 4px;color:#333}
 .info b{color:#000}
@@ -70,6 +71,7 @@ export function renderHtml(snapshot: StatsSnapshot, events: readonly StatsEvent[
     `<h1>licproxy <small>version ${e(p.version)} &middot; pid ${e(p.pid)} &middot; up ${formatDuration(p.uptimeMs)}`,
     p.workers ? ` &middot; ${p.workers.length} workers (pids ${e(p.workers.map((w) => w.pid || '-').join(' '))})` : '',
     ` &middot; ${e(formatTime(snapshot.at))}${refreshS > 0 ? ` &middot; refresh ${refreshS}s` : ''}</small></h1>\n`,
+    reloadLine(p.reloads),
     '<div class="legend">',
     '<span style="background:#c0ffc0">UP</span><span style="background:#b0d0ff">UP (backup tier)</span>',
     '<span style="background:#ffffa0">UP, going down</span><span style="background:#ffd020">DOWN, going up</span>',
@@ -82,6 +84,18 @@ export function renderHtml(snapshot: StatsSnapshot, events: readonly StatsEvent[
   out.push('</body></html>\n');
   return out.join('');
 }
+
+/** The last reload, so an operator sees at once that the file on disk is not what runs. */
+function reloadLine(r: ReloadStats | undefined): string {
+  if (r === undefined || r.last === null) return '';
+  const l = r.last;
+  const what = l.ok ? '<b class="ok">ok</b>' : '<b class="bad">failed</b>';
+  const why = l.ok || l.error === null ? '' : `: ${e(l.error.length > MAX_RELOAD_ERROR ? `${l.error.slice(0, MAX_RELOAD_ERROR)}...` : l.error)}`;
+  return `<p class="reload">last reload: ${what} at ${e(formatTime(l.at))}${why} &middot; ${e(r.ok)} ok, ${e(r.failed)} failed since start</p>\n`;
+}
+
+/** Characters of a reload error shown on the page (the whole list is in the log). */
+const MAX_RELOAD_ERROR = 300;
 
 function frontendsTable(frontends: readonly FrontendStats[]): string {
   const rows = frontends.map((f) => {
@@ -145,7 +159,8 @@ function serverRow(s: ServerStats, pool: PoolStats, now: number): string {
   const tierMark = pool.activeTier === s.tier ? ' title="tier taking new clients"' : '';
   return `<tr class="${kind}${backup ? ' bck' : ''}">` +
     `<td class="name">${e(s.name)}${master} <small>${e(s.host)}:${ports}</small></td>` +
-    `${num(s.qcur)}${num(s.qmax)}${num(s.scur)}${num(s.smax)}${num(s.slim)}${num(s.stot)}` +
+    // Clients wait in the pool's queue (the total row), not per server.
+    `<td></td><td></td>${num(s.scur)}${num(s.smax)}${num(s.slim)}${num(s.stot)}` +
     `${num(s.bytesIn)}${num(s.bytesOut)}${num(s.connectErrors)}${num(s.retries)}${num(s.redispatches)}` +
     `<td class="st">${e(s.status)}</td>` +
     `<td class="chk"${s.lastCheck && !s.lastCheck.ok ? ` title="${e(s.lastCheck.reason)}"` : ''}>${lastCheck(s, now)}</td>` +

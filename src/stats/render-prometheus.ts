@@ -37,7 +37,6 @@ const SERVER_FAMILIES: Family<ServerStats>[] = [
   { name: 'licproxy_server_up', type: 'gauge', help: 'Whether health checks hold the server UP (1) or not (0)', value: (s) => (isHealthUp(s.status) ? 1 : 0) },
   { name: 'licproxy_server_sessions_current', type: 'gauge', help: 'Client connections currently on the server', value: (s) => s.scur },
   { name: 'licproxy_server_sessions_max', type: 'gauge', help: 'Highest number of concurrent connections seen on the server', value: (s) => s.smax },
-  { name: 'licproxy_server_queue_current', type: 'gauge', help: 'Clients waiting for a slot on the server', value: (s) => s.qcur },
   { name: 'licproxy_server_weight', type: 'gauge', help: 'Effective weight of the server (0-256)', value: (s) => s.weight.effective },
   { name: 'licproxy_server_tier', type: 'gauge', help: 'Tier of the server (0 = active, 1.. = backup tiers)', value: (s) => s.tier },
   { name: 'licproxy_server_bindings', type: 'gauge', help: 'Affinity bindings pointing at the server', value: (s) => s.bindings },
@@ -78,7 +77,8 @@ export const LICPROXY_METRICS: readonly string[] = [
   ...POOL_FAMILIES.map((f) => f.name), ...FRONTEND_FAMILIES.map((f) => f.name),
   'licproxy_license_feature_issued', 'licproxy_license_feature_used', 'licproxy_license_feature_free', 'licproxy_pool_feature_served',
   'licproxy_license_checkouts_total', 'licproxy_build_info', 'licproxy_uptime_seconds',
-  'licproxy_workers', 'licproxy_worker_restarts_total', 'licproxy_worker_connections',
+  'licproxy_workers', 'licproxy_worker_restarts_total', 'licproxy_worker_connections', 'licproxy_reload_total',
+  'licproxy_last_reload_success_timestamp_seconds',
 ];
 
 interface CheckHistogram {
@@ -171,6 +171,14 @@ export class PrometheusExporter {
     out += `licproxy_build_info{version="${escapeLabel(snapshot.process.version)}"} 1\n`;
     out += header('licproxy_uptime_seconds', 'gauge', 'Time since licproxy started');
     out += `licproxy_uptime_seconds ${fmt(snapshot.process.uptimeMs / 1000)}\n`;
+    const reloads = snapshot.process.reloads;
+    if (reloads !== undefined) {
+      out += header('licproxy_reload_total', 'counter', 'Reloads of the configuration (SIGHUP, POST /api/reload), by result');
+      out += `licproxy_reload_total{result="ok"} ${fmt(reloads.ok, 'counter')}\n`;
+      out += `licproxy_reload_total{result="failed"} ${fmt(reloads.failed, 'counter')}\n`;
+      out += header('licproxy_last_reload_success_timestamp_seconds', 'gauge', 'When the running configuration was loaded (Unix time; the start counts)');
+      out += `licproxy_last_reload_success_timestamp_seconds ${fmt(reloads.lastSuccessAt / 1000)}\n`;
+    }
     const workers = snapshot.process.workers;
     if (workers !== undefined) {
       // With `global.workers`: a worker that keeps dying shows as restarts going up (and `licproxy_workers` below N).

@@ -27,6 +27,17 @@ export interface ProcessStats {
   startedAt: number;
   /** With `global.workers` > 1: the worker processes (pid 0: being replaced). */
   workers?: { index: number; pid: number; startedAt: number; restarts: number; connections: number }[];
+  /** Reloads of the configuration since start (SIGHUP, `POST /api/reload`). */
+  reloads?: ReloadStats;
+}
+
+export interface ReloadStats {
+  ok: number;
+  failed: number;
+  /** Date.now() of the last configuration loaded and applied; the start counts. */
+  lastSuccessAt: number;
+  /** The last reload (null: none since start); `error` is its first error line. */
+  last: { at: number; ok: boolean; error: string | null } | null;
 }
 
 export interface FrontendStats {
@@ -81,8 +92,6 @@ export interface ServerStats {
   /** Per-server connection limit; null = none. */
   slim: number | null;
   stot: number;
-  qcur: number;
-  qmax: number;
   bytesIn: number;
   bytesOut: number;
   connectErrors: number;

@@ -86,7 +86,8 @@ export class StatsServer {
   readonly #limits: StatsServerLimits;
   readonly #source: StatsSource;
   readonly #log: Logger;
-  readonly #token: AdminToken | null;
+  #token: AdminToken | null;
+  #refreshMs: number;
   readonly #prom: PrometheusExporter;
   readonly #server: http.Server;
   #reloading = false;
@@ -98,6 +99,7 @@ export class StatsServer {
     this.#source = opts.source;
     this.#log = opts.logger ?? silentLogger;
     this.#token = opts.adminToken ? new AdminToken(opts.adminToken) : null;
+    this.#refreshMs = opts.refreshMs ?? 5_000;
     this.#prom = new PrometheusExporter({ defaultMetrics: opts.defaultMetrics ?? true });
     const l = this.#limits;
     this.#server = http.createServer(
@@ -142,6 +144,13 @@ export class StatsServer {
         resolve(this.address);
       });
     });
+  }
+
+  /** A reload that keeps the listen address: the page's refresh and the admin token change in place. */
+  configure(opts: { refreshMs?: number; adminToken?: string | null }): void {
+    if (opts.refreshMs !== undefined) this.#refreshMs = opts.refreshMs;
+    if (opts.adminToken !== undefined) this.#token = opts.adminToken ? new AdminToken(opts.adminToken) : null;
+    this.#renders.clear();
   }
 
   /** Stops accepting, closes idle keep-alive connections at once and every connection after the grace period. */
@@ -215,7 +224,7 @@ export class StatsServer {
         return text(res, 200, 'ok', '');
       case 'stats':
         return this.#rendered(res, path, 'text/html; charset=utf-8', HTML_HEADERS, () =>
-          renderHtml(this.#source.snapshot(), this.#source.events(), { refreshMs: this.#opts.refreshMs ?? 5_000 }));
+          renderHtml(this.#source.snapshot(), this.#source.events(), { refreshMs: this.#refreshMs }));
       case 'stats.json':
         return this.#rendered(res, path, 'application/json; charset=utf-8', {}, () => renderJson(this.#source.snapshot()));
       case 'stats.csv':

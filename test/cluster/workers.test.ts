@@ -212,4 +212,26 @@ test('workers accepting for themselves (worker_accept: shared): a reload reaches
   x.destroy();
   t.is(await held.request('HEARTBEAT'), 'OK');
   t.true((await c.json()).frontends.some((f) => f.name === 'extra' && f.status === 'OPEN'));
+
+  // A new frontend on a free port, but the stats listener moved onto the busy one: the workers had opened the new
+  // frontend's listener (prepared), and close it again when the primary's stats part fails.
+  const spare = createServer();
+  await new Promise<void>((r) => spare.listen(0, '127.0.0.1', r));
+  const late = (spare.address() as { port: number }).port;
+  await new Promise<void>((r) => spare.close(() => r()));
+  const failures = c.lines().filter((x) => x.msg === 'reload failed: keeping the running configuration').length;
+  writeFileSync(c.file, base.replace('  listen: 127.0.0.1:0\n', `  listen: 127.0.0.1:${busy}\n`) + `  - { name: late, listen: 127.0.0.1:${late}, pool: lic, port: license }\n`);
+  c.child.kill('SIGHUP');
+  await waitFor(() => c.lines().filter((x) => x.msg === 'reload failed: keeping the running configuration').length > failures, { timeout: 15_000, what: 'the second reload failed' });
+  t.true(c.lines().some((x) => typeof x.msg === 'string' && x.msg.startsWith(`stats.listen 127.0.0.1:${busy}`)), 'the error names the stats address');
+  await waitFor(async () => {
+    try {
+      (await LineClient.connect(late)).destroy();
+      return false;
+    } catch {
+      return true;
+    }
+  }, { timeout: 15_000, what: 'the prepared frontend closed again in every worker' });
+  t.false((await c.json()).frontends.some((f) => f.name === 'late'), 'the primary never switched it in');
+  t.is(await held.request('HEARTBEAT'), 'OK');
 });

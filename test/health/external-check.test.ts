@@ -1,5 +1,7 @@
 import test from 'ava';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -115,4 +117,24 @@ test('stdout capture is bounded: a command printing megabytes does not make the 
   t.false(r.ok);
   t.true(r.reason.startsWith('exit 4: xxx'));
   t.true(r.reason.length <= 160);
+});
+
+test('ports: every listed port must accept too, as for the other check types (the command alone passing is not enough)', async (t) => {
+  const open = createServer((s) => s.destroy());
+  open.listen(0, '127.0.0.1');
+  await once(open, 'listening');
+  t.teardown(() => open.close());
+  const closed = createServer();
+  closed.listen(0, '127.0.0.1');
+  await once(closed, 'listening');
+  const closedPort = (closed.address() as { port: number }).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  const ports = { license: (open.address() as { port: number }).port, tokens: closedPort };
+  const r = await external([SCRIPT, 'ok'], { ports: ['license', 'tokens'] }).run({ host: '127.0.0.1', ports }, signal());
+  t.false(r.ok);
+  t.regex(r.reason, /^tokens: connect refused/);
+  const both = await external([SCRIPT, 'ok'], { ports: ['license'] }).run({ host: '127.0.0.1', ports }, signal());
+  t.true(both.ok, both.reason);
+  const failing = await external([SCRIPT, 'fail', '3', 'down'], { ports: ['license'] }).run({ host: '127.0.0.1', ports }, signal());
+  t.is(failing.reason, 'exit 3: down', 'the command\'s own failure is what the operator sees');
 });

@@ -77,7 +77,7 @@ export function server(name: string, over: Partial<ServerStats> = {}): ServerSta
     weight: { effective: 100, configured: 100 },
     adminState: 'ready',
     status: 'UP',
-    scur: 0, smax: 0, slim: null, stot: 0, qcur: 0, qmax: 0, bytesIn: 0, bytesOut: 0,
+    scur: 0, smax: 0, slim: null, stot: 0, bytesIn: 0, bytesOut: 0,
     connectErrors: 0, retries: 0, redispatches: 0, checkFailures: 0, downTransitions: 0, upTransitions: 1,
     lastCheck: { ok: true, reason: 'ok', durationMs: 3, at: T0 - 2_000 },
     lastChangeAt: null, downtimeMs: 0, bindings: 0, features: [],
@@ -106,7 +106,7 @@ export function scriptedSnapshot(): StatsSnapshot {
   ];
   const lsdyna = [
     server('primary', {
-      host: '10.0.0.1', scur: 4, smax: 17, slim: 500, stot: 123457, qcur: 1, qmax: 6, bytesIn: 9876543, bytesOut: 1234567,
+      host: '10.0.0.1', scur: 4, smax: 17, slim: 500, stot: 123457, bytesIn: 9876543, bytesOut: 1234567,
       connectErrors: 11, retries: 13, redispatches: 5, checkFailures: 21, downTransitions: 2, upTransitions: 3,
       lastCheck: { ok: true, reason: 'ok', durationMs: 12, at: T0 - 3_000 }, lastChangeAt: T0 - 3_725_000,
       downtimeMs: 65_000, bindings: 42, master: true, features,

@@ -94,8 +94,8 @@ test('missing sections and wrong peer counts are errors', (t) => {
   t.deepEqual(issues('features: []\n'), ['conf/licd/a.yaml:1:1 server: is required']);
   t.deepEqual(issues('server: { name: a, ports: { license: 1 } }\n'), [
     'conf/licd/a.yaml:1:1 features: is required: a list of { name, count } entries',
-    'conf/licd/a.yaml:1:27 server.ports.tokens: is required',
   ]);
+  t.deepEqual(issues('server: { name: a, ports: { tokens: 2 } }\nfeatures: []\n'), ['conf/licd/a.yaml:1:27 server.ports.license: is required']);
   t.deepEqual(issues('server: { name: a, ports: { license: 1, tokens: 2 } }\nfeatures: []\nredundancy: { mode: backup, peers: ["h:1", "h:2"] }\n'), [
     'conf/licd/a.yaml:3:36 redundancy.peers: backup needs exactly 1 peer, got 2',
   ]);

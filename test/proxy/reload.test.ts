@@ -173,3 +173,42 @@ test('an invalid reload (listener cannot open, unknown pool) changes nothing', a
   const again = await connectClient(t, port);
   t.is((await readBytes(again, 2)).toString(), 'a\n');
 });
+
+test('a frontend renamed on the same address: its listener is handed over, no "address in use", held connections stay', async (t) => {
+  const [a] = await Promise.all([startNamed(t, 'a')]);
+  const pools: ConfigSpec['pools'] = [{ name: 'p', servers: [{ name: 'a', port: a.port }] }];
+  const rt = await startProxy(t, { pools, frontends: [{ name: 'old', pool: 'p' }] });
+  const port = rt.port('old');
+  const held = await connectClient(t, port);
+  t.is((await readBytes(held, 2)).toString(), 'a\n');
+  const renamed = makeConfig({ pools, frontends: [{ name: 'new', pool: 'p', listen: { host: '127.0.0.1', port } }] });
+  const summary = await rt.apply(renamed);
+  t.deepEqual(summary.added, ['frontend new']);
+  t.deepEqual(summary.removed, ['frontend old']);
+  t.is(rt.port('new'), port);
+  t.is(rt.frontend('old'), undefined);
+  held.write('held');
+  t.is((await readBytes(held, 4)).toString(), 'held', 'the connection accepted by the old name still forwards');
+  const fresh = await connectClient(t, port);
+  t.is((await readBytes(fresh, 2)).toString(), 'a\n');
+  await waitFor(() => rt.frontend('new')!.counters.total === 1, { what: 'the new frontend counts its client' });
+
+  // Two frontends swapping addresses hand their listeners to each other.
+  const two = await rt.apply(makeConfig({ pools, frontends: [{ name: 'new', pool: 'p', listen: { host: '127.0.0.1', port } }, { name: 'b', pool: 'p' }] }));
+  t.deepEqual(two.added, ['frontend b']);
+  const portB = rt.port('b');
+  await rt.apply(makeConfig({
+    pools,
+    frontends: [
+      { name: 'new', pool: 'p', listen: { host: '127.0.0.1', port: portB } },
+      { name: 'b', pool: 'p', listen: { host: '127.0.0.1', port } },
+    ],
+  }));
+  t.is(rt.port('new'), portB);
+  t.is(rt.port('b'), port);
+  const viaB = await connectClient(t, port);
+  t.is((await readBytes(viaB, 2)).toString(), 'a\n');
+  await waitFor(() => rt.frontend('b')!.counters.total === 1, { what: 'b counts the client on its new address' });
+  held.write('still');
+  t.is((await readBytes(held, 5)).toString(), 'still');
+});

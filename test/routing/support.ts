@@ -3,7 +3,7 @@
  * balancer with its real lmstat checks in front, and license clients that say which server answered them.
  */
 import type { ExecutionContext } from 'ava';
-import { RuntimeStatsSource } from '../../src/cli/services/stats-service.ts';
+import { RuntimeStatsSource } from '../../src/stats/runtime-stats-source.ts';
 import type { ProxyApp } from '../../src/proxy/app.ts';
 import type { StatsSnapshot } from '../../src/stats/snapshot.ts';
 import { LineClient, startLicd, type InProcessLicd } from '../helpers/licd.ts';

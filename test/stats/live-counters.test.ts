@@ -5,7 +5,7 @@ import { parseProxyConfig } from '../../src/config/proxy-schema.ts';
 import { createMonitorFactory } from '../../src/health/health-monitor.ts';
 import { ProxyApp } from '../../src/proxy/app.ts';
 import { silentLogger } from '../../src/common/logger.ts';
-import { RuntimeStatsSource } from '../../src/cli/services/stats-service.ts';
+import { RuntimeStatsSource } from '../../src/stats/runtime-stats-source.ts';
 import { PrometheusExporter } from '../../src/stats/render-prometheus.ts';
 import { startLicd } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -38,6 +38,17 @@ frontends:
   t.is(s.scur, 1);
   t.is(s.bytesIn, 'HEARTBEAT\n'.length, 'bytes of a connection that is still open');
   t.is(s.bytesOut, 'OK\n'.length);
+  const f = source.snapshot().frontends[0]!;
+  t.is(f.scur, 1);
+  t.is(f.bytesIn, 'HEARTBEAT\n'.length, 'frontend bytes of a connection that is still open');
+  t.is(f.bytesOut, 'OK\n'.length);
+  c.write('HEARTBEAT\n');
+  await once(c, 'data');
+  t.is(source.snapshot().frontends[0]!.bytesIn, 2 * 'HEARTBEAT\n'.length, 'and they move while it is open');
+
+  c.destroy();
+  await waitFor(() => source.snapshot().frontends[0]!.scur === 0, { what: 'the connection ended' });
+  t.is(source.snapshot().frontends[0]!.bytesIn, 2 * 'HEARTBEAT\n'.length, 'counted once when it ends');
 
   const counted = await waitFor(() => {
     const d = source.snapshot().pools[0]!.servers[0]!.checkDurations;

@@ -107,7 +107,7 @@ test('rows: FRONTEND per frontend, a row per server and a BACKEND row per pool, 
 
   const primary = rows[2]!;
   t.like(primary, {
-    qcur: '1', qmax: '6', scur: '4', smax: '17', slim: '500', stot: '123457', bin: '9876543', bout: '1234567',
+    qcur: '', qmax: '', scur: '4', smax: '17', slim: '500', stot: '123457', bin: '9876543', bout: '1234567',
     econ: '11', wretr: '13', wredis: '5', status: 'UP', weight: '100', act: '1', bck: '0', chkfail: '21', chkdown: '2',
     lastchg: '3725', downtime: '65', type: '2', sid: '1', check_duration: '12', last_chk: 'ok', addr: '10.0.0.1:31010',
     tier: '0', bindings: '42', master: '1', features: 'LS-DYNA=3/50;MPPDYNA=1000/1024', admin_state: 'ready',

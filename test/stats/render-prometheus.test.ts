@@ -241,3 +241,9 @@ test('scrape cost: 100 pools x 10 servers (2 features each) stays well under the
   // Budget is 100 ms; the assertion leaves room for a loaded 2-core machine shared with other test runs.
   t.true(median(cpu) < 250, `median CPU ${median(cpu).toFixed(1)} ms`);
 });
+
+test('no per-server queue family: clients wait in the pool queue (licproxy_pool_queue_current), never per server', async (t) => {
+  const text = await new PrometheusExporter({ defaultMetrics: false }).render(scriptedSnapshot());
+  t.notRegex(text, /licproxy_server_queue_current/);
+  t.regex(text, /^licproxy_pool_queue_current\{/m);
+});

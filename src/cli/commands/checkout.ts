@@ -4,7 +4,7 @@ import { parseHostPort } from '../../common/address.ts';
 import { parseDuration, formatDuration } from '../../common/duration.ts';
 import { LpxError } from '../../common/errors.ts';
 import { asLpxError, LicenseError } from '../../client/client-errors.ts';
-import { LicenseClient, type Grant } from '../../client/license-client.ts';
+import { LicenseClient, type Grant, type ResumeResult } from '../../client/license-client.ts';
 import { TokenClient, type TokenGrant } from '../../client/token-client.ts';
 import { isWord } from '../../client/protocol-text.ts';
 import { intOption } from '../run-cli.ts';
@@ -18,6 +18,7 @@ interface CheckoutFlags {
   heartbeat: string;
   user?: string;
   queue?: boolean;
+  recheckout?: boolean;
   timeout: string;
   json?: boolean;
 }
@@ -35,6 +36,7 @@ export function registerCheckout(program: Command): void {
     .option('--heartbeat <duration>', 'heartbeat interval while holding', '1m')
     .option('--user <name>', 'user name sent in HELLO (default: the current user)')
     .option('--queue', 'wait in the server queue when no seat is free')
+    .option('--recheckout', 'while holding: when a failover lands on a server that does not know the license, check out anew (default: exit 2 at once)')
     .option('--timeout <duration>', 'connect and answer timeout', '5s')
     .option('--json', 'print one JSON object at the end instead of progress lines')
     .action((feature: string, flags: CheckoutFlags) => runCheckout(feature, flags));
@@ -51,6 +53,9 @@ async function runCheckout(feature: string, flags: CheckoutFlags): Promise<void>
   if (!isWord(user)) throw new LpxError('LPX_ERR_USAGE', `--user must be one word, got "${user}"`);
   const tokenPort = flags.tokenPort ?? (flags.tokens !== undefined ? target.port + 1 : undefined);
   if (tokenPort !== undefined && tokenPort > 65535) throw new LpxError('LPX_ERR_USAGE', `--token-port: license port + 1 is not a port, give --token-port`);
+  // Tokens are drawn on a connection to the server that issued the handle: a failover ends it, so there is nothing
+  // a new checkout could carry on with.
+  if (flags.recheckout && flags.tokens !== undefined) throw new LpxError('LPX_ERR_USAGE', '--recheckout cannot be used with --tokens (a failover ends the token connection)');
 
   const say = (line: string) => {
     if (!flags.json) process.stdout.write(line + '\n');
@@ -81,10 +86,13 @@ async function runCheckout(feature: string, flags: CheckoutFlags): Promise<void>
     }
 
     const started = Date.now();
+    // The license held now: a --recheckout after a lost failover replaces it.
+    let held: Grant = grant;
     if (hold > 0) {
       step = 'hold';
       say(`holding for ${formatDuration(hold)} (heartbeat every ${formatDuration(heartbeat)})`);
-      await holdLicense(client, tokenConn, hold, heartbeat, say);
+      const recheckout = flags.recheckout ? () => client!.checkout(feature, { count: flags.count }) : null;
+      held = await holdLicense(client, tokenConn, grant, hold, heartbeat, say, recheckout);
     }
     const heldMs = Date.now() - started;
 
@@ -95,7 +103,7 @@ async function runCheckout(feature: string, flags: CheckoutFlags): Promise<void>
       say(`tokens ${tokenGrant.tokens} released`);
     }
     step = 'CHECKIN';
-    await client.checkin(grant.handle);
+    await client.checkin(held.handle);
     say('checked in');
     step = 'QUIT';
     await client.quit();
@@ -104,8 +112,8 @@ async function runCheckout(feature: string, flags: CheckoutFlags): Promise<void>
         server: serverName,
         address: where,
         feature: grant.feature || feature,
-        handle: grant.handle,
-        count: grant.count,
+        handle: held.handle,
+        count: held.count,
         ...(tokenGrant ? { tokens: tokenGrant.tokens, tokenFeature: tokenGrant.feature } : {}),
         heldMs,
         checkedIn: true,
@@ -122,22 +130,28 @@ async function runCheckout(feature: string, flags: CheckoutFlags): Promise<void>
 
 /**
  * Holds the license for `ms`, heartbeating; ends early (and checks in normally) on SIGINT/SIGTERM. Fails when a
- * connection is lost or a heartbeat fails: the license is then gone, which the operator must see.
+ * connection is lost or a heartbeat fails: the license is then gone, which the operator must see. After a failover
+ * the client RESUMEs its handle on the serving member; a member that does not know it (a standalone server, or a
+ * set that had not replicated it) means the seat is gone: that fails at once, as a real license client stops, or
+ * with `recheckout` checks out anew. Resolves the license held at the end.
  */
 function holdLicense(
   client: LicenseClient,
   tokens: TokenClient | undefined,
+  grant: Grant,
   ms: number,
   heartbeatMs: number,
   say: (line: string) => void,
-): Promise<void> {
+  recheckout: (() => Promise<Grant>) | null,
+): Promise<Grant> {
+  let held = grant;
   // The operator watching a failover sees the license connection drop and come back on the new server.
   const onLost = (cause: Error) => say(`license connection lost (${cause.message}); resuming`);
-  const onResumed = (r: { resumed: string[]; gap: number }) => say(`resumed ${r.resumed.join(', ') || 'nothing'} after ${r.gap}ms`);
-  client.on('disconnected', onLost);
-  client.on('resumed', onResumed);
-  return new Promise<void>((resolve, reject) => {
+  return new Promise<Grant>((resolve, reject) => {
+    let finished = false;
     const done = (err?: Error) => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
       client.off('disconnected', onLost);
       client.off('resumed', onResumed);
@@ -145,8 +159,28 @@ function holdLicense(
       process.off('SIGTERM', onSignal);
       client.stopHeartbeat();
       if (err) reject(err);
-      else resolve();
+      else resolve(held);
     };
+    const onResumed = (r: ResumeResult) => {
+      const server = client.serverName ?? `${client.host}:${client.port}`;
+      if (!r.lost.some((l) => l.handle === held.handle)) {
+        say(`resumed ${r.resumed.join(', ')} on ${server} after ${r.gap}ms`);
+        return;
+      }
+      const why = `license lost: ${server} does not know handle ${held.handle} after the failover (the seat is gone)`;
+      if (recheckout === null) return done(new LicenseError('LICENSE_LOST', why));
+      say(`${why}; checking out anew`);
+      recheckout().then(
+        (g) => {
+          if (finished) return;
+          held = g;
+          say(`granted ${g.feature || grant.feature} x${g.count} handle=${g.handle} on ${server}`);
+        },
+        (err: unknown) => done(err instanceof Error ? err : new Error(String(err))),
+      );
+    };
+    client.on('disconnected', onLost);
+    client.on('resumed', onResumed);
     const onSignal = () => done();
     const timer = setTimeout(() => done(), ms);
     process.on('SIGINT', onSignal);

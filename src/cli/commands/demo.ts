@@ -27,7 +27,7 @@ function banner({ config, daemons, stats }: RunningBalancer): string {
   for (const d of daemons?.daemons ?? []) {
     const tier = pool?.servers.find((s) => s.name === d.name)?.tier;
     lines.push(
-      `  licd ${d.name.padEnd(10)} pid ${String(d.pid).padEnd(7)} license ${d.license}  tokens ${d.tokens}${tier !== undefined ? `  (tier ${tier})` : ''}`,
+      `  licd ${d.name.padEnd(10)} pid ${String(d.pid).padEnd(7)} license ${d.license}${d.tokens !== null ? `  tokens ${d.tokens}` : ''}${tier !== undefined ? `  (tier ${tier})` : ''}`,
     );
   }
   for (const f of config.frontends) lines.push(`  balancer ${f.name.padEnd(10)} ${formatHostPort(f.listen)} -> pool ${f.pool}, port ${f.port}`);

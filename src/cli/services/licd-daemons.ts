@@ -7,7 +7,8 @@ import { entryArgs } from '../../common/entry-points.ts';
 import { LpxError, errorMessage } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import { loadLicdConfig, type LicdConfig } from '../../config/licd-config.ts';
-import type { AppService } from '../../proxy/app.ts';
+import type { ProxyConfig } from '../../config/proxy-config.ts';
+import type { AppService, PreparedReload } from '../../proxy/app.ts';
 
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
@@ -18,7 +19,8 @@ export interface DaemonInfo {
   pid: number;
   host: string;
   license: number;
-  tokens: number;
+  /** Null: a one-port server. */
+  tokens: number | null;
 }
 
 interface Daemon {
@@ -94,6 +96,16 @@ export class LicdDaemons implements AppService {
     child.channel?.unref();
     this.#log.info({ daemon: config.server.name, pid: child.pid, license: ports.license, tokens: ports.tokens }, `licd ${config.server.name} running (pid ${child.pid})`);
     return d;
+  }
+
+  /** The licd children are started once: a changed `daemons:` list is said, and applies at the next start. */
+  async prepareReload(config: ProxyConfig): Promise<PreparedReload | null> {
+    if (JSON.stringify(config.daemons) === JSON.stringify(this.#files)) return null;
+    const files = config.daemons;
+    return {
+      commit: () => this.#log.warn({ running: this.#files, file: files }, 'daemons: changed in the file; applies at the next start'),
+      abort: () => {},
+    };
   }
 
   get daemons(): DaemonInfo[] {

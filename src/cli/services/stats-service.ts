@@ -1,249 +1,15 @@
 /**
- * The stats endpoint as a service of the balancer process: builds the stats snapshot from the runtime's plain
- * snapshot (the stats code never sees live proxy objects), forwards admin calls, and follows reloads of the
- * `stats:` section.
+ * The stats endpoint as a service of the balancer process: runs the stats listener while the configuration has a
+ * `stats:` section, and follows reloads of that section. What it shows comes from RuntimeStatsSource.
  */
 import { readFileSync } from 'node:fs';
-import { formatHostPort } from '../../common/address.ts';
+import { formatHostPort, type HostPort } from '../../common/address.ts';
 import { errorMessage, LpxError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { ProxyConfig, StatsConfig } from '../../config/proxy-config.ts';
-import type { AppService, ProxyApp } from '../../proxy/app.ts';
-import type { ProxyEvent } from '../../proxy/event-log.ts';
-import type { FrontendSnapshot } from '../../proxy/frontend.ts';
-import type { PoolCheckouts } from '../../proxy/license-session/checkout-counters.ts';
-import type { RuntimeSnapshot } from '../../proxy/runtime.ts';
-import type { PoolSnapshot } from '../../proxy/pool.ts';
-import type { Server, ServerSnapshot } from '../../proxy/server.ts';
-import type {
-  AdminAction,
-  AdminResult,
-  AdminState,
-  FrontendStats,
-  PoolStats,
-  ProcessStats,
-  ReloadResult,
-  ServerStats,
-  ServerStatus,
-  StatsEvent,
-  StatsSnapshot,
-  StatsSource,
-} from '../../stats/snapshot.ts';
-import { sumServers } from '../../stats/snapshot.ts';
+import type { AppService, PreparedReload, ProxyApp } from '../../proxy/app.ts';
+import { RuntimeStatsSource, type SnapshotProvider } from '../../stats/runtime-stats-source.ts';
 import { StatsServer } from '../../stats/stats-server.ts';
-import { VERSION } from '../version.ts';
-
-const TRANSITIONAL = /^(UP|DOWN) \d+\/\d+$/;
-
-/** Where the runtime snapshot comes from when it is not the app's own runtime alone (a cluster primary). */
-export interface SnapshotProvider {
-  refresh(): Promise<void>;
-  snapshot(): RuntimeSnapshot;
-  readonly workers: NonNullable<ProcessStats['workers']>;
-}
-
-/** Adapts the running balancer to what the stats server reads and calls. */
-export class RuntimeStatsSource implements StatsSource {
-  readonly #app: ProxyApp;
-  readonly #provider: SnapshotProvider | null;
-  readonly #startedAt = Date.now();
-  readonly refresh?: () => Promise<void>;
-
-  constructor(app: ProxyApp, provider: SnapshotProvider | null = null) {
-    this.#app = app;
-    this.#provider = provider;
-    if (provider !== null) this.refresh = () => provider.refresh();
-  }
-
-  snapshot(): StatsSnapshot {
-    const p = this.#provider;
-    const rt = p !== null ? p.snapshot() : this.#app.runtime.snapshot();
-    return {
-      at: rt.time,
-      process: {
-        pid: process.pid,
-        uptimeMs: rt.time - this.#startedAt,
-        version: VERSION,
-        startedAt: this.#startedAt,
-        ...(p !== null ? { workers: p.workers } : {}),
-      },
-      frontends: rt.frontends.map(frontendStats),
-      pools: rt.pools.map((p) => poolStats(p, this.#app.runtime.config)),
-    };
-  }
-
-  events(): readonly StatsEvent[] {
-    return this.#app.runtime.eventList().map(statsEvent);
-  }
-
-  setServerState(pool: string, server: string, state: AdminState): AdminResult {
-    const found = this.#find(pool, server);
-    if (!('server' in found)) return found;
-    found.server.setAdminState(state, 'admin API');
-    return { ok: true };
-  }
-
-  setServerWeight(pool: string, server: string, weight: number): AdminResult {
-    const found = this.#find(pool, server);
-    if (!('server' in found)) return found;
-    try {
-      found.server.setWeight(weight, 'admin API');
-    } catch (err) {
-      return { ok: false, error: 'invalid', message: errorMessage(err) };
-    }
-    return { ok: true };
-  }
-
-  clearServerBindings(pool: string, server: string): AdminResult {
-    const found = this.#find(pool, server);
-    if (!('server' in found)) return found;
-    found.server.clearBindings('admin API');
-    return { ok: true };
-  }
-
-  #find(pool: string, server: string): AdminResult | { server: Server } {
-    const rt = this.#app.runtime;
-    if (!rt.pool(pool)) return { ok: false, error: 'no_pool', message: `no pool "${pool}"` };
-    const s = rt.server(pool, server);
-    if (!s) return { ok: false, error: 'no_server', message: `no server "${server}" in pool "${pool}"` };
-    return { server: s };
-  }
-
-  async reload(): Promise<ReloadResult> {
-    const r = await this.#app.reload();
-    return r.ok ? { ok: true } : { ok: false, error: r.errors.join('\n') };
-  }
-
-  recordAdminAction(action: AdminAction): void {
-    // Applied changes are already events of the server (state / weight) or of the runtime (reload); a refused
-    // one is recorded here so the event list shows every attempt.
-    if (action.ok) return;
-    this.#app.runtime.events.add({
-      kind: 'admin',
-      ...(action.pool !== undefined ? { pool: action.pool } : {}),
-      ...(action.server !== undefined ? { server: action.server } : {}),
-      reason: `${action.action} from ${action.remote} refused: ${action.error ?? 'error'}`,
-    });
-  }
-}
-
-function frontendStats(f: FrontendSnapshot): FrontendStats {
-  const c = f.counters;
-  return {
-    name: f.name,
-    listen: f.address ?? f.listen,
-    pool: f.pool,
-    port: f.port,
-    status: f.accepting ? 'OPEN' : 'STOPPED',
-    scur: c.current,
-    smax: c.max,
-    slim: f.maxConnections > 0 ? f.maxConnections : null,
-    stot: c.total,
-    denied: c.denied + c.overLimit,
-    bytesIn: c.bytesIn,
-    bytesOut: c.bytesOut,
-  };
-}
-
-function serverStatus(s: ServerSnapshot): ServerStatus {
-  if (s.status === 'UP' && s.full && !TRANSITIONAL.test(s.checkStatus)) return 'FULL';
-  if (s.status === 'UP' || s.status === 'DOWN') {
-    return TRANSITIONAL.test(s.checkStatus) ? (s.checkStatus as ServerStatus) : s.status;
-  }
-  return s.status;
-}
-
-function serverStats(s: ServerSnapshot): ServerStats {
-  const c = s.counters;
-  const check = s.lastCheck;
-  return {
-    name: s.name,
-    host: s.host,
-    ports: { ...s.ports },
-    tier: s.tier,
-    weight: { effective: s.effectiveWeight, configured: s.weight },
-    adminState: s.adminState,
-    status: serverStatus(s),
-    scur: c.cur,
-    smax: c.max,
-    slim: s.maxConnections > 0 ? s.maxConnections : null,
-    stot: c.total,
-    qcur: c.queueCur,
-    qmax: c.queueMax,
-    bytesIn: c.bytesIn,
-    bytesOut: c.bytesOut,
-    connectErrors: c.connectErrors,
-    retries: c.retries,
-    redispatches: c.redispatches,
-    checkFailures: c.failedChecks,
-    downTransitions: c.downTransitions,
-    upTransitions: c.upTransitions,
-    lastCheck: check ? { ok: check.ok, reason: check.reason, durationMs: check.durationMs, at: check.at } : null,
-    ...(s.checked ? { checkDurations: s.checkDurations } : {}),
-    lastChangeAt: c.lastChange || null,
-    downtimeMs: c.downtime,
-    bindings: s.bindings,
-    ...(check?.master !== undefined ? { master: check.master } : {}),
-    features: (check?.features ?? []).map((f) => ({
-      name: f.name,
-      issued: f.issued,
-      inUse: f.inUse,
-      ...(f.expiry !== undefined ? { expiry: f.expiry } : {}),
-      ...(f.expired !== undefined ? { expired: f.expired } : {}),
-    })),
-    ...(s.countsSeats ? { freeSeats: s.freeSeats } : {}),
-  };
-}
-
-interface AffinitySnapshot {
-  by: 'source' | 'handle' | 'none';
-  bindings: number;
-  hits: number;
-  misses: number;
-  evictions: number;
-}
-
-function poolStats(p: PoolSnapshot & PoolCheckouts & { affinity?: AffinitySnapshot }, config: ProxyConfig): PoolStats {
-  const servers = p.servers.map(serverStats);
-  const by = config.pools.find((c) => c.name === p.name)?.affinity.by ?? 'none';
-  // The pair/triad line of the serving member says most; any member's will do when none serves.
-  const redundancy =
-    p.servers.find((s) => s.lastCheck?.master && s.lastCheck.redundancy)?.lastCheck?.redundancy ??
-    p.servers.find((s) => s.lastCheck?.redundancy)?.lastCheck?.redundancy;
-  return {
-    name: p.name,
-    mode: p.mode,
-    balance: p.balance,
-    available: p.available,
-    usable: p.usable,
-    activeTier: p.activeTier >= 0 ? p.activeTier : null,
-    failovers: p.counters.failovers,
-    lastFailoverAt: p.counters.lastFailover || null,
-    affinity: p.affinity ?? { by, bindings: 0, hits: 0, misses: 0, evictions: 0 },
-    ...(redundancy !== undefined ? { redundancy } : {}),
-    totals: sumServers(servers),
-    queue: { cur: p.counters.queueCur, max: p.counters.queueMax },
-    ...(p.checkouts !== undefined ? { checkouts: p.checkouts } : {}),
-    ...(p.feature !== null && p.feature !== undefined ? { feature: p.feature, featureServed: p.featureServed === true } : {}),
-    ...(p.failoverHold ? { failoverHold: p.failoverHold } : {}),
-    ...(p.failbackStepping ? { failbackStepping: p.failbackStepping } : {}),
-    servers,
-  };
-}
-
-function statsEvent(e: ProxyEvent): StatsEvent {
-  const type =
-    e.kind === 'server' ? (e.to === 'UP' ? 'up' : e.to === 'DOWN' ? 'down' : 'other') : e.kind;
-  return {
-    at: e.time,
-    type,
-    ...(e.pool !== undefined ? { pool: e.pool } : {}),
-    ...(e.server !== undefined ? { server: e.server } : {}),
-    ...(e.from !== undefined ? { from: e.from } : {}),
-    ...(e.to !== undefined ? { to: e.to } : {}),
-    reason: e.reason,
-  };
-}
 
 function readToken(stats: StatsConfig): string | null {
   if (!stats.admin) return null;
@@ -263,6 +29,8 @@ export class StatsService implements AppService {
   #app: ProxyApp | null = null;
   #server: StatsServer | null = null;
   #current: string | null = null;
+  /** `stats.listen` as configured for the running listener. */
+  #listen: HostPort | null = null;
 
   constructor(opts: { log: Logger; provider?: SnapshotProvider | null }) {
     this.#log = opts.log.child({ component: 'stats' });
@@ -276,22 +44,44 @@ export class StatsService implements AppService {
 
   async start(app: ProxyApp): Promise<void> {
     this.#app = app;
-    await this.#follow(app.config);
+    const p = await this.prepareReload(app.config);
+    p?.commit();
   }
 
-  async reload(config: ProxyConfig): Promise<void> {
-    await this.#follow(config);
-  }
-
-  async #follow(config: ProxyConfig): Promise<void> {
+  /**
+   * A reload's first half: a moved `stats.listen` is bound now, beside the running listener, so a port in use fails
+   * the whole reload and the running endpoint goes on answering. The switch happens at commit; the old listener
+   * then finishes its in-flight requests (the `POST /api/reload` that asked for this one among them).
+   */
+  async prepareReload(config: ProxyConfig): Promise<PreparedReload | null> {
     const stats = config.stats;
     const token = stats ? readToken(stats) : null;
     const key = stats ? JSON.stringify({ ...stats, token }) : null;
-    if (key === this.#current) return;
-    await this.#server?.stop();
-    this.#server = null;
-    this.#current = null;
-    if (!stats) return;
+    if (key === this.#current) return null;
+    const old = this.#server;
+    const retire = (): void => {
+      void old?.stop().catch((err: unknown) => this.#log.error({ error: errorMessage(err) }, 'stopping the old stats listener failed'));
+    };
+    if (!stats) {
+      return {
+        commit: () => {
+          this.#server = null;
+          this.#current = null;
+          this.#listen = null;
+          retire();
+        },
+        abort: () => {},
+      };
+    }
+    if (old !== null && this.#listen !== null && sameHostPort(this.#listen, stats.listen)) {
+      return {
+        commit: () => {
+          old.configure({ refreshMs: stats.refresh, adminToken: token });
+          this.#current = key;
+        },
+        abort: () => {},
+      };
+    }
     const server = new StatsServer({
       host: stats.listen.host,
       port: stats.listen.port,
@@ -305,13 +95,25 @@ export class StatsService implements AppService {
     } catch (err) {
       throw new LpxError('LPX_ERR_LISTEN', `stats.listen ${formatHostPort(stats.listen)}: ${errorMessage(err)}`);
     }
-    this.#server = server;
-    this.#current = key;
+    return {
+      commit: () => {
+        this.#server = server;
+        this.#current = key;
+        this.#listen = stats.listen;
+        retire();
+      },
+      abort: () => server.stop(),
+    };
   }
 
   async stop(): Promise<void> {
     await this.#server?.stop();
     this.#server = null;
     this.#current = null;
+    this.#listen = null;
   }
+}
+
+function sameHostPort(a: HostPort, b: HostPort): boolean {
+  return a.host === b.host && a.port === b.port;
 }

@@ -1,6 +1,6 @@
 import type { AffinityConfig } from '../../config/proxy-config.ts';
 import { HandleAffinity } from './handle-affinity.ts';
-import type { AffinityHost } from './pool-affinity.ts';
+import type { AffinityHost } from '../contracts.ts';
 import { SourceAffinity } from './source-affinity.ts';
 
 /** The pool's affinity for `by`, or null for `none` (the pool then balances without any lookup). */

@@ -7,10 +7,10 @@
  * Pool server names must be the licd server names (they are what handles carry).
  */
 import type { AffinityConfig } from '../../config/proxy-config.ts';
-import type { SelectContext, SelectResult } from '../pool.ts';
+import type { AffinityHost, AffinitySnapshot, PoolAffinity, SelectContext, SelectResult } from '../contracts.ts';
 import type { Server } from '../server.ts';
 import { serverOfHandleLine } from './first-line.ts';
-import { placeOn, takesBound, type AffinityHost, type AffinitySnapshot, type PoolAffinity } from './pool-affinity.ts';
+import { placeOn, takesBound } from './pool-affinity.ts';
 
 /** Where a first line sends its connection: a server, `null` (balance it), or `unknown` (answer UNKNOWN_HANDLE). */
 export type HandleRoute = Server | null | 'unknown';

@@ -4,10 +4,10 @@
  * finds it (the race of haproxy issue 3243, where a stick table learned the server only once connected).
  */
 import type { AffinityConfig } from '../../config/proxy-config.ts';
-import type { SelectContext, SelectResult } from '../pool.ts';
+import type { AffinityHost, AffinitySnapshot, PoolAffinity, SelectContext, SelectResult } from '../contracts.ts';
 import { Server } from '../server.ts';
 import { AffinityTable } from './affinity-table.ts';
-import { placeOn, takesBound, type AffinityHost, type AffinitySnapshot, type PoolAffinity } from './pool-affinity.ts';
+import { placeOn, takesBound } from './pool-affinity.ts';
 
 export class SourceAffinity implements PoolAffinity {
   readonly by = 'source' as const;

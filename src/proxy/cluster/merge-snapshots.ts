@@ -10,7 +10,7 @@ import type { RuntimeSnapshot } from '../runtime.ts';
 import type { ServerCounters, ServerSnapshot } from '../server.ts';
 
 /** Server counters that count connections, kept by the workers; the rest (checks, transitions) are the primary's. */
-const SERVER_CONN_COUNTERS = ['cur', 'max', 'total', 'bytesIn', 'bytesOut', 'connectErrors', 'retries', 'redispatches', 'queueCur', 'queueMax'] as const satisfies readonly (keyof ServerCounters)[];
+const SERVER_CONN_COUNTERS = ['cur', 'max', 'total', 'bytesIn', 'bytesOut', 'connectErrors', 'retries', 'redispatches'] as const satisfies readonly (keyof ServerCounters)[];
 const FRONTEND_COUNTERS = ['total', 'current', 'max', 'denied', 'overLimit', 'bytesIn', 'bytesOut'] as const satisfies readonly (keyof FrontendCounters)[];
 const POOL_CONN_COUNTERS = ['queueCur', 'queueMax', 'queueTimeouts', 'noServer'] as const;
 

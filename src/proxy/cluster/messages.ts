@@ -12,8 +12,11 @@ export type MirrorEntry = readonly [pool: string, server: string, state: ServerM
 export type ToWorker =
   /** First message: which slot this worker fills, its configuration, and every server's current state. */
   | { t: 'start'; index: number; workers: number; config: ProxyConfig; states: MirrorEntry[]; pretty: boolean }
-  /** A reload; answered by `applied` with the same `seq`. */
+  /** A reload's first half (listeners opened, nothing switched); answered by `applied` with the same `seq`. */
   | { t: 'apply'; seq: number; config: ProxyConfig }
+  /** The prepared reload's second half: switch to it (`commit`), or close what it opened (`abort`). */
+  | { t: 'commit' }
+  | { t: 'abort' }
   | { t: 'servers'; states: MirrorEntry[] }
   /** Answer to `aff-ask`: the bound server, or null: the worker balances and tells the primary with `aff-bind`. */
   | { t: 'aff'; id: number; server: string | null }

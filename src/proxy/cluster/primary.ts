@@ -11,7 +11,7 @@ import { entryFile, loaderArgs } from '../../common/entry-points.ts';
 import { errorMessage, LpxError } from '../../common/errors.ts';
 import type { Logger } from '../../common/logger.ts';
 import type { ProxyConfig } from '../../config/proxy-config.ts';
-import type { AppService, ProxyApp } from '../app.ts';
+import type { AppService, PreparedReload, ProxyApp } from '../app.ts';
 import type { Pool } from '../pool.ts';
 import type { RuntimeSnapshot } from '../runtime.ts';
 import type { Server } from '../server.ts';
@@ -123,16 +123,28 @@ export class ClusterPrimary implements AppService {
     this.#log.info({ workers: this.#slots.map((s) => s.pid) }, `${this.#slots.length} workers running`);
   }
 
-  /** Before the primary applies a reload: the workers open new listeners first, so a port in use fails it whole. */
-  async prepareReload(config: ProxyConfig): Promise<void> {
+  /**
+   * A reload's first half in every worker: each opens its new listeners and switches nothing, so a port in use fails
+   * the reload whole. The workers switch at `commit` (or close what they opened at `abort`).
+   */
+  async prepareReload(config: ProxyConfig): Promise<PreparedReload | null> {
     const live = this.#slots.filter((s) => s.worker !== null);
     const [first, ...rest] = live;
-    if (!first) return;
+    if (!first) return null;
+    // The very processes that prepared: a worker replaced meanwhile starts from the primary's configuration.
+    const prepared = live.map((s) => s.worker!);
+    const tell = (m: ToWorker): void => {
+      for (const w of prepared) if (w.isConnected()) w.send(m);
+    };
     const errors = [await this.#apply(first, config)];
     // The first worker opened what was new; the others share those listening sockets, so theirs cannot fail on a port.
     if (errors[0] === null) errors.push(...(await Promise.all(rest.map((s) => this.#apply(s, config)))));
     const error = errors.find((e) => e !== null);
-    if (error != null) throw new LpxError('LPX_ERR_LISTEN', error);
+    if (error != null) {
+      tell({ t: 'abort' });
+      throw new LpxError('LPX_ERR_LISTEN', error);
+    }
+    return { commit: () => tell({ t: 'commit' }), abort: () => tell({ t: 'abort' }) };
   }
 
   #apply(slot: Slot, config: ProxyConfig): Promise<string | null> {

@@ -11,18 +11,12 @@
  * A connection that ends releases what it holds (`aff-release`); when a worker dies, the primary releases for it.
  */
 import type { AffinityConfig } from '../../config/proxy-config.ts';
-import type { AffinitySnapshot, AffinityHost, PoolAffinity } from '../affinity/pool-affinity.ts';
 import { placeOn, takesBound } from '../affinity/pool-affinity.ts';
-import type { SelectContext, SelectResult } from '../pool.ts';
+import type { AffinityHost, AffinitySnapshot, AskingContext, PoolAffinity, SelectContext, SelectResult } from '../contracts.ts';
 import { Server } from '../server.ts';
 import type { ToPrimary } from './messages.ts';
 
-/** A connection that waits for the primary's answer before it is placed. */
-export interface AskingContext extends SelectContext {
-  affinityRef: object | null;
-  /** The answer is in: place the connection now (unless it ended meanwhile). */
-  affinityAnswered(): void;
-}
+export type { AskingContext } from '../contracts.ts';
 
 /** What one connection holds of the primary's table. */
 interface RemoteRef {

@@ -5,10 +5,10 @@
  * its own connection lines; server state changes are the primary's to log.
  */
 import { errorMessage } from '../../common/errors.ts';
-import { createLogger, silentLogger, type Logger } from '../../common/logger.ts';
+import { createLogger, silentLogger } from '../../common/logger.ts';
 import type { ProxyConfig } from '../../config/proxy-config.ts';
 import { createAffinity } from '../affinity/create-affinity.ts';
-import { ProxyRuntime } from '../runtime.ts';
+import { ProxyRuntime, type PreparedApply } from '../runtime.ts';
 import { isToWorker, type MirrorEntry, type ToPrimary, type ToWorker } from './messages.ts';
 import { AffinityClient, RemoteSourceAffinity } from './remote-affinity.ts';
 import { MirrorBook, RemoteMonitor } from './remote-monitor.ts';
@@ -55,6 +55,19 @@ export async function runWorker(): Promise<void> {
     void runtime.stop(graceMs).finally(() => log.flush(() => process.exit(0)));
   };
 
+  // A reload prepared here, waiting for the primary's `commit` (every worker and the primary are ready) or `abort`.
+  let pending: { apply: PreparedApply; config: ProxyConfig } | null = null;
+  const prepare = async (config: ProxyConfig): Promise<string | null> => {
+    pending?.apply.abort();
+    pending = null;
+    try {
+      pending = { apply: await runtime.prepare(shareLimits(config, index, workers)), config };
+      return null;
+    } catch (err) {
+      return errorMessage(err);
+    }
+  };
+
   process.on('message', (m: unknown) => {
     if (!isToWorker(m)) return;
     switch (m.t) {
@@ -63,7 +76,21 @@ export async function runWorker(): Promise<void> {
       case 'aff':
         return affinity.answered(m.id, m.server);
       case 'apply':
-        return void apply(runtime, log, m.config, index, workers).then((error) => send({ t: 'applied', seq: m.seq, error }));
+        return void prepare(m.config).then((error) => send({ t: 'applied', seq: m.seq, error }));
+      case 'commit': {
+        const p = pending;
+        pending = null;
+        if (p) {
+          p.apply.commit();
+          if (log.level !== 'silent') log.level = p.config.global.logLevel;
+        }
+        return;
+      }
+      case 'abort': {
+        const p = pending;
+        pending = null;
+        return p?.apply.abort();
+      }
       case 'snapshot':
         return send({ t: 'snapshot', seq: m.seq, snapshot: runtime.snapshot() });
       case 'stop':
@@ -86,16 +113,6 @@ export async function runWorker(): Promise<void> {
     return;
   }
   send({ t: 'ready', pid: process.pid });
-}
-
-async function apply(runtime: ProxyRuntime, log: Logger, config: ProxyConfig, index: number, workers: number): Promise<string | null> {
-  try {
-    await runtime.apply(shareLimits(config, index, workers));
-    log.level = config.global.logLevel;
-    return null;
-  } catch (err) {
-    return errorMessage(err);
-  }
 }
 
 function firstMessage(): Promise<Extract<ToWorker, { t: 'start' }>> {

@@ -13,7 +13,7 @@
 import type { BalanceAlgorithm, OverflowConfig } from '../../config/proxy-config.ts';
 import type { Balancer, PickContext } from '../balance/balancer-base.ts';
 import { createBalancer } from '../balance/create-balancer.ts';
-import type { SelectResult } from '../pool.ts';
+import type { SelectResult } from '../contracts.ts';
 import type { Server } from '../server.ts';
 
 export interface TierRouting {
