@@ -359,6 +359,15 @@ export class Server implements HealthSubject, BindingTarget {
   /** Called by the failback timer. */
   failbackDelayOver(): void {
     this.#failbackTimer = null;
+    // The timer runs on the event loop's monotonic clock, the delay is judged on Date.now(): each clock rounds to
+    // whole milliseconds on its own, so the timer may fire up to a millisecond before `#inFailbackDelay` agrees.
+    // Refreshing then would leave the server NOLB with no timer left to end it (no failback, ever): wait the rest.
+    const rest = this.#recoveredAt + this.#owner.failback.delay - Date.now();
+    if (rest > 0) {
+      this.#failbackTimer = setTimeout(onFailbackDelayOver, rest, this);
+      this.#failbackTimer.unref();
+      return;
+    }
     this.#refresh('failback delay over');
   }
 

@@ -3,16 +3,14 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { findFeature, isLmstatOutput, parseLmstat } from '../../src/client/lmstat-parser.ts';
 
-const SHARED = fileURLToPath(new URL('../../../shared/fixtures/lmstat/', import.meta.url));
-const OURS = fileURLToPath(new URL('../fixtures/lmstat/', import.meta.url));
-const shared = (name: string) => readFileSync(SHARED + name, 'utf8');
-const ours = (name: string) => readFileSync(OURS + name, 'utf8');
+const FIXTURES = fileURLToPath(new URL('../fixtures/lmstat/', import.meta.url));
+const fixture = (name: string) => readFileSync(FIXTURES + name, 'utf8');
 
 const users = (s: ReturnType<typeof parseLmstat>) => s.features.reduce((n, f) => n + f.users.length, 0);
 const reservations = (s: ReturnType<typeof parseLmstat>) => s.features.reduce((n, f) => n + f.reservations.length, 0);
 
 test('app1: three servers on 27002, host2.domain.net is MASTER, one vendor daemon', (t) => {
-  const s = parseLmstat(shared('lmstat_app1.txt'));
+  const s = parseLmstat(fixture('lmstat_app1.txt'));
   t.deepEqual(
     s.servers.map((x) => [x.host, x.port, x.up, x.master, x.version]),
     [
@@ -28,7 +26,7 @@ test('app1: three servers on 27002, host2.domain.net is MASTER, one vendor daemo
 });
 
 test('app1: feature totals, user lines, reservations', (t) => {
-  const s = parseLmstat(shared('lmstat_app1.txt'));
+  const s = parseLmstat(fixture('lmstat_app1.txt'));
   t.is(s.features.length, 54); // feature42 is listed twice in the capture, both are kept
   t.is(s.features.filter((f) => f.name === 'feature42').length, 2);
   t.is(users(s), 129);
@@ -64,7 +62,7 @@ test('app1: feature totals, user lines, reservations', (t) => {
 });
 
 test('app1: odd user lines (spaces in names, queued, no display, linger)', (t) => {
-  const s = parseLmstat(shared('lmstat_app1.txt'));
+  const s = parseLmstat(fixture('lmstat_app1.txt'));
   const all = s.features.flatMap((f) => f.users);
   const jane = all.find((u) => u.user === 'Jane Doe Jr.')!;
   t.is(jane.host, 'jane');
@@ -94,7 +92,7 @@ test('app1: odd user lines (spaces in names, queued, no display, linger)', (t) =
 });
 
 test('app2: master host2, 10 features, singular issued, user counts', (t) => {
-  const s = parseLmstat(shared('lmstat_app2.txt'));
+  const s = parseLmstat(fixture('lmstat_app2.txt'));
   t.deepEqual(s.servers.map((x) => [x.host, x.port, x.master]), [
     ['host1', 28000, false],
     ['host2', 28000, true],
@@ -115,7 +113,7 @@ test('app2: master host2, 10 features, singular issued, user counts', (t) => {
 });
 
 test('app3: host1 MASTER, two vendor daemons, feature7 163 in use of 600', (t) => {
-  const s = parseLmstat(shared('lmstat_app3.txt'));
+  const s = parseLmstat(fixture('lmstat_app3.txt'));
   t.is(s.master, 'host1');
   t.deepEqual(s.vendors.map((v) => [v.name, v.up, v.version]), [
     ['daemon1', true, 'v11.14'],
@@ -131,7 +129,7 @@ test('app3: host1 MASTER, two vendor daemons, feature7 163 in use of 600', (t) =
 });
 
 test('server_down: host3 cannot be reached, the set is still up with host2 MASTER', (t) => {
-  const s = parseLmstat(shared('lmstat_server_down.txt'));
+  const s = parseLmstat(fixture('lmstat_server_down.txt'));
   t.is(s.servers.length, 3);
   const host3 = s.servers.find((x) => x.host === 'host3')!;
   t.false(host3.up);
@@ -147,7 +145,7 @@ test('server_down: host3 cannot be reached, the set is still up with host2 MASTE
 });
 
 test('server_up_win: indented server lines, two members, one MASTER', (t) => {
-  const text = shared('lmstat_server_up_win.txt');
+  const text = fixture('lmstat_server_up_win.txt');
   for (const variant of [text, text.replace(/\r?\n/g, '\r\n')]) {
     const s = parseLmstat(variant);
     t.deepEqual(s.servers.map((x) => [x.host, x.port, x.up, x.master, x.version]), [
@@ -160,11 +158,12 @@ test('server_up_win: indented server lines, two members, one MASTER', (t) => {
   }
 });
 
-test('every shared fixture parses, also with CRLF line endings, and is recognised as lmstat output', (t) => {
-  const files = readdirSync(SHARED).filter((f) => f.endsWith('.txt'));
+test('every captured lmstat output parses, also with CRLF line endings, and is recognised as lmstat output', (t) => {
+  // The real captures (test/fixtures/README.md); the hand-written ones are judged by the tests above.
+  const files = readdirSync(FIXTURES).filter((f) => f.startsWith('lmstat_') && f.endsWith('.txt'));
   t.true(files.length >= 5);
   for (const f of files) {
-    const text = shared(f);
+    const text = fixture(f);
     const lf = parseLmstat(text);
     const crlf = parseLmstat(text.replace(/\r?\n/g, '\r\n'));
     t.deepEqual(crlf, lf, f);
@@ -174,7 +173,7 @@ test('every shared fixture parses, also with CRLF line endings, and is recognise
 });
 
 test('licd format (SPEC 4.2 example)', (t) => {
-  const s = parseLmstat(ours('licd_spec.txt'));
+  const s = parseLmstat(fixture('licd_spec.txt'));
   t.deepEqual(s.servers, [{ host: 'primary', port: 27101, up: true, master: true, version: 'v1.0' }]);
   t.is(s.master, 'primary');
   t.deepEqual(s.vendors, [{ name: 'licd', up: true, version: 'v1.0', on: 'primary' }]);
@@ -206,7 +205,7 @@ test('licd format (SPEC 4.2 example)', (t) => {
 });
 
 test('licd triad member: no MASTER, redundancy line, plural licenses', (t) => {
-  const s = parseLmstat(ours('licd_triad.txt'));
+  const s = parseLmstat(fixture('licd_triad.txt'));
   t.is(s.master, undefined);
   t.true(s.up);
   t.deepEqual(s.redundancy, { mode: 'triad', state: 'paired and synced', raw: 'Redundancy: triad, paired and synced' });
@@ -237,7 +236,7 @@ test('licd queued user line (no handle) counts as queued, not in use', (t) => {
 });
 
 test('FlexNet variants: uncounted node-locked, Error lines, vendor daemon down, CRLF', (t) => {
-  const s = parseLmstat(ours('flexnet_mixed.txt'));
+  const s = parseLmstat(fixture('flexnet_mixed.txt'));
   t.is(s.master, 'lic01');
   t.deepEqual(s.vendors.map((v) => [v.name, v.up]), [
     ['ansyslmd', true],
@@ -259,7 +258,7 @@ test('FlexNet variants: uncounted node-locked, Error lines, vendor daemon down, 
 });
 
 test('a server that is entirely down: not up, no master, errors kept', (t) => {
-  const s = parseLmstat(ours('flexnet_all_down.txt'));
+  const s = parseLmstat(fixture('flexnet_all_down.txt'));
   t.false(s.up);
   t.is(s.master, undefined);
   t.deepEqual(s.servers, [{ host: 'deadhost', port: 27000, up: false, master: false }]);
@@ -293,7 +292,7 @@ test('DOWN server line and garbage never throw', (t) => {
 });
 
 test('isLmstatOutput tells lmstat output from other stdout', (t) => {
-  t.true(isLmstatOutput(ours('licd_spec.txt')));
+  t.true(isLmstatOutput(fixture('licd_spec.txt')));
   t.true(isLmstatOutput('Users of X:  (Uncounted, node-locked)\n'));
   t.false(isLmstatOutput('OK\n'));
   t.false(isLmstatOutput('{"servers":[]}'));

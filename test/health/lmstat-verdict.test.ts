@@ -3,10 +3,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isExpired, lmstatVerdict } from '../../src/health/lmstat-verdict.ts';
 
-const SHARED = fileURLToPath(new URL('../../../shared/fixtures/lmstat/', import.meta.url));
-const OURS = fileURLToPath(new URL('../fixtures/lmstat/', import.meta.url));
-const shared = (name: string) => readFileSync(SHARED + name, 'utf8');
-const ours = (name: string) => readFileSync(OURS + name, 'utf8');
+const FIXTURES = fileURLToPath(new URL('../fixtures/lmstat/', import.meta.url));
+const fixture = (name: string) => readFileSync(FIXTURES + name, 'utf8');
 const NOW = Date.UTC(2026, 5, 1);
 
 test('expiry dates: past, future, the whole last day, permanent and unparsable', (t) => {
@@ -21,16 +19,16 @@ test('expiry dates: past, future, the whole last day, permanent and unparsable',
 });
 
 test('a FlexLM triad answer: the member is found by host name, full or short', (t) => {
-  const text = shared('lmstat_app2.txt');
+  const text = fixture('lmstat_app2.txt');
   t.like(lmstatVerdict(text, 'host2', [], NOW), { ok: true, master: true });
   t.like(lmstatVerdict(text, 'host1', [], NOW), { ok: true, master: false });
-  t.like(lmstatVerdict(shared('lmstat_app1.txt'), 'host2', [], NOW), { ok: true, master: true }, 'short name of host2.domain.net');
+  t.like(lmstatVerdict(fixture('lmstat_app1.txt'), 'host2', [], NOW), { ok: true, master: true }, 'short name of host2.domain.net');
   // An address lmstat does not print: the set is judged (UP), and it cannot claim to be the master.
   t.like(lmstatVerdict(text, '10.0.0.7', [], NOW), { ok: true, master: false });
 });
 
 test('the member that cannot be reached is not UP; the others are fine', (t) => {
-  const text = shared('lmstat_server_down.txt');
+  const text = fixture('lmstat_server_down.txt');
   const down = lmstatVerdict(text, 'host3', [], NOW);
   t.false(down.ok);
   t.regex(down.reason, /^not UP: Cannot connect to license server system/);
@@ -38,16 +36,16 @@ test('the member that cannot be reached is not UP; the others are fine', (t) => 
 });
 
 test('usage is one entry per feature with issued and in use', (t) => {
-  const v = lmstatVerdict(shared('lmstat_app1.txt'), 'host2.domain.net', [], NOW);
+  const v = lmstatVerdict(fixture('lmstat_app1.txt'), 'host2.domain.net', [], NOW);
   t.like(v.features?.find((f) => f.name === 'feature1'), { issued: 1814, inUse: 1206 });
   const names = v.features!.map((f) => f.name);
   t.is(new Set(names).size, names.length);
 });
 
 test('licd answers: spec example is master with usage, a triad member carries its pair status', (t) => {
-  const spec = lmstatVerdict(ours('licd_spec.txt'), '127.0.0.1', ['LS-DYNA'], NOW);
+  const spec = lmstatVerdict(fixture('licd_spec.txt'), '127.0.0.1', ['LS-DYNA'], NOW);
   t.like(spec, { ok: true, master: true });
-  const triad = lmstatVerdict(ours('licd_triad.txt'), '127.0.0.1', ['LS-DYNA', 'MPPDYNA'], NOW);
+  const triad = lmstatVerdict(fixture('licd_triad.txt'), '127.0.0.1', ['LS-DYNA', 'MPPDYNA'], NOW);
   t.like(triad, { ok: true, master: false, redundancy: 'paired and synced' });
 });
 

@@ -20,3 +20,20 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, interval));
   }
 }
+
+/**
+ * Resolves with `p`'s value, or throws once the deadline passes: for "this happens at all" on an event (a socket
+ * closing), where a bare `await` would hang the test until ava's timeout. The deadline only catches "never".
+ */
+export async function settles<T>(p: Promise<T>, opts: { timeout?: number; what?: string } = {}): Promise<T> {
+  const timeout = opts.timeout ?? 10_000;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeout}ms waiting for ${opts.what ?? 'a promise'}`)), timeout);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -98,7 +98,9 @@ test('malformed and unknown peer messages close the link, are logged, and change
   const { c: stray } = await handshake(t, ports.peer!);
   stray.send(JSON.stringify({ t: 'op', term: 99, seq: 1, op: 'grant', r: { h: 'x.1', f: 'LS-DYNA', n: 2, v: '1.0', u: 'u', host: 'h', d: 'd', s: 1, tok: {} } }));
   stray.send(JSON.stringify({ t: 'op', term: 99, seq: 2, op: 'end', h: 'p.1' }));
-  await new Promise((r) => setTimeout(r, 200));
+  // They get no answer; a malformed line after them does (the link closes), and a link's lines are handled in order.
+  stray.send('not json');
+  await stray.closed;
   const st = server.status();
   t.true(st.master, 'still serving');
   t.is(st.features[0]!.inUse, 1, 'no count changed');

@@ -2,7 +2,7 @@ import test from 'ava';
 import type { HealthMonitorLike } from '../../src/health/types.ts';
 import { captureLogger, connectClient, readAll, readBytes, startProxy } from '../helpers/proxy.ts';
 import { closedPort, startBlackhole, startNamed } from '../helpers/backend.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { settles, waitFor } from '../helpers/wait.ts';
 
 async function landOn(port: number): Promise<string> {
   const s = await connectClient(null, port);
@@ -19,11 +19,12 @@ test('connect timeout: a server that never completes the handshake fails after t
     { pools: [{ name: 'p', retries: 0, timeouts: { connect: 300 }, servers: [{ name: 'a', port: hole.port }] }] },
     { log },
   );
-  const c = await connectClient(t, rt.port('p'));
+  // Before the connect, so that the proxy's connect attempt starts after it (a lower bound on the time taken).
   const at = Date.now();
-  await readAll(c);
+  const c = await connectClient(t, rt.port('p'));
+  await settles(readAll(c), { what: 'client closed' });
   const took = Date.now() - at;
-  t.true(took >= 280 && took < 3000, `closed after ${took} ms`);
+  t.true(took >= 299, `closed after ${took} ms, not before timeouts.connect`);
   await waitFor(() => closed().length === 1);
   t.like(closed()[0], { end: 'connect_failed', error: 'connect timeout after 300ms', attempts: 1 });
   t.is(rt.server('p', 'a')!.counters.connectErrors, 1);
@@ -121,12 +122,12 @@ test('max_connections per server: a full server makes clients queue; a freed slo
   t.is((await secondData).toString(), 'a\n');
   t.is(rt.pool('p')!.counters.queueCur, 0);
   // Now `second` holds the slot: a third waits and gives up after timeouts.queue.
+  const at = Date.now(); // before the connect: the proxy queues the client after it
   const third = await connectClient(t, port);
-  const at = Date.now();
-  const { data } = await readAll(third);
+  const { data } = await settles(readAll(third), { what: 'third client closed' });
   t.is(data.length, 0);
   const waited = Date.now() - at;
-  t.true(waited >= 350 && waited < 3000, `waited ${waited} ms`);
+  t.true(waited >= 399, `waited ${waited} ms, not less than timeouts.queue`);
   await waitFor(() => closed().some((l) => l.end === 'queue_timeout'));
   const l = closed().find((x) => x.end === 'queue_timeout')!;
   t.true((l.queueMs as number) >= 350);

@@ -186,6 +186,33 @@ test('failback: a recovered server waits failback.delay before it takes new clie
   t.is(targets(pool), 'a');
 });
 
+test('failback comes even when the failback timer fires before Date.now() says the delay is over', async (t) => {
+  // The timer runs on the event loop's monotonic clock, the delay is judged on Date.now(); each rounds to whole
+  // milliseconds on its own, so at the recovery the wall clock may read up to a millisecond ahead, and the timer then
+  // fires "early". That left the server NOLB for good (the tiers failback flake). Here the wall clock reads 20 ms
+  // ahead at the recovery, so that no scheduling delay of the timer can hide the early firing.
+  const pool = makeTestPool({
+    name: 'p',
+    failback: { delay: 50, slowstart: 0 },
+    servers: [
+      { name: 'a', port: 1, tier: 0 },
+      { name: 'b', port: 2, tier: 1 },
+    ],
+  });
+  const a = pool.server('a')!;
+  a.setHealth('down', 'test');
+  const wallClock = Date.now;
+  Date.now = () => wallClock() + 20;
+  try {
+    a.setHealth('up', 'test'); // synchronous: nothing else runs while Date.now is ahead
+  } finally {
+    Date.now = wallClock;
+  }
+  t.is(targets(pool), 'b', 'still on the backup tier during the delay');
+  await waitFor(() => targets(pool) === 'a', { timeout: 5000, what: 'failback to a' });
+  t.is(a.status, 'no check');
+});
+
 test('tiers through real connections: each new client lands where the tiers say as servers go down and come back', async (t) => {
   const [b, c] = await Promise.all([startNamed(t, 'secondary'), startNamed(t, 'tertiary')]);
   const dead = await closedPort();

