@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError, formatIssue } from '../../common/errors.ts';
-import { DEFAULT_CONFIG_FILE, loadProxyConfig } from '../../config/proxy-schema.ts';
+import { loadProxyConfigOffThread } from '../../config/off-thread.ts';
+import { DEFAULT_CONFIG_FILE } from '../../config/proxy-schema.ts';
 import { EXIT_USAGE } from '../run-cli.ts';
 
 /** `licproxy check`: like `haproxy -c` / `nginx -t`, every error at once, exit 1 when any. */
@@ -9,9 +10,10 @@ export function registerCheck(program: Command): void {
     .command('check')
     .description('validate a configuration file: prints "configuration is valid", or every error with file:line:column and YAML path')
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG_FILE)
-    .action((opts: { config: string }) => {
+    .action(async (opts: { config: string }) => {
       try {
-        loadProxyConfig(opts.config);
+        // On a worker with a heap limit and a deadline, as a reload reads it: a hostile file is one line, not a crash.
+        await loadProxyConfigOffThread(opts.config);
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         for (const issue of err.issues) process.stderr.write(`${formatIssue(issue)}\n`);

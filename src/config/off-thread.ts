@@ -1,0 +1,76 @@
+/**
+ * Reads and validates licproxy.yaml on a worker thread with its own heap limit and a deadline, so a file that is
+ * slow or huge to parse never stalls the thread that forwards traffic and answers /health, and cannot take the
+ * process's memory: the worker is stopped and the file refused with one line.
+ */
+import { Worker } from 'node:worker_threads';
+import { ConfigError, LpxError, type ConfigIssue, type ErrorCode } from '../common/errors.ts';
+import type { ProxyConfig } from './proxy-config.ts';
+import { deepFreeze } from './yaml-file.ts';
+
+/** A file at the size limit parses in about 2 s in about 150 MB; these leave room for a busy machine. */
+export const PARSE_HEAP_MB = 512;
+export const PARSE_DEADLINE_MS = 30_000;
+
+export type ParseAnswer =
+  | { ok: true; config: ProxyConfig }
+  | { ok: false; issues: ConfigIssue[] }
+  | { ok: false; code: ErrorCode; message: string };
+
+/**
+ * The worker runs TypeScript: tsx is registered in it first (a loader registered in this thread does not reach
+ * workers). A data: URL module may import absolute URLs, so both are resolved here.
+ */
+function bootstrap(): URL {
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./parse-worker.ts', import.meta.url).href;
+  const code = `import { register } from ${JSON.stringify(tsx)};\nregister();\nawait import(${JSON.stringify(entry)});\n`;
+  return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
+}
+
+export function loadProxyConfigOffThread(file: string, opts: { heapMb?: number; deadlineMs?: number } = {}): Promise<ProxyConfig> {
+  const heapMb = opts.heapMb ?? PARSE_HEAP_MB;
+  const deadlineMs = opts.deadlineMs ?? PARSE_DEADLINE_MS;
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(bootstrap(), {
+      workerData: { file },
+      resourceLimits: { maxOldGenerationSizeMb: heapMb },
+      stdout: true,
+      stderr: true,
+    });
+    let settled = false;
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      void worker.terminate();
+      fn();
+    };
+    const timer = setTimeout(
+      () => settle(() => reject(new LpxError('LPX_ERR_CONFIG', `${file}: reading the configuration took more than ${deadlineMs / 1000} s: not applied`))),
+      deadlineMs,
+    );
+    worker.once('message', (a: ParseAnswer) =>
+      settle(() => {
+        if (a.ok) resolve(deepFreeze(a.config));
+        else if ('issues' in a) reject(new ConfigError(a.issues));
+        else reject(new LpxError(a.code, a.message));
+      }),
+    );
+    worker.once('error', (err: Error & { code?: string }) =>
+      settle(() =>
+        reject(
+          new LpxError(
+            'LPX_ERR_CONFIG',
+            err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+              ? `${file}: reading the configuration took more than ${heapMb} MB of memory: not applied`
+              : `${file}: reading the configuration failed: ${err.message.split('\n')[0]}`,
+          ),
+        ),
+      ),
+    );
+    worker.once('exit', (code) =>
+      settle(() => reject(new LpxError('LPX_ERR_CONFIG', `${file}: reading the configuration stopped (exit ${code}): not applied`))),
+    );
+  });
+}
