@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ConfigError, formatIssue } from '../../common/errors.ts';
+import { printable } from '../../common/printable.ts';
 import { loadProxyConfigOffThread } from '../../config/off-thread.ts';
 import { DEFAULT_CONFIG_FILE } from '../../config/proxy-schema.ts';
 import { EXIT_USAGE } from '../run-cli.ts';
@@ -18,7 +19,7 @@ export function registerCheck(program: Command): void {
         if (!(err instanceof ConfigError)) throw err;
         for (const issue of err.issues) process.stderr.write(`${formatIssue(issue)}\n`);
         const n = err.issues.length;
-        process.stderr.write(`${opts.config}: ${n} error${n === 1 ? '' : 's'}, configuration is not valid\n`);
+        process.stderr.write(`${printable(opts.config)}: ${n} error${n === 1 ? '' : 's'}, configuration is not valid\n`);
         process.exitCode = EXIT_USAGE;
         return;
       }
