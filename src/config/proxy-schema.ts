@@ -2,11 +2,12 @@
  * Reads licproxy.yaml (SPEC 2) into a frozen ProxyConfig. One pass records every problem with its file, line,
  * column and YAML path; cross references (frontend -> pool -> named port) are checked after the sections are read.
  */
-import { accessSync, constants, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { formatHostPort, type HostPort } from '../common/address.ts';
 import type { Cursor } from './cursor.ts';
 import { nearest } from './nearest.ts';
+import { MAX_TOKEN_FILE_BYTES, adminTokenProblem } from '../stats/admin-token.ts';
 import { buildFromYaml, readConfigText } from './yaml-file.ts';
 import {
   DEFAULTS,
@@ -126,14 +127,18 @@ function readStats(c: Cursor, file: string): StatsConfig | null {
   };
 }
 
-/** A bearer token file must exist, be readable by us and hidden from other users. */
+/**
+ * A bearer token file must exist, be readable by us and hidden from other users, and hold a usable token: `run`
+ * would otherwise start with an admin API nobody can use (or, whitespace only, silently without one).
+ */
 function tokenFileProblem(path: string): string | undefined {
   try {
     const st = statSync(path);
     if (!st.isFile()) return `token file "${path}" is not a regular file`;
     if (st.mode & 0o004) return `token file "${path}" is readable by every user: chmod 600 it`;
-    accessSync(path, constants.R_OK);
-    if (st.size === 0) return `token file "${path}" is empty`;
+    if (st.size > MAX_TOKEN_FILE_BYTES) return `token file "${path}" is ${st.size} bytes: a token file holds one token (at most ${MAX_TOKEN_FILE_BYTES} bytes)`;
+    const problem = adminTokenProblem(readFileSync(path, 'utf8'));
+    if (problem) return `token file "${path}" ${problem}`;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return code === 'ENOENT' ? `token file "${path}" does not exist` : `token file "${path}" cannot be read (${code})`;

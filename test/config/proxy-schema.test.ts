@@ -185,7 +185,7 @@ test('an unknown key in a pool is reported once', (t) => {
 test('stats.admin.token_file: a relative path is relative to the configuration file; errors name the full path', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'licproxy-token-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'admin.token'), 'secret\n', { mode: 0o600 });
+  writeFileSync(join(dir, 'admin.token'), 'secret-0123456789abcdef\n', { mode: 0o600 });
   const text = (tf: string) => `stats:\n  listen: 127.0.0.1:0\n  admin: { token_file: ${tf} }\npools:\n  p:\n    servers: [{ name: a, address: "127.0.0.1:1" }]\nfrontends: [{ name: f, listen: "127.0.0.1:0", pool: p }]\n`;
   const file = join(dir, 'licproxy.yaml');
   t.is(parseProxyConfig(file, text('admin.token')).stats!.admin!.tokenFile, join(dir, 'admin.token'));

@@ -30,6 +30,7 @@ import type {
 } from '../../stats/snapshot.ts';
 import { sumServers } from '../../stats/snapshot.ts';
 import { StatsServer } from '../../stats/stats-server.ts';
+import { adminTokenProblem } from '../../stats/admin-token.ts';
 import { VERSION } from '../version.ts';
 
 const TRANSITIONAL = /^(UP|DOWN) \d+\/\d+$/;
@@ -240,11 +241,16 @@ function statsEvent(e: ProxyEvent): StatsEvent {
 
 function readToken(stats: StatsConfig): string | null {
   if (!stats.admin) return null;
+  let content: string;
   try {
-    return readFileSync(stats.admin.tokenFile, 'utf8').trim();
+    content = readFileSync(stats.admin.tokenFile, 'utf8');
   } catch (err) {
     throw new LpxError('LPX_ERR_CONFIG_READ', `stats.admin.token_file ${stats.admin.tokenFile}: ${errorMessage(err)}`);
   }
+  // Checked again here: the file may have changed since the configuration was validated.
+  const problem = adminTokenProblem(content);
+  if (problem) throw new LpxError('LPX_ERR_CONFIG', `stats.admin.token_file ${stats.admin.tokenFile} ${problem}`);
+  return content.trim();
 }
 
 /** Runs the stats server while the configuration has a `stats:` section; restarts it when that section changes. */
