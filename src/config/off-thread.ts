@@ -17,11 +17,15 @@ export type ParseAnswer =
   | { ok: false; issues: ConfigIssue[] }
   | { ok: false; code: ErrorCode; message: string };
 
+const FROM_SOURCES = import.meta.url.endsWith('.ts');
+
 /**
- * The worker runs TypeScript: tsx is registered in it first (a loader registered in this thread does not reach
- * workers). A data: URL module may import absolute URLs, so both are resolved here.
+ * The worker's entry. Compiled (dist/), the compiled file beside this one. From the TypeScript sources (tests,
+ * development), tsx is registered in the worker first (a loader registered in this thread does not reach
+ * workers): a data: URL module may import absolute URLs, so both are resolved here.
  */
-function bootstrap(): URL {
+function workerEntry(): URL {
+  if (!FROM_SOURCES) return new URL('./parse-worker.js', import.meta.url);
   const tsx = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./parse-worker.ts', import.meta.url).href;
   const code = `import { register } from ${JSON.stringify(tsx)};\nregister();\nawait import(${JSON.stringify(entry)});\n`;
@@ -32,7 +36,7 @@ export function loadProxyConfigOffThread(file: string, opts: { heapMb?: number; 
   const heapMb = opts.heapMb ?? PARSE_HEAP_MB;
   const deadlineMs = opts.deadlineMs ?? PARSE_DEADLINE_MS;
   return new Promise((resolve, reject) => {
-    const worker = new Worker(bootstrap(), {
+    const worker = new Worker(workerEntry(), {
       workerData: { file },
       resourceLimits: { maxOldGenerationSizeMb: heapMb },
       stdout: true,

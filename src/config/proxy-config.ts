@@ -30,8 +30,11 @@ export interface GlobalConfig {
 export interface StatsConfig {
   listen: HostPort;
   refresh: number;
-  /** Absent: the admin endpoints answer 404. */
-  admin: { tokenFile: string } | null;
+  /**
+   * Absent: the admin endpoints answer 404. `insecure`: the operator accepts the bearer token crossing the
+   * network in clear text (stats listen on a non-loopback address over plain HTTP).
+   */
+  admin: { tokenFile: string; insecure: boolean } | null;
 }
 
 export interface TimeoutsConfig {

@@ -41,7 +41,7 @@ export const KEYS = {
   root: ['global', 'stats', 'defaults', 'pools', 'frontends', 'daemons'],
   global: ['log_level', 'max_connections', 'grace', 'workers', 'worker_accept'],
   stats: ['listen', 'refresh', 'admin'],
-  admin: ['token_file'],
+  admin: ['token_file', 'insecure'],
   poolSettings: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback'],
   pool: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'ports', 'servers'],
   timeouts: ['connect', 'idle', 'queue'],
@@ -110,7 +110,9 @@ function readStats(c: Cursor, file: string): StatsConfig | null {
   if (!c.map(KEYS.stats)) return null;
   const admin = c.at('admin');
   let tokenFile: string | undefined;
+  let insecure = false;
   if (admin.map(KEYS.admin)) {
+    insecure = admin.at('insecure').bool() ?? false;
     const tf = admin.at('token_file');
     const given = tf.str({ required: true });
     // Relative to the configuration file, as `daemons:` paths are: the file works from any working directory.
@@ -120,11 +122,24 @@ function readStats(c: Cursor, file: string): StatsConfig | null {
       if (problem) tf.error(problem);
     }
   }
+  const listen = c.at('listen').hostPort({ allowZero: true }) ?? { ...DEFAULTS.stats.listen };
+  if (tokenFile !== undefined && !insecure && !isLoopback(listen.host)) {
+    (c.at('listen').present ? c.at('listen') : admin).error(
+      `the admin API on ${formatHostPort(listen)} (not a loopback address) over plain HTTP would send its bearer token in clear text: ` +
+        'listen on 127.0.0.1 (reach it through SSH or a TLS proxy), or set stats.admin.insecure: true on a trusted network',
+    );
+  }
   return {
-    listen: c.at('listen').hostPort({ allowZero: true }) ?? { ...DEFAULTS.stats.listen },
+    listen,
     refresh: c.at('refresh').duration({ min: 1000 }) ?? DEFAULTS.stats.refresh,
-    admin: tokenFile !== undefined ? { tokenFile } : null,
+    admin: tokenFile !== undefined ? { tokenFile, insecure } : null,
   };
+}
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) and `localhost`: traffic that never leaves the host. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^::ffff:/, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 /**

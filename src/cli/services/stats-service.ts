@@ -31,6 +31,7 @@ import type {
 import { sumServers } from '../../stats/snapshot.ts';
 import { StatsServer } from '../../stats/stats-server.ts';
 import { adminTokenProblem } from '../../stats/admin-token.ts';
+import { isLoopback } from '../../config/proxy-schema.ts';
 import { VERSION } from '../version.ts';
 
 const TRANSITIONAL = /^(UP|DOWN) \d+\/\d+$/;
@@ -306,6 +307,9 @@ export class StatsService implements AppService {
     }
     this.#server = server;
     this.#current = key;
+    if (stats.admin?.insecure && !isLoopback(stats.listen.host)) {
+      this.#log.warn({ listen: formatHostPort(stats.listen) }, 'stats.admin.insecure: the admin bearer token crosses the network in clear text (plain HTTP on a non-loopback address)');
+    }
   }
 
   async stop(): Promise<void> {
