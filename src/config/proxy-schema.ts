@@ -391,8 +391,13 @@ function readFrontends(c: Cursor, pools: PoolConfig[]): FrontendConfig[] {
       else names.set(name, fc.at('name').pos().line);
     }
     const listenC = fc.at('listen');
-    const listen = listenC.hostPort({ required: true, allowZero: true });
-    if (listen && listen.port !== 0) {
+    let listen = listenC.hostPort({ required: true, allowZero: true });
+    if (listen && listen.port === 0) {
+      // Port 0 listens wherever the kernel picks, a port no license client is configured to reach.
+      listenC.error(`port 0 is not an address clients can be told: name the port (1..65535), e.g. ${formatHostPort({ host: listen.host, port: 31010 })}`);
+      listen = undefined;
+    }
+    if (listen) {
       const clash = listens.find((l) => l.at.port === listen.port && hostsOverlap(l.at.host, listen.host));
       if (clash) listenC.error(`${formatHostPort(listen)} is already the listen address of frontend ${clash.name} (line ${clash.line})`);
       listens.push({ at: listen, line: listenC.pos().line, name: name ?? '?' });

@@ -97,3 +97,12 @@ test('off-thread: the same answers as in-thread; a heap or time overrun is one l
   const slow = await t.throwsAsync(loadProxyConfigOffThread(big, { deadlineMs: 1 }), { instanceOf: LpxError });
   t.is(slow!.message, `${big}: reading the configuration took more than 0.001 s: not applied`);
 });
+
+test('a frontend on port 0 is refused with its line and column; the stats listener may use port 0', (t) => {
+  const text = `stats:\n  listen: 127.0.0.1:0\npools:\n  p:\n    servers: [{ name: a, address: "127.0.0.1:1" }]\nfrontends:\n  - { name: f, listen: "127.0.0.1:0", pool: p }\n  - { name: g, listen: "[::]:0", pool: p }\n`;
+  t.deepEqual(issuesOf(t, () => parseProxyConfig('x.yaml', text)), [
+    'x.yaml:7:24 frontends[0].listen: port 0 is not an address clients can be told: name the port (1..65535), e.g. 127.0.0.1:31010',
+    'x.yaml:8:24 frontends[1].listen: port 0 is not an address clients can be told: name the port (1..65535), e.g. [::]:31010',
+  ]);
+  t.is(parseProxyConfig('x.yaml', text.replace(/"127\.0\.0\.1:0"/, '"127.0.0.1:31010"').replace('"[::]:0"', '"[::]:31011"')).stats!.listen.port, 0);
+});

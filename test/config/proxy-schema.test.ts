@@ -67,7 +67,7 @@ pools:
     balance: first
     servers: [ { name: s, address: 127.0.0.1:2 } ]
 frontends:
-  - { name: a, listen: 127.0.0.1:0, pool: a }
+  - { name: a, listen: 127.0.0.1:9, pool: a }
 `,
   );
   const [a, b] = c.pools;
@@ -125,27 +125,27 @@ const errorCases: Array<[title: string, text: string, where: string, path: strin
     servers:
       - { name: a, host: 127.0.0.1, ports: { tokn: 3 } }
 frontends:
-  - { name: f, listen: 127.0.0.1:0, pool: p, port: license }
+  - { name: f, listen: 127.0.0.1:9, pool: p, port: license }
 `, '5:52', 'pools.p.servers[0].ports.tokn', 'unknown port name "tokn"', 'did you mean "tokens"'],
   ['frontend port is not a named port of the pool', `pools:
   p:
     ports: { license: 1, tokens: 2 }
     servers: [ { name: a, host: 127.0.0.1 } ]
 frontends:
-  - { name: f, listen: 127.0.0.1:0, pool: p, port: vendor }
+  - { name: f, listen: 127.0.0.1:9, pool: p, port: vendor }
 `, '6:52', 'frontends[0].port', 'unknown port name "vendor"', 'license, tokens'],
   ['multi-port pool frontend without port', `pools:
   p:
     ports: { license: 1, tokens: 2 }
     servers: [ { name: a, host: 127.0.0.1 } ]
 frontends:
-  - { name: f, listen: 127.0.0.1:0, pool: p }
+  - { name: f, listen: 127.0.0.1:9, pool: p }
 `, '6:5', 'frontends[0]', 'port: is required'],
   ['host without named ports', `pools:
   p:
     servers: [ { name: a, host: 127.0.0.1 } ]
 frontends:
-  - { name: f, listen: 127.0.0.1:0, pool: p }
+  - { name: f, listen: 127.0.0.1:9, pool: p }
 `, '3:5', 'pools.p.ports', 'is required when servers are written with host:'],
   ['YAML syntax error', 'pools:\n  a: [1, 2\n', '3:1', '', 'YAML'],
   ['missing daemon file', MINIMAL + 'daemons: [ /nonexistent/licd.yaml ]\n', '7:12', 'daemons[0]', 'does not exist'],
@@ -186,7 +186,7 @@ test('stats.admin.token_file: a relative path is relative to the configuration f
   const dir = mkdtempSync(join(tmpdir(), 'licproxy-token-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'admin.token'), 'secret-0123456789abcdef\n', { mode: 0o600 });
-  const text = (tf: string) => `stats:\n  listen: 127.0.0.1:0\n  admin: { token_file: ${tf} }\npools:\n  p:\n    servers: [{ name: a, address: "127.0.0.1:1" }]\nfrontends: [{ name: f, listen: "127.0.0.1:0", pool: p }]\n`;
+  const text = (tf: string) => `stats:\n  listen: 127.0.0.1:9\n  admin: { token_file: ${tf} }\npools:\n  p:\n    servers: [{ name: a, address: "127.0.0.1:1" }]\nfrontends: [{ name: f, listen: "127.0.0.1:9", pool: p }]\n`;
   const file = join(dir, 'licproxy.yaml');
   t.is(parseProxyConfig(file, text('admin.token')).stats!.admin!.tokenFile, join(dir, 'admin.token'));
   const err = t.throws(() => parseProxyConfig(file, text('nope.token')));

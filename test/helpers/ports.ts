@@ -31,3 +31,17 @@ export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   return (await freePorts(1, host))[0]!;
 }
+
+/**
+ * A configuration text with each frontend's `listen: 127.0.0.1:0` (quoted or not) given a free port, since a
+ * frontend may not listen on port 0. A frontend's line is one that names it (`- { name: f, listen: ... }`) or is
+ * indented under a list item (`    listen: ...`); the stats listener (`  listen:` under `stats:`) keeps port 0.
+ */
+export async function freeFrontendPorts(yaml: string): Promise<string> {
+  const lines = yaml.split('\n');
+  const at = /(listen: "?127\.0\.0\.1:)0\b/;
+  const targets = lines.map((l, i) => (at.test(l) && (/\bname:/.test(l) || /^ {4,}listen:/.test(l)) ? i : -1)).filter((i) => i >= 0);
+  const ports = await freePorts(targets.length);
+  targets.forEach((i, k) => (lines[i] = lines[i]!.replace(at, `$1${ports[k]}`)));
+  return lines.join('\n');
+}
