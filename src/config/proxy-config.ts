@@ -41,6 +41,11 @@ export interface TimeoutsConfig {
   connect: number;
   idle: number;
   queue: number;
+  /**
+   * After the server closed its side (its FIN passed on to the client): no byte either way for this long closes
+   * the client side too (HAProxy's `timeout client-fin`), so a silent client is not counted as current forever.
+   */
+  clientFin: number;
 }
 
 export interface CheckConfig {
@@ -140,7 +145,7 @@ export const DEFAULTS = {
     balance: 'roundrobin',
     retries: 3,
     redispatch: true,
-    timeouts: { connect: 3_000, idle: 1_800_000, queue: 10_000 },
+    timeouts: { connect: 3_000, idle: 1_800_000, queue: 10_000, clientFin: 30_000 },
     tcpKeepalive: 60_000,
     affinity: { by: 'none', ttl: 3_600_000, maxBindings: 1_000_000 },
     check: {

@@ -44,7 +44,7 @@ export const KEYS = {
   admin: ['token_file', 'insecure'],
   poolSettings: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback'],
   pool: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'ports', 'servers'],
-  timeouts: ['connect', 'idle', 'queue'],
+  timeouts: ['connect', 'idle', 'queue', 'client_fin'],
   check: [
     'type', 'interval', 'fast_interval', 'down_interval', 'timeout', 'rise', 'fall', 'on_down', 'port', 'ports',
     'send', 'expect', 'require_features', 'command', 'observe',
@@ -179,6 +179,7 @@ function readPoolSettings(c: Cursor, base: PoolSettings, known: readonly string[
       connect: t.at('connect').duration({ min: 1 }) ?? base.timeouts.connect,
       idle: t.at('idle').duration({ min: 1 }) ?? base.timeouts.idle,
       queue: t.at('queue').duration() ?? base.timeouts.queue,
+      clientFin: t.at('client_fin').duration({ min: 1 }) ?? base.timeouts.clientFin,
     },
     tcpKeepalive: c.at('tcp_keepalive').duration() ?? base.tcpKeepalive,
     check: readCheck(c.at('check'), base.check),

@@ -73,7 +73,7 @@ frontends:
   const [a, b] = c.pools;
   t.is(a!.balance, 'leastconn');
   t.is(a!.retries, 5);
-  t.deepEqual(a!.timeouts, { connect: 250, idle: 7_200_000, queue: 10_000 });
+  t.deepEqual(a!.timeouts, { connect: 250, idle: 7_200_000, queue: 10_000, clientFin: 30_000 });
   t.is(a!.check.interval, 500);
   t.is(a!.check.rise, 4);
   t.is(b!.balance, 'first');
