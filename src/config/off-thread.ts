@@ -32,49 +32,56 @@ function workerEntry(): URL {
   return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
 }
 
+/** The worker kept between reads (per heap limit), and the read in progress: one at a time. */
+const idle = new Map<number, Worker>();
+let queue: Promise<unknown> = Promise.resolve();
+
 export function loadProxyConfigOffThread(file: string, opts: { heapMb?: number; deadlineMs?: number } = {}): Promise<ProxyConfig> {
-  const heapMb = opts.heapMb ?? PARSE_HEAP_MB;
-  const deadlineMs = opts.deadlineMs ?? PARSE_DEADLINE_MS;
+  const next = queue.then(() => readOnce(file, opts.heapMb ?? PARSE_HEAP_MB, opts.deadlineMs ?? PARSE_DEADLINE_MS));
+  queue = next.catch(() => {});
+  return next;
+}
+
+function readOnce(file: string, heapMb: number, deadlineMs: number): Promise<ProxyConfig> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(workerEntry(), {
-      workerData: { file },
-      resourceLimits: { maxOldGenerationSizeMb: heapMb },
-      stdout: true,
-      stderr: true,
-    });
+    let worker = idle.get(heapMb);
+    idle.delete(heapMb);
+    worker ??= new Worker(workerEntry(), { resourceLimits: { maxOldGenerationSizeMb: heapMb }, stdout: true, stderr: true });
+    worker.ref();
     let settled = false;
-    const settle = (fn: () => void): void => {
+    const settle = (keep: boolean, fn: () => void): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      void worker.terminate();
+      worker.off('message', onMessage).off('error', onError).off('exit', onExit);
+      if (keep) {
+        // Idle, it does not keep the process alive.
+        worker.unref();
+        idle.set(heapMb, worker);
+      } else {
+        void worker.terminate();
+      }
       fn();
     };
-    const timer = setTimeout(
-      () => settle(() => reject(new LpxError('LPX_ERR_CONFIG', `${file}: reading the configuration took more than ${deadlineMs / 1000} s: not applied`))),
-      deadlineMs,
-    );
-    worker.once('message', (a: ParseAnswer) =>
-      settle(() => {
+    const fail = (message: string) => (): void => reject(new LpxError('LPX_ERR_CONFIG', `${file}: ${message}`));
+    const timer = setTimeout(() => settle(false, fail(`reading the configuration took more than ${deadlineMs / 1000} s: not applied`)), deadlineMs);
+    const onMessage = (a: ParseAnswer): void =>
+      settle(true, () => {
         if (a.ok) resolve(deepFreeze(a.config));
         else if ('issues' in a) reject(new ConfigError(a.issues));
         else reject(new LpxError(a.code, a.message));
-      }),
-    );
-    worker.once('error', (err: Error & { code?: string }) =>
-      settle(() =>
-        reject(
-          new LpxError(
-            'LPX_ERR_CONFIG',
-            err.code === 'ERR_WORKER_OUT_OF_MEMORY'
-              ? `${file}: reading the configuration took more than ${heapMb} MB of memory: not applied`
-              : `${file}: reading the configuration failed: ${err.message.split('\n')[0]}`,
-          ),
+      });
+    const onError = (err: Error & { code?: string }): void =>
+      settle(
+        false,
+        fail(
+          err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+            ? `reading the configuration took more than ${heapMb} MB of memory: not applied`
+            : `reading the configuration failed: ${err.message.split('\n')[0]}`,
         ),
-      ),
-    );
-    worker.once('exit', (code) =>
-      settle(() => reject(new LpxError('LPX_ERR_CONFIG', `${file}: reading the configuration stopped (exit ${code}): not applied`))),
-    );
+      );
+    const onExit = (code: number): void => settle(false, fail(`reading the configuration stopped (exit ${code}): not applied`));
+    worker.on('message', onMessage).on('error', onError).on('exit', onExit);
+    worker.postMessage(file);
   });
 }
