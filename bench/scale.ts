@@ -55,7 +55,8 @@ async function startListeners(n: number): Promise<Server[]> {
   return out;
 }
 
-function config(ports: number[], statsPort: number, extra: { weightOf0?: number; extraFrontend?: boolean } = {}): string {
+/** `fePorts`: a listen port per frontend, the same at every reload (a frontend may not listen on port 0). */
+function config(ports: number[], statsPort: number, fePorts: number[], extra: { weightOf0?: number; extraFrontend?: boolean } = {}): string {
   const servers = Array.from({ length: SERVERS }, (_, i) => ({
     name: `s${i}`,
     address: `127.0.0.1:${ports[i % ports.length]}`,
@@ -63,7 +64,7 @@ function config(ports: number[], statsPort: number, extra: { weightOf0?: number;
   }));
   const frontends = Array.from({ length: FRONTENDS + (extra.extraFrontend ? 1 : 0) }, (_, i) => ({
     name: `f${i}`,
-    listen: '127.0.0.1:0',
+    listen: `127.0.0.1:${fePorts[i]}`,
     pool: 'big',
   }));
   return stringify({
@@ -114,8 +115,10 @@ async function main(): Promise<void> {
   const listeners = await startListeners(LISTENERS);
   const ports = listeners.map((l) => (l.address() as { port: number }).port);
   const statsPort = await freePort();
+  const fePorts: number[] = [];
+  for (let i = 0; i <= FRONTENDS; i++) fePorts.push(await freePort());
   const file = join(dir, 'scale.yaml');
-  writeFileSync(file, config(ports, statsPort));
+  writeFileSync(file, config(ports, statsPort, fePorts));
   const lines: LogLine[] = [];
   const t0 = Date.now();
   const child = spawn(process.execPath, [join(REPO, 'bin/licproxy.js'), 'run', '-c', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -169,7 +172,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < RELOADS; i++) {
       for (const kind of ['unchanged', 'changed'] as const) {
         if (kind === 'changed') current = { weightOf0: 2 + (i % 50), extraFrontend: !current.extraFrontend };
-        writeFileSync(file, config(ports, statsPort, current));
+        writeFileSync(file, config(ports, statsPort, fePorts, current));
         const before = lines.length;
         const sent = Date.now();
         child.kill('SIGHUP');

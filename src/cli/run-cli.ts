@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
-import { LpxError, errorMessage } from '../common/errors.ts';
+import { ConfigError, LpxError, errorMessage } from '../common/errors.ts';
+import { printable } from '../common/printable.ts';
 
 /** Exit codes of both executables (SPEC 5). */
 export const EXIT_OK = 0;
@@ -19,7 +20,10 @@ export async function runCli(program: Command, argv = process.argv): Promise<voi
   } catch (err) {
     process.exitCode = exitCodeFor(err);
     if (err instanceof CommanderError) return; // commander already printed its message or the help text
-    process.stderr.write(`${program.name()}: ${errorMessage(err)}\n`);
+    // A configuration error is a line per issue (each already printable); any other failure is one line,
+    // whatever its message quotes (a file name, a value): line breaks and raw control bytes are escaped.
+    const text = err instanceof ConfigError ? err.message : printable(errorMessage(err));
+    process.stderr.write(`${program.name()}: ${text}\n`);
   }
 }
 

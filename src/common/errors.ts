@@ -1,3 +1,5 @@
+import { printable } from './printable.ts';
+
 /**
  * Every failure an operator can see has a stable code. Tests and scripts match codes, never message text.
  * Messages are one line naming the place and the value; the CLI prints them without a stack.
@@ -33,8 +35,9 @@ export interface ConfigIssue {
   message: string;
 }
 
+/** One line; keys and values echoed from the file are escaped (printable), never raw control bytes. */
 export function formatIssue(i: ConfigIssue): string {
-  return `${i.file}:${i.line}:${i.col} ${i.path ? i.path + ': ' : ''}${i.message}`;
+  return printable(`${i.file}:${i.line}:${i.col} ${i.path ? i.path + ': ' : ''}${i.message}`);
 }
 
 /** A configuration that failed validation: carries every issue found, not only the first. */

@@ -1,4 +1,4 @@
-import { isAlias, isMap, isPair, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, type Alias, type Document, type LineCounter, type Node } from 'yaml';
 import type { ConfigIssue } from '../common/errors.ts';
 import { parseDuration } from '../common/duration.ts';
 import { parseHostPort, type HostPort } from '../common/address.ts';
@@ -11,6 +11,8 @@ export interface CursorContext {
   doc: Document;
   lineCounter: LineCounter;
   issues: ConfigIssue[];
+  /** Each alias's target, found once for the file (Alias.resolve searches the document on every call). */
+  aliases?: ReadonlyMap<Alias, Node>;
 }
 
 /**
@@ -28,7 +30,7 @@ export class Cursor {
   constructor(ctx: CursorContext, node: unknown, path: string, anchor?: Node) {
     this.#ctx = ctx;
     let n = node as Node | undefined;
-    if (n && isAlias(n)) n = n.resolve(ctx.doc) as Node | undefined;
+    if (n && isAlias(n)) n = ctx.aliases ? ctx.aliases.get(n) : (n.resolve(ctx.doc) as Node | undefined);
     this.node = n ?? undefined;
     this.path = path;
     this.#anchor = anchor;

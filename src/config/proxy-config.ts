@@ -35,14 +35,22 @@ export interface GlobalConfig {
 export interface StatsConfig {
   listen: HostPort;
   refresh: number;
-  /** Absent: the admin endpoints answer 404. */
-  admin: { tokenFile: string } | null;
+  /**
+   * Absent: the admin endpoints answer 404. `insecure`: the operator accepts the bearer token crossing the
+   * network in clear text (stats listen on a non-loopback address over plain HTTP).
+   */
+  admin: { tokenFile: string; insecure: boolean } | null;
 }
 
 export interface TimeoutsConfig {
   connect: number;
   idle: number;
   queue: number;
+  /**
+   * After the server closed its side (its FIN passed on to the client): no byte either way for this long closes
+   * the client side too (HAProxy's `timeout client-fin`), so a silent client is not counted as current forever.
+   */
+  clientFin: number;
 }
 
 export interface CheckConfig {
@@ -171,7 +179,7 @@ export const DEFAULTS = {
     balance: 'roundrobin',
     retries: 3,
     redispatch: true,
-    timeouts: { connect: 3_000, idle: 1_800_000, queue: 10_000 },
+    timeouts: { connect: 3_000, idle: 1_800_000, queue: 10_000, clientFin: 30_000 },
     tcpKeepalive: 60_000,
     affinity: { by: 'none', ttl: 3_600_000, maxBindings: 1_000_000 },
     check: {

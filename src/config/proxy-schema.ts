@@ -2,13 +2,14 @@
  * Reads licproxy.yaml (SPEC 2) into a frozen ProxyConfig. One pass records every problem with its file, line,
  * column and YAML path; cross references (frontend -> pool -> named port) are checked after the sections are read.
  */
-import { accessSync, constants, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isScalar } from 'yaml';
 import { formatHostPort, type HostPort } from '../common/address.ts';
 import type { ConfigIssue } from '../common/errors.ts';
 import type { Cursor } from './cursor.ts';
 import { nearest } from './nearest.ts';
+import { MAX_TOKEN_FILE_BYTES, adminTokenProblem } from '../stats/admin-token.ts';
 import { buildFromYaml, readConfigText } from './yaml-file.ts';
 import {
   DEFAULTS,
@@ -44,13 +45,13 @@ export const KEYS = {
   root: ['global', 'stats', 'defaults', 'pools', 'frontends', 'daemons'],
   global: ['log_level', 'max_connections', 'grace', 'workers', 'worker_accept'],
   stats: ['listen', 'refresh', 'admin'],
-  admin: ['token_file'],
+  admin: ['token_file', 'insecure'],
   poolSettings: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'overflow', 'failover', 'protocol', 'route', 'retry_denied'],
   pool: [
     'mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'overflow', 'failover',
     'protocol', 'route', 'retry_denied', 'ports', 'servers', 'feature',
   ],
-  timeouts: ['connect', 'idle', 'queue'],
+  timeouts: ['connect', 'idle', 'queue', 'client_fin'],
   check: [
     'type', 'interval', 'fast_interval', 'down_interval', 'timeout', 'rise', 'fall', 'on_down', 'port', 'ports',
     'send', 'expect', 'require_features', 'command', 'observe',
@@ -154,7 +155,9 @@ function readStats(c: Cursor, file: string): StatsConfig | null {
   if (!c.map(KEYS.stats)) return null;
   const admin = c.at('admin');
   let tokenFile: string | undefined;
+  let insecure = false;
   if (admin.map(KEYS.admin)) {
+    insecure = admin.at('insecure').bool() ?? false;
     const tf = admin.at('token_file');
     const given = tf.str({ required: true });
     // Relative to the configuration file, as `daemons:` paths are: the file works from any working directory.
@@ -164,21 +167,38 @@ function readStats(c: Cursor, file: string): StatsConfig | null {
       if (problem) tf.error(problem);
     }
   }
+  const listen = c.at('listen').hostPort({ allowZero: true }) ?? { ...DEFAULTS.stats.listen };
+  if (tokenFile !== undefined && !insecure && !isLoopback(listen.host)) {
+    (c.at('listen').present ? c.at('listen') : admin).error(
+      `the admin API on ${formatHostPort(listen)} (not a loopback address) over plain HTTP would send its bearer token in clear text: ` +
+        'listen on 127.0.0.1 (reach it through SSH or a TLS proxy), or set stats.admin.insecure: true on a trusted network',
+    );
+  }
   return {
-    listen: c.at('listen').hostPort({ allowZero: true }) ?? { ...DEFAULTS.stats.listen },
+    listen,
     refresh: c.at('refresh').duration({ min: 1000 }) ?? DEFAULTS.stats.refresh,
-    admin: tokenFile !== undefined ? { tokenFile } : null,
+    admin: tokenFile !== undefined ? { tokenFile, insecure } : null,
   };
 }
 
-/** A bearer token file must exist, be readable by us and hidden from other users. */
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) and `localhost`: traffic that never leaves the host. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase().replace(/^::ffff:/, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * A bearer token file must exist, be readable by us and hidden from other users, and hold a usable token: `run`
+ * would otherwise start with an admin API nobody can use (or, whitespace only, silently without one).
+ */
 function tokenFileProblem(path: string): string | undefined {
   try {
     const st = statSync(path);
     if (!st.isFile()) return `token file "${path}" is not a regular file`;
     if (st.mode & 0o004) return `token file "${path}" is readable by every user: chmod 600 it`;
-    accessSync(path, constants.R_OK);
-    if (st.size === 0) return `token file "${path}" is empty`;
+    if (st.size > MAX_TOKEN_FILE_BYTES) return `token file "${path}" is ${st.size} bytes: a token file holds one token (at most ${MAX_TOKEN_FILE_BYTES} bytes)`;
+    const problem = adminTokenProblem(readFileSync(path, 'utf8'));
+    if (problem) return `token file "${path}" ${problem}`;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return code === 'ENOENT' ? `token file "${path}" does not exist` : `token file "${path}" cannot be read (${code})`;
@@ -207,6 +227,7 @@ function readPoolSettings(c: Cursor, base: PoolSettings, known: readonly string[
       connect: t.at('connect').duration({ min: 1 }) ?? base.timeouts.connect,
       idle: t.at('idle').duration({ min: 1 }) ?? base.timeouts.idle,
       queue: t.at('queue').duration() ?? base.timeouts.queue,
+      clientFin: t.at('client_fin').duration({ min: 1 }) ?? base.timeouts.clientFin,
     },
     tcpKeepalive: c.at('tcp_keepalive').duration() ?? base.tcpKeepalive,
     check: readCheck(c.at('check'), base.check),
@@ -485,8 +506,13 @@ function readFrontends(c: Cursor, pools: PoolConfig[]): FrontendConfig[] {
       else names.set(name, fc.at('name').pos().line);
     }
     const listenC = fc.at('listen');
-    const listen = listenC.hostPort({ required: true, allowZero: true });
-    if (listen && listen.port !== 0) {
+    let listen = listenC.hostPort({ required: true, allowZero: true });
+    if (listen && listen.port === 0) {
+      // Port 0 listens wherever the kernel picks, a port no license client is configured to reach.
+      listenC.error(`port 0 is not an address clients can be told: name the port (1..65535), e.g. ${formatHostPort({ host: listen.host, port: 31010 })}`);
+      listen = undefined;
+    }
+    if (listen) {
       const clash = listens.find((l) => l.at.port === listen.port && hostsOverlap(l.at.host, listen.host));
       if (clash) listenC.error(`${formatHostPort(listen)} is already the listen address of frontend ${clash.name} (line ${clash.line})`);
       listens.push({ at: listen, line: listenC.pos().line, name: name ?? '?' });

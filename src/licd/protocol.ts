@@ -59,11 +59,13 @@ export interface Request {
 /** Control characters (other than tab, a separator) make a line unusable: its words would end up in status text. */
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 const SEP = /[ \t]+/;
+/** Only spaces and tabs are separators: String.trim() would also drop NBSP, U+2028 and the like at the ends. */
+const EDGES = /^[ \t]+|[ \t]+$/g;
 const NO_WORDS: readonly string[] = [];
 
 /** Splits a request line; null for a blank line. Verb validity is the caller's business. */
 export function parseRequest(line: string): Request | null {
-  const words = line.trim().split(SEP);
+  const words = line.replace(EDGES, '').split(SEP);
   const first = words[0]!;
   if (first === '') return null;
   const verb = first.toUpperCase();

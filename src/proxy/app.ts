@@ -6,7 +6,7 @@
 import { ConfigError, errorMessage, formatIssue } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { ProxyConfig } from '../config/proxy-config.ts';
-import { loadProxyConfig } from '../config/proxy-schema.ts';
+import { loadProxyConfigOffThread } from '../config/off-thread.ts';
 import type { MonitorFactory } from './pool.ts';
 import { ProxyRuntime, type ApplySummary, type PreparedApply, type RuntimeOptions } from './runtime.ts';
 
@@ -114,7 +114,8 @@ export class ProxyApp {
     if (this.#stopping) return { ok: false, errors: ['the balancer is stopping'] };
     let config: ProxyConfig;
     try {
-      config = loadProxyConfig(file);
+      // Off this thread: a slow or huge file must not stall forwarding, heartbeats and /health.
+      config = await loadProxyConfigOffThread(file);
     } catch (err) {
       return this.#reloadFailed(file, err);
     }

@@ -105,6 +105,8 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
   /** Connecting: when the attempt fails. Open: idle timeout, and the activity seen at the last sweep. */
   #deadline = 0;
   #idleMs = 0;
+  /** The server sent its FIN: `#idleMs` is now `timeouts.client_fin` (see upstreamEnd). */
+  #serverEnded = false;
   /** When the sweeper sets SO_KEEPALIVE on the server side (0 = set at connect, or done). */
   #keepAliveAt = 0;
   #lastBytes = 0;
@@ -470,7 +472,8 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
       this.#lastBytes = bytes;
       this.#lastActive = now;
     } else if (now - this.#lastActive >= this.#idleMs) {
-      this.idleTimeout();
+      if (this.#serverEnded) this.#timedOut('client_fin_timeout');
+      else this.idleTimeout();
     }
   }
 
@@ -482,6 +485,13 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     // Half-close: the server's FIN is passed on once what it sent before is written.
     const c = this.client;
     if (!c.destroyed && !c.writableEnded) endOrClose(c);
+    if (this.#state === State.Open && !c.destroyed && !this.#serverEnded) {
+      // The client now has `client_fin` of silence to close its side; a silent one (hung, stopped) never would,
+      // and would count as current until the idle timeout.
+      this.#serverEnded = true;
+      this.#idleMs = this.#idleMs === 0 ? this.pool.config.timeouts.clientFin : Math.min(this.#idleMs, this.pool.config.timeouts.clientFin);
+      this.#lastActive = Date.now();
+    }
   }
 
   upstreamClose(u: Side, hadError: boolean): void {
@@ -523,8 +533,12 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
   }
 
   idleTimeout(): void {
+    this.#timedOut('idle_timeout');
+  }
+
+  #timedOut(reason: 'idle_timeout' | 'client_fin_timeout'): void {
     if (this.#state !== State.Open) return;
-    this.#end = 'idle_timeout';
+    this.#end = reason;
     this.client.destroy();
     if (this.#upstream !== null) this.#upstream.destroy();
   }

@@ -9,6 +9,8 @@ export type EndReason =
   | 'server_close'
   /** No byte either way for `timeouts.idle`. */
   | 'idle_timeout'
+  /** The server closed its side and the client did not close its own within `timeouts.client_fin`. */
+  | 'client_fin_timeout'
   /** Every connect attempt (first + `retries`) failed. */
   | 'connect_failed'
   /** The pool had no usable server for a new client (every server down, drained, or no MASTER). */

@@ -260,7 +260,7 @@ export class ProxyRuntime {
     this.#config = next;
     this.#sweeper.configure(
       Math.min(...next.pools.map((p) => p.timeouts.connect), 3_000),
-      Math.min(...next.pools.map((p) => p.timeouts.idle || Infinity)),
+      Math.min(...next.pools.map((p) => Math.min(p.timeouts.idle || Infinity, p.timeouts.clientFin))),
     );
     for (const p of pools.values()) p.start();
     return summary;

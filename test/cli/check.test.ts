@@ -14,7 +14,7 @@ test('check accepts the shipped default configuration', async (t) => {
 
 test('check lists every error with file:line:column and YAML path, exit 1, no stack', async (t) => {
   const file = join(dir, 'bad.yaml');
-  writeFileSync(file, 'global:\n  grace: 30\npools:\n  p:\n    servers: [ { name: a, address: 127.0.0.1:1, weight: 900 } ]\nfrontends:\n  - { name: f, listen: 127.0.0.1:0, pool: q }\n');
+  writeFileSync(file, 'global:\n  grace: 30\npools:\n  p:\n    servers: [ { name: a, address: 127.0.0.1:1, weight: 900 } ]\nfrontends:\n  - { name: f, listen: 127.0.0.1:9, pool: q }\n');
   const r = await runBin(LICPROXY, ['check', '-c', file]);
   t.is(r.code, 1);
   const lines = r.stderr.trimEnd().split('\n');

@@ -20,7 +20,7 @@ test('limits are split between workers, the shares adding up to the limit; 0 sta
 
 test('global.workers: a whole number 1..64, default 1, errors with line:column', async (t) => {
   const { parseProxyConfig } = await import('../../src/config/proxy-schema.ts');
-  const body = 'pools:\n  p:\n    servers: [{ name: a, address: "127.0.0.1:1" }]\nfrontends: [{ name: f, listen: "127.0.0.1:0", pool: p }]\n';
+  const body = 'pools:\n  p:\n    servers: [{ name: a, address: "127.0.0.1:1" }]\nfrontends: [{ name: f, listen: "127.0.0.1:9", pool: p }]\n';
   t.is(parseProxyConfig('a.yaml', body).global.workers, 1);
   t.is(parseProxyConfig('a.yaml', `global:\n  workers: 4\n${body}`).global.workers, 4);
   for (const bad of ['0', '65', '2.5', 'two']) {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { spawnLicproxy } from '../helpers/licproxy-run.ts';
+import { freeFrontendPorts } from '../helpers/ports.ts';
 import { getJson } from '../helpers/stats.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -39,7 +40,7 @@ export async function runCluster(t: ExecutionContext, yaml: (tokenFile: string) 
   const tokenFile = join(dir, 'admin.token');
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
   const file = join(dir, 'licproxy.yaml');
-  writeFileSync(file, yaml(tokenFile));
+  writeFileSync(file, await freeFrontendPorts(yaml(tokenFile)));
   let pids: number[] = [];
   const { child, lines, stderr, exited } = spawnLicproxy(t, file, () => {
     // The workers follow a killed primary (IPC gone); make sure of it.

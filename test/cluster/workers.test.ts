@@ -6,6 +6,7 @@
 import { createServer } from 'node:net';
 import test from 'ava';
 import { LineClient, startLicd, type InProcessLicd } from '../helpers/licd.ts';
+import { freeFrontendPorts } from '../helpers/ports.ts';
 import { adminPost } from '../helpers/stats.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { closedLines, isAlive, runCluster, TOKEN, type RunningCluster } from './support.ts';
@@ -184,7 +185,7 @@ test('workers accepting for themselves (worker_accept: shared): a reload reaches
 
   const { readFileSync, writeFileSync } = await import('node:fs');
   const base = readFileSync(c.file, 'utf8');
-  writeFileSync(c.file, base + '  - { name: extra, listen: 127.0.0.1:0, pool: lic, port: license }\n');
+  writeFileSync(c.file, await freeFrontendPorts(base + '  - { name: extra, listen: 127.0.0.1:0, pool: lic, port: license }\n'));
   c.child.kill('SIGHUP');
   await waitFor(() => c.lines().filter((x) => x.msg === 'listening' && x.frontend === 'extra').length === 2, { timeout: 15_000, what: 'both workers listening on the new frontend' });
   const extra = await c.port('extra');

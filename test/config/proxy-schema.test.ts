@@ -67,13 +67,13 @@ pools:
     balance: first
     servers: [ { name: s, address: 127.0.0.1:2 } ]
 frontends:
-  - { name: a, listen: 127.0.0.1:0, pool: a }
+  - { name: a, listen: 127.0.0.1:9, pool: a }
 `,
   );
   const [a, b] = c.pools;
   t.is(a!.balance, 'leastconn');
   t.is(a!.retries, 5);
-  t.deepEqual(a!.timeouts, { connect: 250, idle: 7_200_000, queue: 10_000 });
+  t.deepEqual(a!.timeouts, { connect: 250, idle: 7_200_000, queue: 10_000, clientFin: 30_000 });
   t.is(a!.check.interval, 500);
   t.is(a!.check.rise, 4);
   t.is(b!.balance, 'first');
@@ -125,27 +125,27 @@ const errorCases: Array<[title: string, text: string, where: string, path: strin
     servers:
       - { name: a, host: 127.0.0.1, ports: { tokn: 3 } }
 frontends:
-  - { name: f, listen: 127.0.0.1:0, pool: p, port: license }
+  - { name: f, listen: 127.0.0.1:9, pool: p, port: license }
 `, '5:52', 'pools.p.servers[0].ports.tokn', 'unknown port name "tokn"', 'did you mean "tokens"'],
   ['frontend port is not a named port of the pool', `pools:
   p:
     ports: { license: 1, tokens: 2 }
     servers: [ { name: a, host: 127.0.0.1 } ]
 frontends:
-  - { name: f, listen: 127.0.0.1:0, pool: p, port: vendor }
+  - { name: f, listen: 127.0.0.1:9, pool: p, port: vendor }
 `, '6:52', 'frontends[0].port', 'unknown port name "vendor"', 'license, tokens'],
   ['multi-port pool frontend without port', `pools:
   p:
     ports: { license: 1, tokens: 2 }
     servers: [ { name: a, host: 127.0.0.1 } ]
 frontends:
-  - { name: f, listen: 127.0.0.1:0, pool: p }
+  - { name: f, listen: 127.0.0.1:9, pool: p }
 `, '6:5', 'frontends[0]', 'port: is required'],
   ['host without named ports', `pools:
   p:
     servers: [ { name: a, host: 127.0.0.1 } ]
 frontends:
-  - { name: f, listen: 127.0.0.1:0, pool: p }
+  - { name: f, listen: 127.0.0.1:9, pool: p }
 `, '3:5', 'pools.p.ports', 'is required when servers are written with host:'],
   ['YAML syntax error', 'pools:\n  a: [1, 2\n', '3:1', '', 'YAML'],
   ['missing daemon file', MINIMAL + 'daemons: [ /nonexistent/licd.yaml ]\n', '7:12', 'daemons[0]', 'does not exist'],
@@ -185,8 +185,8 @@ test('an unknown key in a pool is reported once', (t) => {
 test('stats.admin.token_file: a relative path is relative to the configuration file; errors name the full path', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'licproxy-token-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'admin.token'), 'secret\n', { mode: 0o600 });
-  const text = (tf: string) => `stats:\n  listen: 127.0.0.1:0\n  admin: { token_file: ${tf} }\npools:\n  p:\n    servers: [{ name: a, address: "127.0.0.1:1" }]\nfrontends: [{ name: f, listen: "127.0.0.1:0", pool: p }]\n`;
+  writeFileSync(join(dir, 'admin.token'), 'secret-0123456789abcdef\n', { mode: 0o600 });
+  const text = (tf: string) => `stats:\n  listen: 127.0.0.1:9\n  admin: { token_file: ${tf} }\npools:\n  p:\n    servers: [{ name: a, address: "127.0.0.1:1" }]\nfrontends: [{ name: f, listen: "127.0.0.1:9", pool: p }]\n`;
   const file = join(dir, 'licproxy.yaml');
   t.is(parseProxyConfig(file, text('admin.token')).stats!.admin!.tokenFile, join(dir, 'admin.token'));
   const err = t.throws(() => parseProxyConfig(file, text('nope.token')));

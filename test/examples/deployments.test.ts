@@ -10,6 +10,7 @@ import { openTokens } from '../../src/client/token-client.ts';
 import { createMonitorFactory } from '../../src/health/health-monitor.ts';
 import { ProxyApp } from '../../src/proxy/app.ts';
 import { LICD, REPO } from '../helpers/cli.ts';
+import { freePort } from '../helpers/ports.ts';
 import { startLicd } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -68,7 +69,7 @@ for (const example of examples) {
     if (!pool.ports) pool.ports = { main: 1 };
     delete doc.stats;
     for (const f of doc.frontends as Json[]) {
-      f.listen = '127.0.0.1:0';
+      f.listen = `127.0.0.1:${await freePort()}`;
       if (f.allow) f.allow = ['127.0.0.0/8'];
     }
     const config = parseProxyConfig(example, YAML.stringify(doc));

@@ -12,6 +12,7 @@ import type { ProxyEvent } from '../../src/proxy/event-log.ts';
 import type { MonitorFactory } from '../../src/proxy/pool.ts';
 import type { ServerSnapshot } from '../../src/proxy/server.ts';
 import { spawnLicd, type FeatureSpec, type LicdSpec, type SpawnedLicd } from '../helpers/licd.ts';
+import { freeFrontendPorts } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 /** Enough seats that a load never meets DENIED. */
@@ -66,7 +67,7 @@ export function tracedMonitors(): { factory: MonitorFactory; trace: HealthTrace[
 
 /** Starts the balancer from YAML text, with the real monitors; stopped at teardown. */
 export async function startBalancer(t: ExecutionContext, yaml: string, opts: { monitorFactory?: MonitorFactory } = {}): Promise<ProxyApp> {
-  const config = parseProxyConfig('failover-test.yaml', yaml);
+  const config = parseProxyConfig('failover-test.yaml', await freeFrontendPorts(yaml));
   const app = await ProxyApp.start({ config, log: silentLogger, monitorFactory: opts.monitorFactory ?? createMonitorFactory() });
   t.teardown(() => app.stop(0));
   return app;

@@ -7,6 +7,7 @@ import { LICPROXY } from '../helpers/cli.ts';
 import { spawnLicproxy } from '../helpers/licproxy-run.ts';
 import { connectClient, readAll, readBytes } from '../helpers/proxy.ts';
 import { startNamed } from '../helpers/backend.ts';
+import { freePorts } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 interface Running {
@@ -17,7 +18,8 @@ interface Running {
   port: (frontend: string) => Promise<number>;
 }
 
-function yaml(backendPort: number, opts: { grace?: string; extra?: boolean } = {}): string {
+/** `ports`: the listen ports of fe and fe2 (a frontend may not listen on port 0). */
+function yaml(backendPort: number, ports: number[], opts: { grace?: string; extra?: boolean } = {}): string {
   return `
 global:
   grace: ${opts.grace ?? '10s'}
@@ -28,9 +30,9 @@ pools:
       - { name: a, address: 127.0.0.1:${backendPort} }
 frontends:
   - name: fe
-    listen: 127.0.0.1:0
+    listen: 127.0.0.1:${ports[0]}
     pool: p
-${opts.extra ? '  - { name: fe2, listen: 127.0.0.1:0, pool: p }\n' : ''}`;
+${opts.extra ? `  - { name: fe2, listen: 127.0.0.1:${ports[1]}, pool: p }\n` : ''}`;
 }
 
 async function runProxy(t: ExecutionContext, text: string): Promise<Running> {
@@ -52,7 +54,8 @@ async function runProxy(t: ExecutionContext, text: string): Promise<Running> {
 
 test('licproxy run: SIGHUP with an invalid file keeps the running config and logs every error; a valid one is applied', async (t) => {
   const b = await startNamed(t, 'a');
-  const p = await runProxy(t, yaml(b.port));
+  const ports = await freePorts(2);
+  const p = await runProxy(t, yaml(b.port, ports));
   const port = await p.port('fe');
   const held = await connectClient(t, port);
   t.is((await readBytes(held, 2)).toString(), 'a\n');
@@ -71,7 +74,7 @@ test('licproxy run: SIGHUP with an invalid file keeps the running config and log
   const again = await connectClient(t, port);
   t.is((await readBytes(again, 2)).toString(), 'a\n');
 
-  writeFileSync(p.file, yaml(b.port, { extra: true }));
+  writeFileSync(p.file, yaml(b.port, ports, { extra: true }));
   p.child.kill('SIGHUP');
   const port2 = await p.port('fe2');
   const c2 = await connectClient(t, port2);
@@ -83,7 +86,7 @@ test('licproxy run: SIGHUP with an invalid file keeps the running config and log
 
 test('licproxy run: SIGTERM waits for a held connection to end, then exits 0', async (t) => {
   const b = await startNamed(t, 'a');
-  const p = await runProxy(t, yaml(b.port, { grace: '20s' }));
+  const p = await runProxy(t, yaml(b.port, await freePorts(1), { grace: '20s' }));
   const port = await p.port('fe');
   const held = await connectClient(t, port);
   await readBytes(held, 2);
@@ -98,7 +101,7 @@ test('licproxy run: SIGTERM waits for a held connection to end, then exits 0', a
 
 test('licproxy run: SIGTERM with a connection that stays open exits 0 after the grace period', async (t) => {
   const b = await startNamed(t, 'a');
-  const p = await runProxy(t, yaml(b.port, { grace: '500ms' }));
+  const p = await runProxy(t, yaml(b.port, await freePorts(1), { grace: '500ms' }));
   const port = await p.port('fe');
   const held = await connectClient(t, port);
   await readBytes(held, 2);

@@ -15,6 +15,7 @@ import { createMonitorFactory } from '../../src/health/health-monitor.ts';
 import { ProxyApp } from '../../src/proxy/app.ts';
 import { StatsService } from '../../src/cli/services/stats-service.ts';
 import { startLicd, type InProcessLicd } from '../helpers/licd.ts';
+import { freeFrontendPorts } from '../helpers/ports.ts';
 import { adminPost, getJson, request } from '../helpers/stats.ts';
 import { waitFor } from '../helpers/wait.ts';
 import type { StatsSnapshot, StatsEvent } from '../../src/stats/snapshot.ts';
@@ -47,7 +48,7 @@ async function scenario(t: import('ava').ExecutionContext): Promise<Scenario> {
   }
   const config = parseProxyConfig(
     join(dir, 'licproxy.yaml'),
-    `stats:
+    await freeFrontendPorts(`stats:
   listen: 127.0.0.1:0
   admin: { token_file: ${tokenFile} }
 pools:
@@ -58,7 +59,7 @@ pools:
 ${Object.entries(licds).map(([n, l]) => `      - { name: ${n}, address: 127.0.0.1:${l.ports.license}, maint_kill: true }`).join('\n')}
 frontends:
   - { name: lic, listen: 127.0.0.1:0, pool: lic }
-`,
+`),
   );
   const stats = new StatsService({ log: silentLogger });
   const app = await ProxyApp.start({ config, log: silentLogger, monitorFactory: createMonitorFactory(), services: [stats] });
@@ -191,7 +192,7 @@ test.serial('drain keeps a bound client; clearing the server\'s bindings through
   t.teardown(() => b.stop());
   const config = parseProxyConfig(
     join(dir, 'licproxy.yaml'),
-    `stats:
+    await freeFrontendPorts(`stats:
   listen: 127.0.0.1:0
   admin: { token_file: ${tokenFile} }
 pools:
@@ -203,7 +204,7 @@ pools:
       - { name: b, address: 127.0.0.1:${b.ports.license} }
 frontends:
   - { name: lic, listen: 127.0.0.1:0, pool: lic }
-`,
+`),
   );
   const stats = new StatsService({ log: silentLogger });
   const app = await ProxyApp.start({ config, log: silentLogger, services: [stats] });

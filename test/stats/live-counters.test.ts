@@ -8,6 +8,7 @@ import { silentLogger } from '../../src/common/logger.ts';
 import { RuntimeStatsSource } from '../../src/stats/runtime-stats-source.ts';
 import { PrometheusExporter } from '../../src/stats/render-prometheus.ts';
 import { startLicd } from '../helpers/licd.ts';
+import { freeFrontendPorts } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 // What the stats endpoint shows of a running balancer: live bytes of open connections, and every check counted.
@@ -16,13 +17,13 @@ test('stats count bytes of open connections and every health check', async (t) =
   t.teardown(() => licd.stop());
   const config = parseProxyConfig(
     'live.yaml',
-    `pools:
+    await freeFrontendPorts(`pools:
   p:
     check: { type: tcp, interval: 50ms, fast_interval: 50ms }
     servers: [ { name: a, address: 127.0.0.1:${licd.ports.license} } ]
 frontends:
   - { name: f, listen: 127.0.0.1:0, pool: p }
-`,
+`),
   );
   const app = await ProxyApp.start({ config, log: silentLogger, monitorFactory: createMonitorFactory() });
   t.teardown(() => app.stop(0));

@@ -10,14 +10,21 @@ import type { ProxyConfig, StatsConfig } from '../../config/proxy-config.ts';
 import type { AppService, PreparedReload, ProxyApp } from '../../proxy/app.ts';
 import { RuntimeStatsSource, type SnapshotProvider } from '../../stats/runtime-stats-source.ts';
 import { StatsServer } from '../../stats/stats-server.ts';
+import { adminTokenProblem } from '../../stats/admin-token.ts';
+import { isLoopback } from '../../config/proxy-schema.ts';
 
 function readToken(stats: StatsConfig): string | null {
   if (!stats.admin) return null;
+  let content: string;
   try {
-    return readFileSync(stats.admin.tokenFile, 'utf8').trim();
+    content = readFileSync(stats.admin.tokenFile, 'utf8');
   } catch (err) {
     throw new LpxError('LPX_ERR_CONFIG_READ', `stats.admin.token_file ${stats.admin.tokenFile}: ${errorMessage(err)}`);
   }
+  // Checked again here: the file may have changed since the configuration was validated.
+  const problem = adminTokenProblem(content);
+  if (problem) throw new LpxError('LPX_ERR_CONFIG', `stats.admin.token_file ${stats.admin.tokenFile} ${problem}`);
+  return content.trim();
 }
 
 /** Runs the stats server while the configuration has a `stats:` section; restarts it when that section changes. */
@@ -101,6 +108,9 @@ export class StatsService implements AppService {
         this.#current = key;
         this.#listen = stats.listen;
         retire();
+        if (stats.admin?.insecure && !isLoopback(stats.listen.host)) {
+          this.#log.warn({ listen: formatHostPort(stats.listen) }, 'stats.admin.insecure: the admin bearer token crosses the network in clear text (plain HTTP on a non-loopback address)');
+        }
       },
       abort: () => server.stop(),
     };

@@ -49,7 +49,7 @@ export function licdProxyConfig(licds: SpawnedLicd[], names: string[], o: LicdPr
         name: 'lic',
         ports: { license: 1, tokens: 1 },
         affinity: { by: o.by, ttl: o.ttl ?? 3_600_000, maxBindings: o.maxBindings ?? 1_000_000 },
-        timeouts: { connect: 3_000, idle: 0, queue: 10_000 },
+        timeouts: { connect: 3_000, idle: 0, queue: 10_000, clientFin: 30_000 },
         ...o.pool,
         servers: licds.map((l, i) => ({ name: names[i]!, ports: { license: l.ports.license, tokens: l.ports.tokens } })),
       },
