@@ -16,6 +16,7 @@ import { ProxyApp } from '../../src/proxy/app.ts';
 import { LICD, REPO } from '../helpers/cli.ts';
 import { LineClient } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { freePort } from '../helpers/ports.ts';
 
 type Json = Record<string, any>;
 
@@ -56,7 +57,7 @@ async function startExample(t: ExecutionContext, example: string, licdFiles: str
   shorten(pool);
   delete doc.stats;
   for (const f of doc.frontends as Json[]) {
-    f.listen = '127.0.0.1:0';
+    f.listen = `127.0.0.1:${await freePort()}`;
     if (f.allow) f.allow = ['127.0.0.0/8'];
   }
   const config = parseProxyConfig(example, YAML.stringify(doc));

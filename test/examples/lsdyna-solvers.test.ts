@@ -17,6 +17,7 @@ import { ProxyApp } from '../../src/proxy/app.ts';
 import { LICD, REPO } from '../helpers/cli.ts';
 import { LineClient } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { freePort } from '../helpers/ports.ts';
 
 const FILES = ['solver-explicit-1.yaml', 'solver-explicit-2.yaml', 'solver-implicit.yaml', 'solver-em-thermal.yaml'];
 
@@ -63,7 +64,7 @@ test.serial('example lsdyna-solvers.yaml: solver-aware routing on one port, thro
 
   const doc = YAML.parse(readFileSync(join(REPO, 'conf/examples/lsdyna-solvers.yaml'), 'utf8')) as Record<string, any>;
   delete doc.stats;
-  for (const f of doc.frontends) f.listen = '127.0.0.1:0';
+  for (const f of doc.frontends) f.listen = `127.0.0.1:${await freePort()}`;
   const config = parseProxyConfig('lsdyna-solvers.yaml', YAML.stringify(doc));
   const app = await ProxyApp.start({ config, log: silentLogger, monitorFactory: createMonitorFactory() });
   t.teardown(() => app.stop(0));

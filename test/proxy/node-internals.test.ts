@@ -1,3 +1,4 @@
+import { freePort } from '../helpers/ports.ts';
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -45,7 +46,7 @@ async function checkoutThroughLicproxy(t: ExecutionContext, env: Record<string, 
       '    servers:',
       '      - { name: a, host: 127.0.0.1 }',
       'frontends:',
-      '  - { name: lic, listen: 127.0.0.1:0, pool: lic, port: license }',
+      `  - { name: lic, listen: 127.0.0.1:${await freePort()}, pool: lic, port: license }`,
       '',
     ].join('\n'),
   );

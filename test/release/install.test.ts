@@ -1,3 +1,4 @@
+import { freePort } from '../helpers/ports.ts';
 import test from 'ava';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -89,7 +90,7 @@ test('npm pack, npm install -g of the tarball, then check and a checkout through
       '    servers:',
       '      - { name: inst, host: 127.0.0.1 }',
       'frontends:',
-      '  - { name: lic, listen: 127.0.0.1:0, pool: lic, port: license }',
+      `  - { name: lic, listen: 127.0.0.1:${await freePort()}, pool: lic, port: license }`,
       '',
     ].join('\n'),
   );

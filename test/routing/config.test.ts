@@ -9,7 +9,7 @@ ${pool}
     servers:
       - { name: a, address: 127.0.0.1:6200${server} }
 frontends:
-  - { name: lic, listen: 127.0.0.1:0, pool: lic }
+  - { name: lic, listen: 127.0.0.1:31010, pool: lic }
 `;
 
 function errors(yaml: string): string[] {

@@ -13,6 +13,7 @@ import { LICPROXY, runBin } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { spawnServer, startBalancer, waitEvent } from '../failover/support.ts';
 import { balancer, checkin, checkout, countBy, inUse, licds, serversYaml, statsOf, FEATURE } from './support.ts';
+import { freeFrontendPorts } from '../helpers/ports.ts';
 
 test('overflow: above 80% of tier 0 new clients spill to tier 1, and come back once under it', async (t) => {
   const ls = await licds(t, ['near', 'far'], [10, 10]);
@@ -199,7 +200,7 @@ frontends:
   - { name: lic, listen: 127.0.0.1:0, pool: lic }
 `;
   const file = join(dir, 'licproxy.yaml');
-  writeFileSync(file, yaml);
+  writeFileSync(file, await freeFrontendPorts(yaml));
   const r = await runBin(LICPROXY, ['check', '-c', file]);
   t.is(r.code, 0);
   t.regex(r.stdout, /configuration is valid/);

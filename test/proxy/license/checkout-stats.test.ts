@@ -2,6 +2,7 @@
  * Checkout counters of licd pools (SPEC 8.2) on /stats.json, /stats and /metrics: granted, denied, saved by a
  * retry and queue waits, per pool, server and feature, after a scripted set of checkouts whose outcomes are known.
  */
+import { freeFrontendPorts } from '../../helpers/ports.ts';
 import test from 'ava';
 import { silentLogger } from '../../../src/common/logger.ts';
 import { parseProxyConfig } from '../../../src/config/proxy-schema.ts';
@@ -21,7 +22,7 @@ test('granted / denied / retried_saved per server and feature on /stats.json, /s
   ]);
   const config = parseProxyConfig(
     'stats-test.yaml',
-    `stats: { listen: 127.0.0.1:0 }
+    await freeFrontendPorts(`stats: { listen: 127.0.0.1:0 }
 pools:
   lic:
     route: feature
@@ -36,7 +37,7 @@ ${serverLines([a!, b!])}
 frontends:
   - { name: lic, listen: 127.0.0.1:0, pool: lic }
   - { name: plain, listen: 127.0.0.1:0, pool: plain }
-`,
+`),
   );
   const stats = new StatsService({ log: silentLogger });
   const app = await ProxyApp.start({ config, log: silentLogger, monitorFactory: createMonitorFactory(), services: [stats] });

@@ -10,6 +10,7 @@ import { createMonitorFactory } from '../../../src/health/health-monitor.ts';
 import { ProxyApp } from '../../../src/proxy/app.ts';
 import { licdForTest, type FeatureSpec, type InProcessLicd, type LineClient } from '../../helpers/licd.ts';
 import { waitFor } from '../../helpers/wait.ts';
+import { freeFrontendPorts } from '../../helpers/ports.ts';
 
 export interface NamedLicd {
   name: string;
@@ -33,7 +34,7 @@ export function serverLines(servers: NamedLicd[], extra: (s: NamedLicd) => strin
 
 /** The balancer from YAML with the real monitors; waits until every server is UP with a check that listed features. */
 export async function balancer(t: ExecutionContext, yaml: string, opts: { log?: Logger; pool?: string; waitUp?: boolean } = {}): Promise<ProxyApp> {
-  const config = parseProxyConfig('license-test.yaml', yaml);
+  const config = parseProxyConfig('license-test.yaml', await freeFrontendPorts(yaml));
   const app = await ProxyApp.start({ config, log: opts.log ?? silentLogger, monitorFactory: createMonitorFactory() });
   t.teardown(() => app.stop(0));
   const pool = opts.pool ?? config.pools[0]!.name;
