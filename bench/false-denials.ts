@@ -1,7 +1,8 @@
 /**
  * False denials (SPEC 8.2's figure of merit): checkouts denied while another server of the pool had a free seat of
  * the feature. Same run, same machine, four balancers in front of independent active-active licd servers:
- * licproxy `balance: seats`, licproxy round robin, HAProxy round robin, HAProxy leastconn (mode tcp, 1 s checks).
+ * licproxy `balance: seats` with the licd-protocol retry (`retry_denied: true`), licproxy `balance: seats` at layer 4,
+ * licproxy round robin, HAProxy round robin, HAProxy leastconn (mode tcp, 1 s checks).
  *
  * - issue: the issue 13 scenario: two servers of 10 seats, 16 clients check out, the ones on server b check in,
  *   12 new clients check out at once (12 seats free: every denial is false);
@@ -9,8 +10,10 @@
  *   20-420 ms when granted, closes, waits 0-200 ms, again (demand near the pool's capacity).
  *
  * The licd servers run in this process, so a denial is judged at the instant the denying server decides (another
- * server's free seats read in that same tick). The balancers are child processes. licproxy here has layer-4
- * knowledge only (its lmstat checks and its own connections); the licd-protocol retry (`retry_denied`) is not on.
+ * server's free seats read in that same tick; test/routing/denial-witness.ts). Only denials a client received count:
+ * with `retry_denied` the denials the proxy retried elsewhere are not false denials. A denial whose only free seats
+ * came free behind the retry, on a server that had denied this same checkout earlier, is counted apart (`raced`).
+ * The balancers are child processes; every client says HELLO with a user of its own (how denials are told apart).
  *
  *   node --import tsx bench/false-denials.ts [--seconds 15] [--clients 200] [--only seats,HAProxy] [--out bench/results/false-denials.md]
  */
@@ -21,7 +24,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { LineClient, startLicd, type InProcessLicd } from '../test/helpers/licd.ts';
 import { prng } from '../test/helpers/prng.ts';
-import { watchDenials } from '../test/routing/support.ts';
+import { DenialWitness } from '../test/routing/denial-witness.ts';
 import { startChild, waitForPort, type ChildHandle } from './lib/child.ts';
 import { cleanup } from './lib/cleanup.ts';
 import { findBinary, toolVersion } from './lib/install.ts';
@@ -49,13 +52,14 @@ interface Target {
 
 const haproxy = findBinary('haproxy');
 
-function licproxyTarget(balance: 'seats' | 'roundrobin'): Target {
+function licproxyTarget(balance: 'seats' | 'roundrobin', retryDenied = false): Target {
+  const tag = `${balance}${retryDenied ? '-retry' : ''}`;
   return {
-    name: `licproxy ${balance}`,
+    name: `licproxy ${balance}${retryDenied ? ' + retry_denied' : ''}`,
     async start(servers, dir) {
       const port = await freePort();
       const stats = await freePort();
-      const file = join(dir, `licproxy-${balance}.yaml`);
+      const file = join(dir, `licproxy-${tag}.yaml`);
       writeFileSync(
         file,
         stringify({
@@ -64,6 +68,7 @@ function licproxyTarget(balance: 'seats' | 'roundrobin'): Target {
           pools: {
             lic: {
               balance,
+              ...(retryDenied ? { retry_denied: true } : {}),
               feature: FEATURE,
               check: { type: 'lmstat', interval: '1s' },
               servers: servers.map((s, i) => ({ name: `s${i}`, address: `127.0.0.1:${s.ports.license}` })),
@@ -72,7 +77,7 @@ function licproxyTarget(balance: 'seats' | 'roundrobin'): Target {
           frontends: [{ name: 'lic', listen: `127.0.0.1:${port}`, pool: 'lic' }],
         }),
       );
-      const child = startChild({ name: `licproxy-${balance}`, command: process.execPath, args: [LICPROXY_BIN, 'run', '-c', file], logFile: join(dir, `licproxy-${balance}.log`) });
+      const child = startChild({ name: `licproxy-${tag}`, command: process.execPath, args: [LICPROXY_BIN, 'run', '-c', file], logFile: join(dir, `licproxy-${tag}.log`) });
       await waitForPort('127.0.0.1', port, child);
       // Ready once every server has reported its seats (the first lmstat check of each).
       const ready = async () => {
@@ -136,11 +141,12 @@ function pause(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function licds(seats: number[]): Promise<InProcessLicd[]> {
+async function licds(seats: number[], witness: DenialWitness): Promise<InProcessLicd[]> {
   const out: InProcessLicd[] = [];
   for (let i = 0; i < seats.length; i++) {
-    const l = await startLicd({ name: `s${i}`, features: [{ name: FEATURE, count: seats[i]! }] });
+    const l = await startLicd({ name: `s${i}`, features: [{ name: FEATURE, count: seats[i]! }] }, witness.logger(`s${i}`));
     cleanup.add(`licd s${i}`, () => l.stop());
+    witness.watch(`s${i}`, l);
     out.push(l);
   }
   return out;
@@ -152,19 +158,27 @@ interface Held {
   granted: boolean;
 }
 
-async function checkout(port: number): Promise<Held> {
+let users = 0;
+
+/** One checkout as a user of its own; judged by `witness` when denied. The connection stays open. */
+async function checkout(port: number, witness: DenialWitness | null): Promise<Held> {
+  const user = `u${users++}`;
   const client = await LineClient.connect(port);
-  const hello = await client.request('HELLO user=bench host=ws', 30_000);
+  const hello = await client.request(`HELLO user=${user} host=ws`, 30_000);
   const answer = await client.request(`CHECKOUT ${FEATURE}`, 30_000);
-  return { client, server: /server=(\S+)/.exec(hello)?.[1] ?? '?', granted: answer.startsWith('GRANTED') };
+  const granted = answer.startsWith('GRANTED');
+  if (granted) witness?.granted(user);
+  else witness?.deniedReceived(user);
+  return { client, server: /server=(\S+)/.exec(hello)?.[1] ?? '?', granted };
 }
 
-async function withTarget<T>(target: Target, seats: number[], dir: string, run: (port: number, servers: InProcessLicd[]) => Promise<T>): Promise<T> {
-  const servers = await licds(seats);
+async function withTarget<T>(target: Target, seats: number[], dir: string, run: (port: number, servers: InProcessLicd[], witness: DenialWitness) => Promise<T>): Promise<T> {
+  const witness = new DenialWitness(FEATURE);
+  const servers = await licds(seats, witness);
   const t = await target.start(servers, dir);
   try {
     await t.ready();
-    return await run(t.port, servers);
+    return await run(t.port, servers, witness);
   } finally {
     await t.child.stop();
     for (const s of servers) await s.stop();
@@ -173,23 +187,21 @@ async function withTarget<T>(target: Target, seats: number[], dir: string, run: 
 
 /** The issue scenario; returns [false denials, of 12]. */
 async function issue(target: Target, dir: string): Promise<{ denied: number; falseDenied: number }> {
-  return withTarget(target, [10, 10], dir, async (port, servers) => {
-    const first = await Promise.all(Array.from({ length: 16 }, () => checkout(port)));
+  return withTarget(target, [10, 10], dir, async (port, servers, witness) => {
+    const first = await Promise.all(Array.from({ length: 16 }, () => checkout(port, null)));
     const onB = first.filter((c) => c.server === 's1');
     for (const c of onB) c.client.end();
     await Promise.all(onB.map((c) => c.client.closed));
     // The seats of b are free on the server before the 12 arrive (as in the issue's measurement).
     for (let i = 0; i < 1000 && servers[1]!.server.pool(FEATURE)!.inUse > 0; i++) await pause(5);
-    const watch = watchDenials({ a: servers[0]!, b: servers[1]! });
-    const second = await Promise.all(Array.from({ length: 12 }, () => checkout(port)));
+    const second = await Promise.all(Array.from({ length: 12 }, () => checkout(port, witness)));
     for (const c of [...first, ...second]) c.client.destroy();
-    return { denied: second.filter((c) => !c.granted).length, falseDenied: watch.falseDenied };
+    return { denied: second.filter((c) => !c.granted).length, falseDenied: witness.falseDenied };
   });
 }
 
-async function random(target: Target, dir: string): Promise<{ checkouts: number; granted: number; denied: number; falseDenied: number }> {
-  return withTarget(target, [20, 40, 60], dir, async (port, servers) => {
-    const watch = watchDenials({ a: servers[0]!, b: servers[1]!, c: servers[2]! });
+async function random(target: Target, dir: string): Promise<{ checkouts: number; granted: number; denied: number; falseDenied: number; raced: number; decided: number }> {
+  return withTarget(target, [20, 40, 60], dir, async (port, _servers, witness) => {
     const rnd = prng(13);
     const until = Date.now() + SECONDS * 1000;
     let checkouts = 0;
@@ -197,21 +209,21 @@ async function random(target: Target, dir: string): Promise<{ checkouts: number;
     const client = async (): Promise<void> => {
       while (Date.now() < until && checkouts < MAX_CHECKOUTS) {
         checkouts++;
-        const c = await LineClient.connect(port);
+        const c = await checkout(port, witness);
         try {
-          const answer = await c.request(`CHECKOUT ${FEATURE}`, 30_000);
-          if (answer.startsWith('GRANTED')) {
+          if (c.granted) {
             granted++;
             await pause(20 + rnd() * 400);
           }
         } finally {
-          c.destroy();
+          c.client.destroy();
         }
         await pause(rnd() * 200);
       }
     };
     await Promise.all(Array.from({ length: CLIENTS }, client));
-    return { checkouts, granted, denied: watch.denied, falseDenied: watch.falseDenied };
+    const f = witness.figures;
+    return { checkouts, granted, denied: f.received, falseDenied: f.falseDenied, raced: f.raced, decided: f.decided };
   });
 }
 
@@ -219,7 +231,7 @@ async function main(): Promise<void> {
   cleanup.installHandlers();
   const dir = mkdtempSync(join(tmpdir(), 'lpx-false-denials-'));
   cleanup.add('temp dir', () => rmSync(dir, { recursive: true, force: true }));
-  const targets = [licproxyTarget('seats'), licproxyTarget('roundrobin')];
+  const targets = [licproxyTarget('seats', true), licproxyTarget('seats'), licproxyTarget('roundrobin')];
   if (haproxy) targets.push(haproxyTarget('roundrobin'), haproxyTarget('leastconn'));
   else process.stderr.write('haproxy not found: its rows are skipped\n');
   const rows: string[] = [];
@@ -231,7 +243,7 @@ async function main(): Promise<void> {
     const b = await random(target, dir);
     const pct = b.denied === 0 ? '0' : ((100 * b.falseDenied) / b.denied).toFixed(1);
     const perThousand = ((1000 * b.falseDenied) / Math.max(1, b.checkouts)).toFixed(0);
-    rows.push(`| ${target.name} | ${a.falseDenied} of 12 | ${b.checkouts} | ${b.granted} | ${b.denied} | **${b.falseDenied}** (${pct}% of denials) | ${perThousand} |`);
+    rows.push(`| ${target.name} | ${a.falseDenied} of 12 | ${b.checkouts} | ${b.granted} | ${b.denied} | **${b.falseDenied}** (${pct}% of denials) | ${perThousand} | ${b.raced} | ${b.decided} |`);
     process.stderr.write(`  ${rows[rows.length - 1]}\n`);
   }
   const cmd = `node --import tsx bench/false-denials.ts --seconds ${SECONDS} --clients ${CLIENTS}`;
@@ -240,19 +252,23 @@ async function main(): Promise<void> {
     '',
     `Command: \`${cmd}\` (${new Date().toISOString().slice(0, 10)}, ${process.version}${haproxy ? `, ${toolVersion(haproxy, ['-v']).split('\n')[0]}` : ''}).`,
     '',
-    'A false denial: a checkout denied while another server of the pool had a free seat of the feature, judged at',
-    'the instant the denying licd decided. licproxy at layer 4 only (lmstat checks every 1 s and its own',
-    'connections; `retry_denied` off). Issue scenario: 2 servers x 10 seats, 16 out, b\'s 8 in, 12 new at once.',
-    `Random: ${CLIENTS} clients over 3 servers of 20 / 40 / 60 seats for ${SECONDS} s (hold 20-420 ms, pause 0-200 ms).`,
+    'A false denial: a DENIED a client received while another server of the pool had a free seat of the feature,',
+    'judged at the instant the denying licd decided (test/routing/denial-witness.ts). licproxy `seats` and `roundrobin`',
+    'at layer 4 (lmstat checks every 1 s and its own connections); `seats + retry_denied` reads the licd protocol and',
+    'asks every other server in turn when one denies. Issue scenario: 2 servers x 10 seats, 16 out, b\'s 8 in, 12 new',
+    `at once. Random: ${CLIENTS} clients over 3 servers of 20 / 40 / 60 seats for ${SECONDS} s (hold 20-420 ms, pause 0-200 ms).`,
+    '`raced`: denials received whose only free seats elsewhere came free behind the retry, on a server that had',
+    'denied the same checkout earlier (not false denials; independent servers cannot close that window). `decided`:',
+    'denials the servers made, retried ones included.',
     '',
-    '| balancer | issue scenario: false denials | random: checkouts | granted | denied | false denials | per 1000 checkouts |',
-    '|---|---|---|---|---|---|---|',
+    '| balancer | issue scenario: false denials | random: checkouts | granted | denied | false denials | per 1000 checkouts | raced | decided |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
     'Checkout counts differ: a denied client comes back sooner than a granted one, and the load runs for a fixed',
-    'time. At this demand (near the pool\'s 120 seats) the remaining false denials of `balance: seats` are clients',
+    'time. At this demand (near the pool\'s 120 seats) the false denials of `balance: seats` at layer 4 are clients',
     'placed at connect while every server looked full, a seat freeing elsewhere before their CHECKOUT arrived: a',
-    'layer-4 proxy chooses before it sees the CHECKOUT. The licd-protocol `retry_denied` (SPEC 8.2) is the fix.',
+    'layer-4 proxy chooses before it sees the CHECKOUT. The licd-protocol `retry_denied` (SPEC 8.2) removes them.',
     '',
   ].join('\n');
   process.stdout.write(md);

@@ -18,6 +18,8 @@ const STARTED_ELSEWHERE: Record<string, string> = {
   'flexlm-triad.yaml': 'deployments.test.ts',
   'backup-pair.yaml': 'deployments.test.ts',
   'lsdyna-solvers.yaml': 'lsdyna-solvers.test.ts',
+  'lmx-geographic.yaml': 'license-routing.test.ts',
+  'seats-active-active.yaml': 'license-routing.test.ts',
 };
 
 const README = readFileSync(join(REPO, 'README.md'), 'utf8');

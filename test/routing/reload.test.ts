@@ -1,6 +1,7 @@
 /** A reload turns license-aware routing on and off in place (SPEC 2.6): held clients stay, new ones follow the file. */
 import test from 'ava';
 import { parseProxyConfig } from '../../src/config/proxy-schema.ts';
+import { freePort } from '../helpers/ports.ts';
 import { balancer, checkout, countBy, licds, serversYaml, FEATURE } from './support.ts';
 
 const yaml = (ls: Parameters<typeof serversYaml>[0], pool: string, frontendPort: number) => `pools:
@@ -15,12 +16,12 @@ frontends:
 
 test('reload from round robin to balance: seats and back: held connections kept, new clients by seats, then round robin again', async (t) => {
   const ls = await licds(t, ['a', 'b'], [4, 40]);
-  const { app, port: first } = await balancer(t, yaml(ls, '    balance: roundrobin', 0));
+  const fport = await freePort();
+  const { app, port: first } = await balancer(t, yaml(ls, '    balance: roundrobin', fport));
   const rr = await Promise.all(Array.from({ length: 4 }, () => checkout(t, first)));
-  // A frontend on port 0 keeps its listener across reloads; its port is read each time all the same.
   const port = () => app.runtime.port('lic');
   t.deepEqual(countBy(rr), { a: 2, b: 2 });
-  await app.runtime.apply(parseProxyConfig('t.yaml', yaml(ls, `    balance: seats\n    feature: ${FEATURE}`, 0)));
+  await app.runtime.apply(parseProxyConfig('t.yaml', yaml(ls, `    balance: seats\n    feature: ${FEATURE}`, fport)));
   const pool = app.runtime.pool('lic')!;
   t.true(pool.servers.every((s) => s.seatLedger !== null), 'seats counted from the reload on');
   t.is(pool.server('a')!.seatLedger!.open, 2, "the ledger starts with the server's live connections");
@@ -28,7 +29,7 @@ test('reload from round robin to balance: seats and back: held connections kept,
   const seats = await Promise.all(Array.from({ length: 6 }, () => checkout(t, port())));
   t.deepEqual(countBy(seats), { b: 6 });
   t.true(rr.every((c) => !c.client.isClosed), 'no connection closed by the reload');
-  await app.runtime.apply(parseProxyConfig('t.yaml', yaml(ls, '    balance: roundrobin', 0)));
+  await app.runtime.apply(parseProxyConfig('t.yaml', yaml(ls, '    balance: roundrobin', fport)));
   t.true(pool.servers.every((s) => s.seatLedger === null), 'seats no longer counted');
   const back = await Promise.all(Array.from({ length: 2 }, () => checkout(t, port())));
   t.deepEqual(countBy(back), { a: 1, b: 1 });

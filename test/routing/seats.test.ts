@@ -1,17 +1,17 @@
 /**
  * `balance: seats` (SPEC 8.1) against real licd servers: the issue's scenario (two independent active-active
  * servers, 10 seats each), the same through round robin (the false denials this exists to remove), FULL on the
- * stats, CSV and metrics, and a bounded random load over three servers of uneven sizes.
+ * stats, CSV and metrics, and the correctness of a bounded random load over three servers of uneven sizes.
  */
 import test, { type ExecutionContext } from 'ava';
 import { renderCsv, CSV_COLUMNS } from '../../src/stats/render-csv.ts';
 import { renderHtml } from '../../src/stats/render-html.ts';
 import { PrometheusExporter } from '../../src/stats/render-prometheus.ts';
-import type { InProcessLicd } from '../helpers/licd.ts';
-import { LineClient } from '../helpers/licd.ts';
+import { LineClient, startLicd, type InProcessLicd } from '../helpers/licd.ts';
 import { prng } from '../helpers/prng.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { balancer, checkin, checkout, countBy, free, inUse, licds, serversYaml, statsOf, watchDenials, FEATURE, type Checkout } from './support.ts';
+import { DenialWitness, type DenialFigures } from './denial-witness.ts';
+import { balancer, checkin, checkout, countBy, free, inUse, licds, serversYaml, statsOf, FEATURE, type Checkout } from './support.ts';
 
 function poolYaml(ls: Record<string, InProcessLicd>, balance: string): string {
   return `pools:
@@ -94,15 +94,22 @@ test('a server out of seats is FULL (not DOWN) on /stats, CSV and metrics; its c
 
 /**
  * 200 clients over three servers of 20 / 40 / 60 seats check out, hold a random while and check in, for a bounded
- * time and count, at a demand near the pool's capacity. A denial is false when another server had a free seat at
- * the instant the denying server decided (in-process licd: seat counts read in that same tick). At layer 4 the
- * proxy places a client at connect, before its CHECKOUT, so a seat freed in between on another server can still
- * make one: 0 is what the licd-protocol retry (retry_denied) adds. Measured against round robin in the same run.
+ * time and count, at a demand near the pool's capacity, through `balance: seats` and through round robin (layer 4,
+ * no retry). Asserted: what must hold whatever the timing (every checkout answered once, every seat a server
+ * granted reached its client, every seat back at the end). The false denials of each (judged as in
+ * denial-witness.ts) are printed, not compared: how many a layer-4 choice makes depends on the machine's speed. The
+ * comparison is bench/false-denials.ts; 0 false denials (with the licd-protocol retry) is zero-false-denials.test.ts.
  */
-async function randomLoad(t: ExecutionContext, balance: string): Promise<{ checkouts: number; granted: number; denied: number; falseDenied: number }> {
-  const ls = await licds(t, ['a', 'b', 'c'], [20, 40, 60]);
+async function randomLoad(t: ExecutionContext, balance: string): Promise<{ checkouts: number; granted: number } & DenialFigures> {
+  const witness = new DenialWitness(FEATURE);
+  const ls: Record<string, InProcessLicd> = {};
+  for (const [name, count] of [['a', 20], ['b', 40], ['c', 60]] as const) {
+    const l = await startLicd({ name, features: [{ name: FEATURE, count }] }, witness.logger(name));
+    t.teardown(() => l.stop());
+    witness.watch(name, l);
+    ls[name] = l;
+  }
   const { app, port } = await balancer(t, poolYaml(ls, balance));
-  const watch = watchDenials(ls);
   const rnd = prng(13);
   const until = Date.now() + 7_000;
   const maxCheckouts = 3_000;
@@ -110,13 +117,18 @@ async function randomLoad(t: ExecutionContext, balance: string): Promise<{ check
   let granted = 0;
   const client = async (): Promise<void> => {
     while (Date.now() < until && checkouts < maxCheckouts) {
-      checkouts++;
+      const user = `u${checkouts++}`;
       const c = await LineClient.connect(port);
       try {
-        const answer = await c.request(`CHECKOUT ${FEATURE}`);
+        await c.request(`HELLO user=${user} host=ws`, 30_000);
+        const answer = await c.request(`CHECKOUT ${FEATURE}`, 30_000);
         if (answer.startsWith('GRANTED')) {
           granted++;
+          witness.granted(user);
           await new Promise((r) => setTimeout(r, 20 + rnd() * 400));
+        } else {
+          t.regex(answer, /^DENIED .*reason=EXHAUSTED/);
+          witness.deniedReceived(user);
         }
       } finally {
         // A denied license client gives up and closes at once (then tries again a little later).
@@ -126,17 +138,19 @@ async function randomLoad(t: ExecutionContext, balance: string): Promise<{ check
     }
   };
   await Promise.all(Array.from({ length: 200 }, client));
+  t.is(granted + witness.received, checkouts, `${balance}: every checkout answered GRANTED or DENIED`);
+  t.is(witness.unexplained, 0, `${balance}: every DENIED came from a server`);
+  t.is(witness.decided, witness.received, `${balance}: no retry at layer 4, every denial reached its client`);
+  t.is(witness.grantsIssued, granted, `${balance}: every seat granted reached its client`);
+  await waitFor(() => Object.values(ls).every((l) => inUse(l) === 0), { what: `${balance}: every seat back` });
   await app.stop(0);
-  return { checkouts, granted, ...watch };
+  return { checkouts, granted, ...witness.figures };
 }
 
-test.serial('random load, 200 clients over uneven servers: false denials counted at the instant of each denial, seats vs round robin', async (t) => {
-  const seats = await randomLoad(t, 'seats');
-  const rr = await randomLoad(t, 'roundrobin');
-  for (const [name, r] of [['seats', seats], ['roundrobin', rr]] as const) {
-    t.log(`${name}: ${r.checkouts} checkouts, ${r.granted} granted, ${r.denied} denied, ${r.falseDenied} false denials`);
+test.serial('random load, 200 clients over uneven servers, seats and round robin: every checkout answered once, no seat lost or doubled (false denials printed)', async (t) => {
+  for (const balance of ['seats', 'roundrobin']) {
+    const r = await randomLoad(t, balance);
+    t.log(`${balance}: ${r.checkouts} checkouts, ${r.granted} granted, ${r.received} denied, ${r.falseDenied} false denials`);
+    t.true(r.granted > 0 && r.received > 0, `${balance}: the load filled the servers and freed seats`);
   }
-  t.true(seats.granted > 0 && rr.denied > 0, 'the load filled the servers and freed seats');
-  t.true(rr.falseDenied > 0, 'round robin falsely denies (the load is one that shows it)');
-  t.true(seats.falseDenied * 3 <= rr.falseDenied, `seats: ${seats.falseDenied} false denials, round robin ${rr.falseDenied}`);
 });

@@ -32,28 +32,6 @@ export function free(l: InProcessLicd, feature = FEATURE): number {
   return l.server.pool(feature)!.free;
 }
 
-/**
- * Counts false denials at the instant each server decides: a checkout of `feature` refused (no seat here) while
- * another of `servers` had a free seat in that same tick. Wraps each in-process licd's seat check.
- */
-export function watchDenials(servers: Record<string, InProcessLicd>, feature = FEATURE): { denied: number; falseDenied: number } {
-  const counts = { denied: 0, falseDenied: 0 };
-  const all = Object.values(servers);
-  for (const l of all) {
-    const pool = l.server.pool(feature)!;
-    const canGrant = pool.canGrant.bind(pool);
-    pool.canGrant = (n: number): boolean => {
-      const ok = canGrant(n);
-      if (!ok) {
-        counts.denied++;
-        if (all.some((o) => o !== l && free(o, feature) >= n)) counts.falseDenied++;
-      }
-      return ok;
-    };
-  }
-  return counts;
-}
-
 /** The balancer from YAML; resolves once every server is UP and has reported its seats. */
 export async function balancer(t: ExecutionContext, yaml: string, pool = 'lic'): Promise<{ app: ProxyApp; port: number }> {
   const app = await startBalancer(t, yaml);

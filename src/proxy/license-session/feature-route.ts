@@ -33,23 +33,42 @@ export function routeFeature(pool: Pool, ctx: SelectContext & { exclude: Server[
   if (lacking !== null) ctx.exclude = ctx.exclude === null ? lacking : [...ctx.exclude, ...lacking];
   const r = pool.select(ctx);
   if (r !== null) return r;
-  return leastLoaded(pool, feature, ctx.exclude, now, false) ?? null;
+  return leastLoaded(pool, feature, ctx.exclude, now) ?? null;
 }
 
 /**
- * retry_denied: another usable server with a free seat of `feature` at its last check (unknown counts counts as
- * maybe), not yet tried by this connection. Fewest connections per weight first.
+ * retry_denied: the next server to ask, among the usable ones that may serve `feature` and that this connection has
+ * not tried yet; undefined when none is left. Every such server is asked in turn, whatever its seat estimate says:
+ * the estimate (last check, less the connections placed since) lags the servers, and a server's own answer is the
+ * truth, so skipping one the estimate shows full would deny a seat it may have (a false denial). The estimate only
+ * orders the servers: lowest tier first, then the most free seats (a server whose checks say nothing counts as one
+ * seat), then the fewest connections per weight.
  */
 export function retryTarget(pool: Pool, feature: string, tried: readonly Server[]): Server | undefined {
-  return leastLoaded(pool, feature, tried, Date.now(), true);
+  const now = Date.now();
+  let best: Server | undefined;
+  let bestFree = 0;
+  for (const s of pool.servers) {
+    if (!usable(pool, s, now) || s.isFull() || tried.includes(s)) continue;
+    if (featureKnowledge(s, feature) === 'lacks') continue;
+    const free = freeSeats(s, feature) ?? 1;
+    if (
+      best === undefined ||
+      s.tier < best.tier ||
+      (s.tier === best.tier && (free > bestFree || (free === bestFree && s.counters.cur * best.weight < best.counters.cur * s.weight)))
+    ) {
+      best = s;
+      bestFree = free;
+    }
+  }
+  return best;
 }
 
-function leastLoaded(pool: Pool, feature: string, exclude: readonly Server[] | null, now: number, needSeat: boolean): Server | undefined {
+function leastLoaded(pool: Pool, feature: string, exclude: readonly Server[] | null, now: number): Server | undefined {
   let best: Server | undefined;
   for (const s of pool.servers) {
     if (!usable(pool, s, now) || s.isFull() || (exclude !== null && exclude.includes(s))) continue;
     if (featureKnowledge(s, feature) === 'lacks') continue;
-    if (needSeat && freeSeats(s, feature) === 0) continue;
     if (best === undefined || s.tier < best.tier || (s.tier === best.tier && s.counters.cur * best.weight < best.counters.cur * s.weight)) best = s;
   }
   return best;
