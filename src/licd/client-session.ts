@@ -1,5 +1,7 @@
 import type { FeaturePool, HolderInfo, Waiter } from './feature-pool.ts';
 import { Grant, type Identity } from './grant.ts';
+import { publicHandle } from './handles.ts';
+import { printableName } from './printable.ts';
 import { ANSWER, VERSION_PATTERN, compareVersions, onlyKeys, parseCount, parseRequest, type DenyReason, type Request } from './protocol.ts';
 import { SessionBase } from './session-base.ts';
 
@@ -40,6 +42,8 @@ export class ClientSession extends SessionBase {
   pid: number | null = null;
   readonly #grants = new Map<string, Grant>();
   readonly #queued = new Map<QueuedCheckout, FeaturePool>();
+  /** CHECKINs waiting for their `end` to be acknowledged; freed with the connection if it ends first. */
+  readonly #checkingIn = new Set<Grant>();
 
   /** From HELLO; until then an anonymous user on the client's address (CHECKOUT does not require HELLO). */
   get identity(): Identity {
@@ -91,7 +95,9 @@ export class ClientSession extends SessionBase {
     const pidText = a.get('pid');
     const pid = pidText === undefined ? null : parseCount(pidText, 0);
     if (!user || !host || pid === -1) return this.send(ANSWER.BAD_ARGUMENT);
-    this.#identity = { user, host, display: a.get('display') ?? host };
+    // Names end up in status, logs and terminals: control and bidi characters are replaced here, once.
+    const h = printableName(host);
+    this.#identity = { user: printableName(user), host: h, display: printableName(a.get('display') ?? h) };
     this.pid = pid;
     this.send(`OK server=${this.ctx.name} proto=1\n`);
   }
@@ -212,16 +218,36 @@ export class ClientSession extends SessionBase {
     if (r.malformed || r.positional.length !== 1 || r.args) return this.send(ANSWER.BAD_ARGUMENT);
     const grant = this.#grants.get(r.positional[0]!);
     if (!grant) return this.send(ANSWER.UNKNOWN_HANDLE);
-    // Answer first: freeing serves the queue, and a queued GRANTED for this same connection must follow the OK.
-    this.send(ANSWER.OK);
-    this.#endGrant(grant, 'checkin');
+    if (!this.ctx.replicating) {
+      // Answer first: freeing serves the queue, and a queued GRANTED for this same connection must follow the OK.
+      this.send(ANSWER.OK);
+      return this.#endGrant(grant, 'checkin');
+    }
+    // Releases replicate as surely as grants (PROTOCOL.md "Replication"): OK only once the `end` is on a follower,
+    // so a new master never counts a session its predecessor said was checked in. The seats stay counted meanwhile.
+    this.#grants.delete(grant.handle);
+    this.#checkingIn.add(grant);
+    grant.releasing = true;
+    const slot = this.hold();
+    this.ctx.replicate({ op: 'end', h: grant.handle }, (ok) => {
+      this.#checkingIn.delete(grant);
+      grant.releasing = false;
+      if (grant.ended) return this.fill(slot, ANSWER.OK); // the connection ended meanwhile and freed it
+      if (!ok) {
+        // Not on a follower: the grant stays this connection's (it is detached and resumable elsewhere).
+        this.#grants.set(grant.handle, grant);
+        return this.fill(slot, this.ctx.gate() ?? 'ERR NO_QUORUM\n');
+      }
+      this.fill(slot, ANSWER.OK);
+      this.#endGrant(grant, 'checkin', false);
+    });
   }
 
-  #endGrant(grant: Grant, reason: string): void {
+  #endGrant(grant: Grant, reason: string, replicate = true): void {
     this.#grants.delete(grant.handle);
     this.ctx.removeGrant(grant);
     if (grant.end(reason)) {
-      if (this.ctx.replicating) this.ctx.replicate({ op: 'end', h: grant.handle });
+      if (replicate && this.ctx.replicating) this.ctx.replicate({ op: 'end', h: grant.handle });
       this.#log('IN', grant.pool, grant.count, grant.handle, grant.identity, reason);
     }
   }
@@ -239,13 +265,16 @@ export class ClientSession extends SessionBase {
       if (this.ctx.replicating) this.ctx.replicate({ op: 'qdel', q: w.id });
     }
     this.#queued.clear();
-    for (const grant of [...this.#grants.values()]) this.#endGrant(grant, reason);
+    for (const grant of [...this.#grants.values(), ...this.#checkingIn]) this.#endGrant(grant, reason);
+    this.#checkingIn.clear();
   }
 
   /** The vendor-daemon debug log: one line per OUT / IN / DENIED / QUEUED. */
   #log(event: string, pool: FeaturePool, count: number, handle: string, id: Identity, reason?: string): void {
     const log = this.ctx.logger;
     if (!log.isLevelEnabled('info')) return;
+    // Logs are read by more people than the session's owner: the public id only (the full handle is a capability).
+    handle = handle && publicHandle(handle);
     const unit = count === 1 ? 'license' : 'licenses';
     log.info(
       { event, user: id.user, host: id.host, feature: pool.name, count, handle: handle || undefined, address: this.address, reason },
