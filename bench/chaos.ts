@@ -114,6 +114,7 @@ try {
     faultEveryMs: FAULT_EVERY * 1000,
     heartbeatMs: msOf(HEARTBEAT),
     drainTimeoutMs: msOf(RESUME_WINDOW) + 30_000,
+    count: HELD + 20,
     log: (l) => process.stderr.write(`  ${((Date.now() - t0) / 1000).toFixed(1)}s ${l}\n`),
   });
   const attempts = r.shortOk + r.shortFailed;
@@ -128,6 +129,7 @@ try {
     `failed new checkouts:         ${r.shortFailed} of ${attempts} (${attempts ? ((100 * r.shortFailed) / attempts).toFixed(2) : '0'}%): ${byCode}`,
     `longest gap with no checkout: ${(r.longestGapMs / 1000).toFixed(2)} s`,
     `RESUME latency (${r.resumeMs.length} resumes): p50 ${p50 === null ? '-' : `${(p50 / 1000).toFixed(2)} s`}, p99 ${p99 === null ? '-' : `${(p99 / 1000).toFixed(2)} s`}`,
+    `seat invariant:               highest in use on the MASTER ${r.maxOnMaster} of ${HELD + 20}; ${r.overCount.length ? `above the count: ${r.overCount.join('; ')}` : 'no member above the count (STATUS every 250 ms)'}`,
     `seats in use per member:      ${r.inUseAtEnd.join(' / ')} when the clients had gone; ${r.inUseAfterDrain.join(' / ')} ${r.drainMs === null ? `still after ${RESUME_WINDOW} + 30s` : `${(r.drainMs / 1000).toFixed(1)} s later (resume_window ${RESUME_WINDOW})`}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');

@@ -6,6 +6,7 @@ import type { LicdConfig } from '../config/licd-config.ts';
 import { ClientSession } from './client-session.ts';
 import type { LicdContext } from './context.ts';
 import { FeaturePool } from './feature-pool.ts';
+import { DetachedSession } from './detached-session.ts';
 import type { Grant } from './grant.ts';
 import { HandleIssuer, HandleMap, publicHandle } from './handles.ts';
 import type { QueueRecord, ReplicatedOp, SessionRecord } from './peer-messages.ts';
@@ -327,7 +328,10 @@ export class LicenseServer implements LicdContext, ReplicaHost {
   }
 
   resume(handle: string, owner: { touch(): void }, port: number): Grant | undefined {
-    return this.#replica?.resume(handle, owner, port);
+    const g = this.#replica?.resume(handle, owner, port);
+    // Its resume deadline is gone on the followers too (streamed: see RESUME_GRACE_MS for a lost one).
+    if (g) this.replicate({ op: 'res', h: g.handle });
+    return g;
   }
 
   // ---- ReplicaHost (what the redundancy layer sees) ----
@@ -375,7 +379,9 @@ export class LicenseServer implements LicdContext, ReplicaHost {
       const users: LicdUserStatus[] = [];
       for (const [holder, count] of pool.holders()) {
         const info = holder.describe();
-        users.push({ ...printableInfo(info), handle: publicHandle(info.handle), version: info.version || f.version, count, queued: false });
+        const user: LicdUserStatus = { ...printableInfo(info), handle: publicHandle(info.handle), version: info.version || f.version, count, queued: false };
+        if (holder instanceof DetachedSession && holder.expiresAt !== null) user.resumeBy = holder.expiresAt;
+        users.push(user);
       }
       for (const w of pool.waiters()) {
         const info = w.describe();

@@ -7,6 +7,12 @@ import { HandleMap, publicHandle } from './handles.ts';
 import type { QueueRecord, ReplicatedOp, SessionRecord } from './peer-messages.ts';
 import { TokenSession } from './token-session.ts';
 
+/**
+ * The least time a client gets to RESUME after each master change, even when its session's deadline (set after an
+ * earlier change) is nearer: a client that resumed just before its master died may find the `res` op lost with it.
+ */
+const RESUME_GRACE_MS = 5_000;
+
 /** What the replica state needs of its daemon: its pools (retired ones too), its live grants and sessions. */
 export interface ReplicaStore {
   readonly logger: Logger;
@@ -60,7 +66,9 @@ export class ReplicaState {
       if (pool.config.kind === 'tokens') continue;
       for (const [holder, n] of pool.holders()) {
         const i = holder.describe();
-        sessions.push({ h: i.handle, f: pool.name, n, v: i.version || pool.config.version, u: i.user, host: i.host, d: i.display, s: i.start, tok: tok.get(i.handle) ?? {} });
+        const r: SessionRecord = { h: i.handle, f: pool.name, n, v: i.version || pool.config.version, u: i.user, host: i.host, d: i.display, s: i.start, tok: tok.get(i.handle) ?? {} };
+        if (holder instanceof DetachedSession && holder.expiresAt !== null) r.x = holder.expiresAt;
+        sessions.push(r);
       }
       for (const w of pool.waiters()) {
         const i = w.describe();
@@ -92,6 +100,11 @@ export class ReplicaState {
         }
         return;
       }
+      case 'res': {
+        const d = this.#detached.get(op.h);
+        if (d) d.expiresAt = null;
+        return;
+      }
       case 'tok': {
         const d = this.#detached.get(op.h);
         const pool = this.#store.knownPool(op.f);
@@ -107,17 +120,23 @@ export class ReplicaState {
     }
   }
 
-  /** This member now serves: every detached session must be resumed within `window` ms, or it is freed. */
+  /**
+   * This member now serves: a detached session must be resumed within `window` ms of the first master change that
+   * found it without a client (its deadline travels in the replicated state), and within at least RESUME_GRACE_MS
+   * (or `window`, if shorter) of this one, or it is freed. Master changes in a row thus do not keep a session whose
+   * client is gone counted for ever.
+   */
   startServing(window: number): void {
-    const at = Date.now() + window;
-    for (const d of this.#detached.values()) d.expiresAt = at;
+    const now = Date.now();
+    const fresh = now + window;
+    const grace = now + Math.min(window, RESUME_GRACE_MS);
+    for (const d of this.#detached.values()) d.expiresAt = d.expiresAt === null ? fresh : Math.max(d.expiresAt, grace);
     this.#queue.clear();
   }
 
-  /** This member stopped serving: live grants become detached (nothing is freed); the master decides expiry. */
+  /** This member stopped serving: live grants become detached (nothing is freed, their clients may resume). */
   stopServing(): void {
     this.#detachLive();
-    for (const d of this.#detached.values()) d.expiresAt = null;
     this.#queue.clear();
   }
 
@@ -201,6 +220,7 @@ export class ReplicaState {
       start: r.s,
       port: this.#store.licensePort,
     });
+    d.expiresAt = r.x ?? null;
     pool.take(d, r.n);
     for (const [f, n] of Object.entries(r.tok)) {
       const tp = this.#store.knownPool(f);

@@ -30,6 +30,8 @@ export interface CampaignOptions {
   clientTimeout?: number;
   /** How long to wait, once every client is gone, for every member to count 0 seats. */
   drainTimeoutMs: number;
+  /** The feature's count: STATUS is sampled every 250 ms during the run for a member counting more. */
+  count?: number;
   log?: (line: string) => void;
 }
 
@@ -51,6 +53,9 @@ export interface CampaignResult {
   inUseAfterDrain: number[];
   /** From the last client gone to 0 seats everywhere, ms; null when the drain timed out. */
   drainMs: number | null;
+  /** Highest seats in use seen on a member reporting (MASTER), and samples where a member counted above `count`. */
+  maxOnMaster: number;
+  overCount: string[];
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -92,6 +97,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     inUseAtEnd: [],
     inUseAfterDrain: [],
     drainMs: null,
+    maxOnMaster: 0,
+    overCount: [],
   };
 
   // Held clients, opened a few at a time.
@@ -171,7 +178,20 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
       kill = !kill;
     }
   })();
-  await Promise.all([...streams, faults]);
+  const sampler = (async () => {
+    while (Date.now() < endAt) {
+      const all = await set.statuses(500);
+      all.forEach((st, i) => {
+        const n = seatsInUse(st);
+        if (st?.master) result.maxOnMaster = Math.max(result.maxOnMaster, n);
+        if (o.count !== undefined && n > o.count && result.overCount.length < 20) {
+          result.overCount.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${set.members[i]!.name} ${st!.redundancy?.role}${st!.master ? ' (MASTER)' : ''}: ${n}`);
+        }
+      });
+      await pause(250);
+    }
+  })();
+  await Promise.all([...streams, faults, sampler]);
   successes.push(Date.now());
   for (let i = 1; i < successes.length; i++) result.longestGapMs = Math.max(result.longestGapMs, successes[i]! - successes[i - 1]!);
 

@@ -93,3 +93,29 @@ test('CHECKIN is answered OK only once the release is on a follower; unreplicate
   const next = await set.waitMaster({ not: m });
   t.is((await set.status(next))!.features[0]!.inUse, 0, 'the new master does not count a released seat');
 });
+
+test('the resume deadline travels with the session: later master changes do not restart it; a RESUME clears it everywhere', async (t) => {
+  t.timeout(90_000);
+  const { set, open } = await triad(t, '60s');
+  const gone = await open(set.members[0]!.ports.license);
+  t.regex(await gone.request('CHECKOUT LS-DYNA'), GRANTED);
+  const held = await open(set.members[0]!.ports.license);
+  const handle = GRANTED.exec(await held.request('CHECKOUT LS-DYNA'))![1]!;
+  const resumeBy = (s: import('../../src/licd/status.ts').LicdStatus | null) => s?.features[0]!.users.map((u) => u.resumeBy ?? null) ?? [];
+  await set.kill(0);
+  gone.destroy();
+  held.destroy();
+  const m = await set.waitMaster({ not: 0 });
+  const [first] = resumeBy(await set.status(m));
+  t.true(typeof first === 'number', 'the new master gave the orphaned sessions a deadline');
+  t.deepEqual(resumeBy(await set.status(m)), [first, first]);
+  // Member a comes back, syncs and takes back: a second master change. The deadline is the one set at the first.
+  await set.restart(0);
+  t.is(await set.waitSynced(30_000), 0);
+  t.deepEqual(resumeBy(await set.status(0)), [first, first], 'not restarted by the next master');
+  // The owner of one of them resumes: no deadline for it on the master, nor (replicated) on the followers.
+  const back = await open(set.members[0]!.ports.license);
+  t.is(await back.request(`RESUME ${handle}`), `GRANTED handle=${handle} feature=LS-DYNA count=1`);
+  await waitFor(async () => (await set.statuses()).every((s) => resumeBy(s).filter((x) => x === null).length === 1), { timeout: 10_000, what: 'the resumed session without a deadline on every member' });
+  t.pass();
+});
