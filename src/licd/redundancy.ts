@@ -488,7 +488,12 @@ export class Redundancy {
   #onSnapEnd(link: PeerLink): void {
     const s = this.#rep.endSnapshot(link);
     if (!s) return;
-    this.#host.replicaLoad(s.sessions, s.queue);
+    // A candidate keeps applying its old master's ops while it fetches; if it got further than the voter's
+    // snapshot meanwhile, loading the snapshot would lose changes the old master already acknowledged to clients.
+    if (s.purpose === 'follow' || !this.#rep.holdsAtLeast(s)) {
+      this.#host.replicaLoad(s.sessions, s.queue);
+      this.#rep.adopt(s);
+    }
     if (s.purpose === 'fetch') {
       const e = this.#election;
       if (!e) return;

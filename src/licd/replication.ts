@@ -166,7 +166,7 @@ export class Replication {
     else s.queue.push(m.r);
   }
 
-  /** The snapshot from `link` is complete: returns it (the caller loads it), or null (none, or malformed). */
+  /** The snapshot from `link` is complete: returns it (the caller loads it, then `adopt`s it), or null. */
   endSnapshot(link: PeerLink): IncomingSnapshot | null {
     const s = this.#snapIn;
     if (!s || s.link !== link) return null;
@@ -175,9 +175,21 @@ export class Replication {
       this.#protocolError(link, 'snapshot shorter than announced');
       return null;
     }
+    return s;
+  }
+
+  /** The state loaded from a snapshot is this member's now. */
+  adopt(s: { term: number; seq: number }): void {
     this.term = s.term;
     this.seq = s.seq;
-    return s;
+  }
+
+  /**
+   * This member's state contains every change of `s`: a newer term, or the same term (the same master's ops, applied
+   * in order) at least as far.
+   */
+  holdsAtLeast(s: { term: number; seq: number }): boolean {
+    return this.term > s.term || (this.term === s.term && this.seq >= s.seq);
   }
 
   /** Applies the next op of the master this member follows and acknowledges it; a gap closes the link. */
