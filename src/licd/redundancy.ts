@@ -377,6 +377,8 @@ export class Redundancy {
     this.#log.info({ event: 'election-failed', reason: why }, `election failed: ${why}`);
     // A failed candidacy must not stop this member from following the master that does serve.
     if (this.#election && this.#voted === this.#election.term) this.#voted = this.#election.votedBefore;
+    // A snapshot still arriving for this election is stale once it is over.
+    if (this.#election?.fetching) this.#rep.dropSnapshot(this.#election.fetching);
     this.#election = null;
     this.#nextElection = Date.now() + this.#cfg.heartbeat * (1 + Math.random());
     if (this.#role !== 'candidate') return;
@@ -488,18 +490,22 @@ export class Redundancy {
   #onSnapEnd(link: PeerLink): void {
     const s = this.#rep.endSnapshot(link);
     if (!s) return;
-    // A candidate keeps applying its old master's ops while it fetches; if it got further than the voter's
-    // snapshot meanwhile, loading the snapshot would lose changes the old master already acknowledged to clients.
-    if (s.purpose === 'follow' || !this.#rep.holdsAtLeast(s)) {
-      this.#host.replicaLoad(s.sessions, s.queue);
-      this.#rep.adopt(s);
-    }
     if (s.purpose === 'fetch') {
       const e = this.#election;
-      if (!e) return;
+      // Only the snapshot this election asked for completes it: one of an election that timed out meanwhile would
+      // make this member serve in a later election that has no majority yet.
+      if (!e || e.fetching !== link) return;
+      // A candidate keeps applying its old master's ops while it fetches; if it got further than the voter's
+      // snapshot meanwhile, loading the snapshot would lose changes the old master already acknowledged to clients.
+      if (!this.#rep.holdsAtLeast(s)) {
+        this.#host.replicaLoad(s.sessions, s.queue);
+        this.#rep.adopt(s);
+      }
       this.#log.info({ event: 'fetched', from: link.name, term: s.term, seq: s.seq }, `fetched the fresher state of ${link.name}`);
       return this.#becomeServing(e.term, e.voters());
     }
+    this.#host.replicaLoad(s.sessions, s.queue);
+    this.#rep.adopt(s);
     this.#voted = Math.max(this.#voted, s.term);
     this.#setRole('following', link.name);
     link.send({ t: 'ack', term: s.term, seq: s.seq });
