@@ -42,8 +42,6 @@ export class ClientSession extends SessionBase {
   pid: number | null = null;
   readonly #grants = new Map<string, Grant>();
   readonly #queued = new Map<QueuedCheckout, FeaturePool>();
-  /** CHECKINs waiting for their `end` to be acknowledged; freed with the connection if it ends first. */
-  readonly #checkingIn = new Set<Grant>();
 
   /** From HELLO; until then an anonymous user on the client's address (CHECKOUT does not require HELLO). */
   get identity(): Identity {
@@ -223,33 +221,22 @@ export class ClientSession extends SessionBase {
       this.send(ANSWER.OK);
       return this.#endGrant(grant, 'checkin');
     }
-    // Releases replicate as surely as grants (PROTOCOL.md "Replication"): OK only once the `end` is on a follower,
-    // so a new master never counts a session its predecessor said was checked in. The seats stay counted meanwhile.
-    this.#grants.delete(grant.handle);
-    this.#checkingIn.add(grant);
-    grant.releasing = true;
+    // Releases replicate as surely as grants (PROTOCOL.md "Replication"): the seat is freed now (its `end` precedes
+    // any later grant of it in the op stream, and every snapshot from now on lacks it), and OK is answered only once
+    // the `end` is acknowledged, so a new master never counts a seat its predecessor said was checked in. The slot
+    // keeps a queued GRANTED that the freeing serves behind this answer.
     const slot = this.hold();
-    this.ctx.replicate({ op: 'end', h: grant.handle }, (ok) => {
-      this.#checkingIn.delete(grant);
-      grant.releasing = false;
-      if (grant.ended) return this.fill(slot, ANSWER.OK); // the connection ended meanwhile and freed it
-      if (!ok) {
-        // Not on a follower: the grant stays this connection's (it is detached and resumable elsewhere).
-        this.#grants.set(grant.handle, grant);
-        return this.fill(slot, this.ctx.gate() ?? 'ERR NO_QUORUM\n');
-      }
-      this.fill(slot, ANSWER.OK);
-      this.#endGrant(grant, 'checkin', false);
-    });
+    this.#endGrant(grant, 'checkin', (ok) => this.fill(slot, ok ? ANSWER.OK : (this.ctx.gate() ?? 'ERR NO_QUORUM\n')));
   }
 
-  #endGrant(grant: Grant, reason: string, replicate = true): void {
+  /** Ends a grant here and replicates its `end`; `done` runs once that is acknowledged (or cannot be). */
+  #endGrant(grant: Grant, reason: string, done?: (ok: boolean) => void): void {
     this.#grants.delete(grant.handle);
     this.ctx.removeGrant(grant);
-    if (grant.end(reason)) {
-      if (replicate && this.ctx.replicating) this.ctx.replicate({ op: 'end', h: grant.handle });
-      this.#log('IN', grant.pool, grant.count, grant.handle, grant.identity, reason);
-    }
+    if (!grant.end(reason)) return done?.(true);
+    this.#log('IN', grant.pool, grant.count, grant.handle, grant.identity, reason);
+    if (this.ctx.replicating) this.ctx.replicate({ op: 'end', h: grant.handle }, done);
+    else done?.(true);
   }
 
   #status(r: Request): void {
@@ -265,8 +252,7 @@ export class ClientSession extends SessionBase {
       if (this.ctx.replicating) this.ctx.replicate({ op: 'qdel', q: w.id });
     }
     this.#queued.clear();
-    for (const grant of [...this.#grants.values(), ...this.#checkingIn]) this.#endGrant(grant, reason);
-    this.#checkingIn.clear();
+    for (const grant of [...this.#grants.values()]) this.#endGrant(grant, reason);
   }
 
   /** The vendor-daemon debug log: one line per OUT / IN / DENIED / QUEUED. */

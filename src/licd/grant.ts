@@ -49,8 +49,6 @@ export class Grant implements Holder {
   readonly owner: { touch(): void };
   #tokens: Set<TokenHolder> | null = null;
   #ended = false;
-  /** A CHECKIN of it waits for its replication: no other connection may RESUME it meanwhile. */
-  releasing = false;
   /** Tokens carried over from before a failover, for `TOKENS` to reclaim; null when there are none. */
   reservation: TokenReservation | null = null;
 

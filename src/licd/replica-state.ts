@@ -162,7 +162,7 @@ export class ReplicaState {
     if (!d) {
       // The handle is still held by another connection here (the client's old one, not yet seen closing): take it over.
       const live = this.#store.grants.get(handle);
-      if (!live || live.ended || live.releasing) return undefined;
+      if (!live || live.ended) return undefined;
       (live.owner as ClientSession).detachGrant(handle);
       d = this.#detachGrant(live);
     }
