@@ -74,12 +74,12 @@ export class LicenseServer implements LicdContext, ReplicaHost {
     this.#applyFeatures(config);
     this.#redundancy = config.redundancy ? new Redundancy(config.redundancy, this, this.logger) : null;
     const pools = this.#pools;
-    const self = this;
+    const server = this;
     this.#replica = config.redundancy
       ? new ReplicaState({
           logger: this.logger,
           get licensePort() {
-            return self.#ports.license;
+            return server.licensePort; // bound at start, after this is built
           },
           knownPool: (name) => pools.get(name),
           allPools: () => pools.values(),
@@ -257,7 +257,10 @@ export class LicenseServer implements LicdContext, ReplicaHost {
     this.#tokenPool = order.find((p) => p.config.kind === 'tokens');
   }
 
-  /** Ends sessions idle for longer than heartbeat_timeout; a token connection bound to a grant follows its session. */
+  /**
+   * Ends sessions idle for longer than heartbeat_timeout (a token connection bound to a grant follows its session)
+   * and, on a serving member of a set, frees replicated sessions not resumed by their deadline (resume_window).
+   */
   #startSweep(): void {
     if (this.#sweep) clearInterval(this.#sweep);
     const hb = Math.min(this.#config.server.heartbeatTimeout, this.#config.redundancy?.resumeWindow ?? Infinity);
