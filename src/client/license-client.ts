@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { LicenseError, LicenseResponseError, LicenseTimeoutError } from './client-errors.ts';
-import { LineConnection, type ConnectOptions, type PendingRequest } from './line-connection.ts';
+import { DEFAULT_TIMEOUT, LineConnection, type ConnectOptions, type PendingRequest } from './line-connection.ts';
 import { parseResponse, positive, protocolError, single, unexpected, word, type Response } from './protocol-text.ts';
 
 export type { ConnectOptions } from './line-connection.ts';
@@ -31,15 +31,20 @@ export interface CheckoutOptions {
 
 /**
  * Resume on connection loss (SPEC 4.3): when the connection drops while this client holds handles, it reconnects
- * to the same host:port (the balancer, which sends it to whichever member serves now) with exponential backoff,
- * repeats its HELLO, and RESUMEs every held handle. Requests made meanwhile fail with CONNECTION_CLOSED.
+ * to the same host:port (the balancer, which sends it to whichever member serves now), repeats its HELLO, and
+ * RESUMEs every held handle. Requests made meanwhile fail with CONNECTION_CLOSED.
+ *
+ * It retries often (every 100-200ms) and gives each attempt a short timeout: a new master is elected within a few
+ * peer heartbeats, and a client polling slowly would hold its seat in limbo seconds after it could have resumed.
  */
 export interface ResumeOptions {
   /** Default true; false: a lost connection is final (onDisconnect), as without redundancy. */
   enabled?: boolean;
-  /** First retry delay, doubled on each failure up to maxDelay. Defaults 100ms, 2s. */
+  /** First retry delay, doubled on each failure up to maxDelay. Defaults 100ms, 200ms. */
   minDelay?: number;
   maxDelay?: number;
+  /** Connect and answer timeout of one attempt's connection, HELLO and RESUMEs (a hung server). Default 1s. */
+  attemptTimeout?: number;
   /** Give up (event `lost`, then onDisconnect) after this long without success. Default 60s. */
   giveUpAfter?: number;
 }
@@ -112,7 +117,13 @@ export class LicenseClient extends EventEmitter {
     const { resume, ...connectOpts } = opts;
     this.#opts = connectOpts;
     const r = resume === false ? { enabled: false } : (resume ?? {});
-    this.#resume = { enabled: r.enabled ?? true, minDelay: r.minDelay ?? 100, maxDelay: r.maxDelay ?? 2_000, giveUpAfter: r.giveUpAfter ?? 60_000 };
+    this.#resume = {
+      enabled: r.enabled ?? true,
+      minDelay: r.minDelay ?? 100,
+      maxDelay: r.maxDelay ?? 200,
+      attemptTimeout: r.attemptTimeout ?? 1_000,
+      giveUpAfter: r.giveUpAfter ?? 60_000,
+    };
     this.#attach(conn);
   }
 
@@ -169,11 +180,11 @@ export class LicenseClient extends EventEmitter {
     this.#hooks = { ...this.#hooks, ...hooks };
   }
 
-  async hello(user: string, host: string, extra: { display?: string; pid?: number } = {}): Promise<HelloResult> {
+  async hello(user: string, host: string, extra: { display?: string; pid?: number } = {}, opts: { timeout?: number } = {}): Promise<HelloResult> {
     let cmd = `HELLO user=${word('user', user)} host=${word('host', host)}`;
     if (extra.display !== undefined) cmd += ` display=${word('display', extra.display)}`;
     if (extra.pid !== undefined) cmd += ` pid=${extra.pid}`;
-    const r = await this.#conn.request(cmd, single(cmd, 'OK'));
+    const r = await this.#conn.request(cmd, single(cmd, 'OK'), opts);
     this.#hello = { user, host, extra };
     this.#server = r.args.server;
     return { server: r.args.server ?? '', proto: r.args.proto ?? '' };
@@ -222,14 +233,14 @@ export class LicenseClient extends EventEmitter {
   }
 
   /** Re-attaches a handle (SPEC 4.3); the client then holds it. Done automatically after a connection loss. */
-  resume(handle: string): Promise<Grant> {
+  resume(handle: string, opts: { timeout?: number } = {}): Promise<Grant> {
     let cmd: string;
     try {
       cmd = `RESUME ${word('handle', handle)}`;
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#conn.request(cmd, (line) => ({ value: toGrant(cmd, parseResponse(line)) }), { expectsGrant: true }).then((g) => {
+    return this.#conn.request(cmd, (line) => ({ value: toGrant(cmd, parseResponse(line)) }), { expectsGrant: true, ...opts }).then((g) => {
       this.#held.set(g.handle, g);
       return g;
     });
@@ -374,7 +385,8 @@ export class LicenseClient extends EventEmitter {
     this.#resuming = true;
     this.emit('disconnected', cause);
     const started = Date.now();
-    const { minDelay, maxDelay, giveUpAfter } = this.#resume;
+    const { minDelay, maxDelay, giveUpAfter, attemptTimeout } = this.#resume;
+    const timeout = Math.min(attemptTimeout, this.#opts.timeout ?? attemptTimeout);
     let delay = minDelay;
     let attempts = 0;
     let last: unknown = cause;
@@ -383,18 +395,19 @@ export class LicenseClient extends EventEmitter {
       this.emit('reconnecting', { attempt: attempts, delay });
       let conn: LineConnection | undefined;
       try {
-        conn = await LineConnection.open(this.host, this.port, this.#opts);
+        // The attempt's connect is bounded; later requests on the connection keep the caller's answer timeout.
+        conn = await LineConnection.open(this.host, this.port, { ...this.#opts, timeout, requestTimeout: this.#opts.requestTimeout ?? this.#opts.timeout ?? DEFAULT_TIMEOUT });
         if (this.#closing) {
           conn.destroy();
           break;
         }
         this.#conn = conn;
         this.#attach(conn);
-        if (this.#hello) await this.hello(this.#hello.user, this.#hello.host, this.#hello.extra);
+        if (this.#hello) await this.hello(this.#hello.user, this.#hello.host, this.#hello.extra, { timeout });
         const result: ResumeResult = { resumed: [], lost: [], attempts, gap: 0 };
         for (const handle of [...this.#held.keys()]) {
           try {
-            await this.resume(handle);
+            await this.resume(handle, { timeout });
             result.resumed.push(handle);
           } catch (err) {
             const code = err instanceof LicenseError ? err.code : 'ERROR';

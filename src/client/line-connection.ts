@@ -41,7 +41,7 @@ export interface PendingRequest {
   timer: NodeJS.Timeout | undefined;
 }
 
-const DEFAULT_TIMEOUT = 5_000;
+export const DEFAULT_TIMEOUT = 5_000;
 const DEFAULT_MAX_LINE = 16 * 1024 * 1024;
 
 /**

@@ -56,6 +56,11 @@ export interface LicdRedundancyConfig {
   secret: string | null;
   /** Peer heartbeat interval (ms); a peer silent for 3 of them is lost. */
   heartbeat: number;
+  /**
+   * How long a new master keeps a replicated session that nobody RESUMEs (ms). Separate from heartbeat_timeout:
+   * a held client resumes within seconds, and a session whose client is gone must not hold a seat for minutes.
+   */
+  resumeWindow: number;
 }
 
 export interface LicdConfig {
@@ -71,7 +76,7 @@ export interface LicdConfig {
 export const LICD_DEFAULTS = {
   server: { host: '127.0.0.1', allow: null, proxyProtocol: false, heartbeatTimeout: 600_000 },
   feature: { version: '1.0', kind: 'seats' },
-  redundancy: { order: 0, heartbeat: 1_000 },
+  redundancy: { order: 0, heartbeat: 1_000, resumeWindow: 30_000 },
 } as const;
 
 const NAME = /^[A-Za-z0-9_-]+$/;
@@ -192,7 +197,7 @@ function readDate(c: Cursor): { text: string; at: number } | undefined {
 }
 
 function buildRedundancy(c: Cursor, file: string): LicdRedundancyConfig | null {
-  if (!c.map(['mode', 'peers', 'order', 'secret_file', 'heartbeat'])) return null;
+  if (!c.map(['mode', 'peers', 'order', 'secret_file', 'heartbeat', 'resume_window'])) return null;
   const mode = c.at('mode').oneOf(['backup', 'triad'] as const);
   if (!c.at('mode').present) c.at('mode').error('is required: backup | triad');
   const peersC = c.at('peers');
@@ -209,6 +214,8 @@ function buildRedundancy(c: Cursor, file: string): LicdRedundancyConfig | null {
   }
   const order = c.at('order').int(0, mode === 'backup' ? 1 : 2) ?? LICD_DEFAULTS.redundancy.order;
   const heartbeat = c.at('heartbeat').duration({ min: 10 }) ?? LICD_DEFAULTS.redundancy.heartbeat;
+  // At least 100ms: a client needs a reconnect and a RESUME to get its session back.
+  const resumeWindow = c.at('resume_window').duration({ min: 100 }) ?? LICD_DEFAULTS.redundancy.resumeWindow;
   const secretC = c.at('secret_file');
   const secretName = secretC.str();
   const secretFile = secretName === undefined ? null : resolve(dirname(file), secretName);
@@ -224,7 +231,7 @@ function buildRedundancy(c: Cursor, file: string): LicdRedundancyConfig | null {
     // Without a secret only the source address vouches for a peer, and off loopback an address is easy to borrow.
     secretC.error('is required when a peer is not on loopback (a file holding a shared secret of 16+ characters)');
   }
-  return { mode: mode ?? 'backup', peers, order, secretFile, secret, heartbeat };
+  return { mode: mode ?? 'backup', peers, order, secretFile, secret, heartbeat, resumeWindow };
 }
 
 function isLoopback(host: string): boolean {

@@ -1,5 +1,7 @@
 import type { FeaturePool, HolderInfo, Waiter } from './feature-pool.ts';
 import { Grant, type Identity } from './grant.ts';
+import { publicHandle } from './handles.ts';
+import { printableName } from './printable.ts';
 import { ANSWER, VERSION_PATTERN, compareVersions, onlyKeys, parseCount, parseRequest, type DenyReason, type Request } from './protocol.ts';
 import { SessionBase } from './session-base.ts';
 
@@ -91,7 +93,9 @@ export class ClientSession extends SessionBase {
     const pidText = a.get('pid');
     const pid = pidText === undefined ? null : parseCount(pidText, 0);
     if (!user || !host || pid === -1) return this.send(ANSWER.BAD_ARGUMENT);
-    this.#identity = { user, host, display: a.get('display') ?? host };
+    // Names end up in status, logs and terminals: control and bidi characters are replaced here, once.
+    const h = printableName(host);
+    this.#identity = { user: printableName(user), host: h, display: printableName(a.get('display') ?? h) };
     this.pid = pid;
     this.send(`OK server=${this.ctx.name} proto=1\n`);
   }
@@ -212,18 +216,27 @@ export class ClientSession extends SessionBase {
     if (r.malformed || r.positional.length !== 1 || r.args) return this.send(ANSWER.BAD_ARGUMENT);
     const grant = this.#grants.get(r.positional[0]!);
     if (!grant) return this.send(ANSWER.UNKNOWN_HANDLE);
-    // Answer first: freeing serves the queue, and a queued GRANTED for this same connection must follow the OK.
-    this.send(ANSWER.OK);
-    this.#endGrant(grant, 'checkin');
+    if (!this.ctx.replicating) {
+      // Answer first: freeing serves the queue, and a queued GRANTED for this same connection must follow the OK.
+      this.send(ANSWER.OK);
+      return this.#endGrant(grant, 'checkin');
+    }
+    // Releases replicate as surely as grants (PROTOCOL.md "Replication"): the seat is freed now (its `end` precedes
+    // any later grant of it in the op stream, and every snapshot from now on lacks it), and OK is answered only once
+    // the `end` is acknowledged, so a new master never counts a seat its predecessor said was checked in. The slot
+    // keeps a queued GRANTED that the freeing serves behind this answer.
+    const slot = this.hold();
+    this.#endGrant(grant, 'checkin', (ok) => this.fill(slot, ok ? ANSWER.OK : (this.ctx.gate() ?? 'ERR NO_QUORUM\n')));
   }
 
-  #endGrant(grant: Grant, reason: string): void {
+  /** Ends a grant here and replicates its `end`; `done` runs once that is acknowledged (or cannot be). */
+  #endGrant(grant: Grant, reason: string, done?: (ok: boolean) => void): void {
     this.#grants.delete(grant.handle);
     this.ctx.removeGrant(grant);
-    if (grant.end(reason)) {
-      if (this.ctx.replicating) this.ctx.replicate({ op: 'end', h: grant.handle });
-      this.#log('IN', grant.pool, grant.count, grant.handle, grant.identity, reason);
-    }
+    if (!grant.end(reason)) return done?.(true);
+    this.#log('IN', grant.pool, grant.count, grant.handle, grant.identity, reason);
+    if (this.ctx.replicating) this.ctx.replicate({ op: 'end', h: grant.handle }, done);
+    else done?.(true);
   }
 
   #status(r: Request): void {
@@ -246,6 +259,8 @@ export class ClientSession extends SessionBase {
   #log(event: string, pool: FeaturePool, count: number, handle: string, id: Identity, reason?: string): void {
     const log = this.ctx.logger;
     if (!log.isLevelEnabled('info')) return;
+    // Logs are read by more people than the session's owner: the public id only (the full handle is a capability).
+    handle = handle && publicHandle(handle);
     const unit = count === 1 ? 'license' : 'licenses';
     log.info(
       { event, user: id.user, host: id.host, feature: pool.name, count, handle: handle || undefined, address: this.address, reason },

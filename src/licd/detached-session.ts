@@ -1,10 +1,9 @@
 import type { FeaturePool, Holder, HolderInfo } from './feature-pool.ts';
 import type { Identity } from './grant.ts';
-import type { SessionRecord } from './peer-messages.ts';
 
 /**
  * A replicated checkout with no client connection on this member: on a follower every session of the master is
- * one; on a new master, the sessions of the failed one until their clients RESUME them (or heartbeat_timeout
+ * one; on a new master, the sessions of the failed one until their clients RESUME them (or resume_window
  * frees them). It holds its seats and its tokens in the pools like a live grant, so every count and every status
  * includes it exactly once.
  */
@@ -18,7 +17,10 @@ export class DetachedSession implements Holder {
   readonly port: number;
   /** Token pools it holds tokens of. */
   readonly tokenPools: FeaturePool[] = [];
-  /** When a serving member frees it if nobody resumed it; null on a follower (the master decides). */
+  /**
+   * When a serving member frees it if nobody resumes it (replicated as the record's `x`); null while its client held
+   * it on the last master. Only a serving member acts on it.
+   */
   expiresAt: number | null = null;
   #ended = false;
 
@@ -57,16 +59,6 @@ export class DetachedSession implements Holder {
   /** Marks it taken over by a live grant (its holdings were transferred, nothing is freed). */
   adopt(): void {
     this.#ended = true;
-  }
-
-  record(): SessionRecord {
-    const tok: Record<string, number> = {};
-    for (const p of this.tokenPools) {
-      const n = p.heldBy(this);
-      if (n > 0) tok[p.name] = n;
-    }
-    const { user, host, display } = this.identity;
-    return { h: this.handle, f: this.seatPool.name, n: this.count, v: this.version, u: user, host, d: display, s: this.start, tok };
   }
 
   describe(): HolderInfo {

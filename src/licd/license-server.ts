@@ -5,12 +5,14 @@ import { silentLogger, type Logger } from '../common/logger.ts';
 import type { LicdConfig } from '../config/licd-config.ts';
 import { ClientSession } from './client-session.ts';
 import type { LicdContext } from './context.ts';
-import { FeaturePool, type Holder } from './feature-pool.ts';
+import { FeaturePool } from './feature-pool.ts';
 import { DetachedSession } from './detached-session.ts';
-import { Grant, TokenReservation } from './grant.ts';
-import { HandleIssuer } from './handles.ts';
+import type { Grant } from './grant.ts';
+import { HandleIssuer, HandleMap, publicHandle } from './handles.ts';
 import type { QueueRecord, ReplicatedOp, SessionRecord } from './peer-messages.ts';
 import { Redundancy, type ReplicaHost } from './redundancy.ts';
+import { ReplicaState } from './replica-state.ts';
+import { printableName } from './printable.ts';
 import { LICD_VERSION } from './protocol.ts';
 import type { LicdFeatureStatus, LicdSessionStatus, LicdStatus, LicdUserStatus } from './status.ts';
 import { renderStatusText } from './status-text.ts';
@@ -50,7 +52,8 @@ export class LicenseServer implements LicdContext, ReplicaHost {
   #order: FeaturePool[] = [];
   #tokenPool: FeaturePool | undefined;
   #allow: AllowList | null;
-  readonly #grants = new Map<string, Grant>();
+  /** Live grants by handle; found only by the full handle (a capability, PROTOCOL.md "Handles"). */
+  readonly #grants = new HandleMap<Grant>();
   readonly #clients = new Set<ClientSession>();
   readonly #tokenSessions = new Set<TokenSession>();
   readonly #sockets = new Set<Socket>();
@@ -60,10 +63,8 @@ export class LicenseServer implements LicdContext, ReplicaHost {
   #state: LicdState = 'stopped';
   /** Null for a standalone daemon. */
   readonly #redundancy: Redundancy | null;
-  /** Replicated sessions without a connection here (SPEC 4.3): a follower's copy, or a failed master's leftovers. */
-  readonly #detached = new Map<string, DetachedSession>();
-  /** A follower's copy of the master's queue (status only). */
-  #replicaQueue = new Map<string, QueueRecord>();
+  /** Replicated sessions without a connection here and the follower's copy of the queue (SPEC 4.3); null standalone. */
+  readonly #replica: ReplicaState | null;
   #queueIds = 0;
 
   constructor(config: LicdConfig, opts: LicenseServerOptions = {}) {
@@ -73,6 +74,20 @@ export class LicenseServer implements LicdContext, ReplicaHost {
     this.#allow = config.server.allow ? new AllowList(config.server.allow) : null;
     this.#applyFeatures(config);
     this.#redundancy = config.redundancy ? new Redundancy(config.redundancy, this, this.logger) : null;
+    const pools = this.#pools;
+    const server = this;
+    this.#replica = config.redundancy
+      ? new ReplicaState({
+          logger: this.logger,
+          get licensePort() {
+            return server.licensePort; // bound at start, after this is built
+          },
+          knownPool: (name) => pools.get(name),
+          allPools: () => pools.values(),
+          grants: this.#grants,
+          liveSessions: () => this.#clients.values(),
+        })
+      : null;
   }
 
   get name(): string {
@@ -243,10 +258,13 @@ export class LicenseServer implements LicdContext, ReplicaHost {
     this.#tokenPool = order.find((p) => p.config.kind === 'tokens');
   }
 
-  /** Ends sessions idle for longer than heartbeat_timeout; a token connection bound to a grant follows its session. */
+  /**
+   * Ends sessions idle for longer than heartbeat_timeout (a token connection bound to a grant follows its session)
+   * and, on a serving member of a set, frees replicated sessions not resumed by their deadline (resume_window).
+   */
   #startSweep(): void {
     if (this.#sweep) clearInterval(this.#sweep);
-    const hb = this.#config.server.heartbeatTimeout;
+    const hb = Math.min(this.#config.server.heartbeatTimeout, this.#config.redundancy?.resumeWindow ?? Infinity);
     this.#sweep = setInterval(() => this.#expireIdle(), Math.min(1_000, Math.max(10, Math.floor(hb / 4))));
     this.#sweep.unref();
   }
@@ -260,15 +278,11 @@ export class LicenseServer implements LicdContext, ReplicaHost {
       }
     }
     for (const s of this.#tokenSessions) if (!s.bound && s.lastActivity < limit) s.close('heartbeat timeout');
-    if (this.#redundancy?.effective) {
-      const now = Date.now();
-      for (const d of [...this.#detached.values()]) {
-        if (d.expiresAt !== null && d.expiresAt <= now) {
-          this.#detached.delete(d.handle);
-          d.end();
-          this.#redundancy.replicate({ op: 'end', h: d.handle });
-          this.logger.info({ event: 'timeout', handle: d.handle, user: d.identity.user, host: d.identity.host }, `TIMEOUT: ${d.handle} not resumed within heartbeat_timeout, freed`);
-        }
+    if (this.#replica && this.#redundancy?.effective) {
+      for (const d of this.#replica.expire(Date.now())) {
+        this.#redundancy.replicate({ op: 'end', h: d.handle });
+        const id = publicHandle(d.handle);
+        this.logger.info({ event: 'timeout', handle: id, user: d.identity.user, host: d.identity.host }, `TIMEOUT: ${id} not resumed within resume_window, freed`);
       }
     }
   }
@@ -293,11 +307,11 @@ export class LicenseServer implements LicdContext, ReplicaHost {
   }
 
   addGrant(grant: Grant): void {
-    this.#grants.set(grant.handle, grant);
+    this.#grants.set(grant);
   }
 
   removeGrant(grant: Grant): void {
-    if (this.#grants.get(grant.handle) === grant) this.#grants.delete(grant.handle);
+    if (this.#grants.holds(grant)) this.#grants.delete(grant.handle);
   }
 
   get replicating(): boolean {
@@ -318,156 +332,35 @@ export class LicenseServer implements LicdContext, ReplicaHost {
   }
 
   resume(handle: string, owner: { touch(): void }, port: number): Grant | undefined {
-    let d = this.#detached.get(handle);
-    if (!d) {
-      // The handle is still held by another connection here (the client's old one, not yet seen closing): take it over.
-      const live = this.#grants.get(handle);
-      if (!live || live.ended || !this.#redundancy) return undefined;
-      (live.owner as ClientSession).detachGrant(handle);
-      d = this.#detachGrant(live);
-    }
-    this.#detached.delete(handle);
-    const g = new Grant({ handle, pool: d.seatPool, count: d.count, version: d.version, identity: d.identity, port, owner, start: d.start });
-    d.seatPool.transfer(d, g);
-    for (const p of d.tokenPools) {
-      if (p.heldBy(d) === 0) continue;
-      g.reservation ??= new TokenReservation(g);
-      p.transfer(d, g.reservation);
-      g.reservation.pools.push(p);
-    }
-    d.adopt();
-    this.#grants.set(handle, g);
+    const g = this.#replica?.resume(handle, owner, port);
+    // Its resume deadline is gone on the followers too (streamed: see RESUME_GRACE_MS for a lost one).
+    if (g) this.replicate({ op: 'res', h: g.handle });
     return g;
-  }
-
-  /** Moves a live grant's seats and tokens to a detached session (nothing is freed, no queue is served). */
-  #detachGrant(g: Grant): DetachedSession {
-    const d = new DetachedSession({ handle: g.handle, seatPool: g.pool, count: g.count, version: g.version, identity: g.identity, start: g.start, port: g.port });
-    g.pool.transfer(g, d);
-    const move = (pool: FeaturePool, from: Holder) => {
-      if (pool.transfer(from, d) > 0 && !d.tokenPools.includes(pool)) d.tokenPools.push(pool);
-    };
-    for (const t of g.tokenHolders()) if (t instanceof TokenSession) for (const p of t.pools) move(p, t);
-    const res = g.reservation;
-    if (res) for (const p of res.pools) move(p, res);
-    this.removeGrant(g);
-    g.abandon('session detached');
-    const old = this.#detached.get(g.handle);
-    if (old) old.end();
-    this.#detached.set(g.handle, d);
-    return d;
   }
 
   // ---- ReplicaHost (what the redundancy layer sees) ----
 
   replicaSnapshot(): { sessions: SessionRecord[]; queue: QueueRecord[] } {
-    const tok = new Map<string, Record<string, number>>();
-    const pools = [...this.#pools.values()];
-    for (const pool of pools) {
-      if (pool.config.kind !== 'tokens') continue;
-      for (const [holder, n] of pool.holders()) {
-        const h = holder.describe().handle;
-        if (!h) continue;
-        const rec = tok.get(h) ?? {};
-        rec[pool.name] = (rec[pool.name] ?? 0) + n;
-        tok.set(h, rec);
-      }
-    }
-    const sessions: SessionRecord[] = [];
-    const queue: QueueRecord[] = [];
-    for (const pool of pools) {
-      if (pool.config.kind === 'tokens') continue;
-      for (const [holder, n] of pool.holders()) {
-        const i = holder.describe();
-        sessions.push({ h: i.handle, f: pool.name, n, v: i.version || pool.config.version, u: i.user, host: i.host, d: i.display, s: i.start, tok: tok.get(i.handle) ?? {} });
-      }
-      for (const w of pool.waiters()) {
-        const i = w.describe();
-        if (w.id) queue.push({ q: w.id, f: pool.name, n: w.count, u: i.user, host: i.host, d: i.display, s: i.start });
-      }
-    }
-    for (const q of this.#replicaQueue.values()) queue.push(q);
-    return { sessions, queue };
+    return this.#replica!.snapshot();
   }
 
   replicaLoad(sessions: SessionRecord[], queue: QueueRecord[]): void {
-    if (this.#grants.size > 0) this.#detachLive();
-    for (const d of this.#detached.values()) d.end();
-    this.#detached.clear();
-    for (const r of sessions) this.#addDetached(r);
-    this.#replicaQueue = new Map(queue.map((q) => [q.q, q]));
+    this.#replica!.load(sessions, queue);
   }
 
   replicaApply(op: ReplicatedOp): void {
-    switch (op.op) {
-      case 'grant':
-        return this.#addDetached(op.r);
-      case 'end': {
-        const d = this.#detached.get(op.h);
-        if (d) {
-          this.#detached.delete(op.h);
-          d.end();
-        }
-        return;
-      }
-      case 'tok': {
-        const d = this.#detached.get(op.h);
-        const pool = this.#pools.get(op.f);
-        if (d && pool) d.tokens(pool, op.n < 0 ? -Math.min(-op.n, pool.heldBy(d)) : op.n);
-        return;
-      }
-      case 'qadd':
-        this.#replicaQueue.set(op.r.q, op.r);
-        return;
-      case 'qdel':
-        this.#replicaQueue.delete(op.q);
-        return;
-    }
+    this.#replica!.apply(op);
   }
 
   startServing(): void {
-    const at = Date.now() + this.#config.server.heartbeatTimeout;
-    for (const d of this.#detached.values()) d.expiresAt = at;
-    this.#replicaQueue.clear();
+    this.#replica!.startServing(this.#config.redundancy!.resumeWindow);
   }
 
   stopServing(reason: string): void {
-    this.#detachLive();
-    for (const d of this.#detached.values()) d.expiresAt = null;
-    this.#replicaQueue.clear();
+    this.#replica!.stopServing();
     // Clients reconnect (through the balancer) to the member that serves now, and RESUME there.
     for (const s of [...this.#clients]) s.close(`stopped serving: ${reason}`);
     for (const s of [...this.#tokenSessions]) s.close(`stopped serving: ${reason}`);
-  }
-
-  #detachLive(): void {
-    for (const s of this.#clients) for (const g of s.detachAll()) this.#detachGrant(g);
-    for (const g of [...this.#grants.values()]) this.#detachGrant(g);
-  }
-
-  #addDetached(r: SessionRecord): void {
-    const pool = this.#pools.get(r.f);
-    if (!pool) {
-      this.logger.warn({ event: 'replica-unknown-feature', feature: r.f, handle: r.h }, `replicated session ${r.h} of unknown feature ${r.f} ignored (license files differ)`);
-      return;
-    }
-    if (this.#grants.has(r.h)) return;
-    this.#detached.get(r.h)?.end();
-    const d = new DetachedSession({
-      handle: r.h,
-      seatPool: pool,
-      count: r.n,
-      version: r.v,
-      identity: { user: r.u, host: r.host, display: r.d },
-      start: r.s,
-      port: this.#ports.license,
-    });
-    pool.take(d, r.n);
-    for (const [f, n] of Object.entries(r.tok)) {
-      const tp = this.#pools.get(f);
-      if (tp) d.tokens(tp, n);
-    }
-    this.#detached.set(r.h, d);
   }
 
   forget(session: object): void {
@@ -490,11 +383,13 @@ export class LicenseServer implements LicdContext, ReplicaHost {
       const users: LicdUserStatus[] = [];
       for (const [holder, count] of pool.holders()) {
         const info = holder.describe();
-        users.push({ ...info, version: info.version || f.version, count, queued: false });
+        const user: LicdUserStatus = { ...printableInfo(info), handle: publicHandle(info.handle), version: info.version || f.version, count, queued: false };
+        if (holder instanceof DetachedSession && holder.expiresAt !== null) user.resumeBy = holder.expiresAt;
+        users.push(user);
       }
       for (const w of pool.waiters()) {
         const info = w.describe();
-        users.push({ ...info, version: info.version || f.version, count: w.count, queued: true });
+        users.push({ ...printableInfo(info), version: info.version || f.version, count: w.count, queued: true });
       }
       return {
         name: f.name,
@@ -511,11 +406,11 @@ export class LicenseServer implements LicdContext, ReplicaHost {
     const sessions: LicdSessionStatus[] = [];
     for (const s of this.#clients) {
       const handles: string[] = [];
-      for (const g of s.grants()) handles.push(g.handle);
+      for (const g of s.grants()) handles.push(publicHandle(g.handle));
       sessions.push({
-        user: s.identity.user,
-        host: s.identity.host,
-        display: s.identity.display,
+        user: printableName(s.identity.user),
+        host: printableName(s.identity.host),
+        display: printableName(s.identity.display),
         pid: s.pid,
         address: s.address,
         port: s.clientPort,
@@ -528,11 +423,11 @@ export class LicenseServer implements LicdContext, ReplicaHost {
     const red = this.#redundancy;
     const running = this.#state === 'running';
     if (red && !red.effective) {
-      for (const q of this.#replicaQueue.values()) {
+      for (const q of this.#replica!.queueRecords()) {
         const f = features.find((x) => x.name === q.f);
         if (!f) continue;
         f.queued++;
-        f.users.push({ user: q.u, host: q.host, display: q.d, version: f.version, handle: '', port: 0, start: q.s, count: q.n, queued: true });
+        f.users.push({ user: printableName(q.u), host: printableName(q.host), display: printableName(q.d), version: f.version, handle: '', port: 0, start: q.s, count: q.n, queued: true });
       }
     }
     return {
@@ -548,4 +443,9 @@ export class LicenseServer implements LicdContext, ReplicaHost {
       connections: { license: this.#clients.size, tokens: this.#tokenSessions.size },
     };
   }
+}
+
+/** A holder's names as status may print them (PROTOCOL.md "Status"). */
+function printableInfo<T extends { user: string; host: string; display: string }>(info: T): T {
+  return { ...info, user: printableName(info.user), host: printableName(info.host), display: printableName(info.display) };
 }

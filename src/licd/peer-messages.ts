@@ -23,6 +23,11 @@ export interface SessionRecord {
   /** Start time (ms since epoch), shown in status. */
   s: number;
   tok: Record<string, number>;
+  /**
+   * Resume deadline (ms since epoch) a serving member gave this session when it found it without a client; absent
+   * while a client holds it. Carried across master changes, so a session nobody resumes is not kept alive by them.
+   */
+  x?: number;
 }
 
 /** One replicated queued checkout (status only: a queue entry cannot outlive its connection). */
@@ -39,6 +44,8 @@ export interface QueueRecord {
 export type ReplicatedOp =
   | { op: 'grant'; r: SessionRecord }
   | { op: 'end'; h: string }
+  /** A client re-attached the session (RESUME): it has no resume deadline any more. */
+  | { op: 'res'; h: string }
   | { op: 'tok'; h: string; f: string; n: number }
   | { op: 'qadd'; r: QueueRecord }
   | { op: 'qdel'; q: string };
@@ -87,13 +94,13 @@ function onlyKeys(o: Record<string, unknown>, keys: readonly string[]): boolean 
   return true;
 }
 
-const SESSION_KEYS = ['h', 'f', 'n', 'v', 'u', 'host', 'd', 's', 'tok'] as const;
+const SESSION_KEYS = ['h', 'f', 'n', 'v', 'u', 'host', 'd', 's', 'tok', 'x'] as const;
 const QUEUE_KEYS = ['q', 'f', 'n', 'u', 'host', 'd', 's'] as const;
 
 function isSession(r: unknown): r is SessionRecord {
   if (!isObj(r) || !onlyKeys(r, SESSION_KEYS)) return false;
   if (!str(r.h) || !str(r.f) || !int(r.n, 1) || !str(r.v) || !str(r.u) || !str(r.host) || !str(r.d) || !int(r.s)) return false;
-  if (!isObj(r.tok)) return false;
+  if (!isObj(r.tok) || (r.x !== undefined && !int(r.x))) return false;
   const tok = Object.entries(r.tok);
   if (tok.length > 64) return false;
   return tok.every(([f, n]) => str(f) && int(n, 1));
@@ -162,6 +169,7 @@ export function parsePeerMessage(line: string): PeerMessage | null {
           case 'qadd':
             return onlyKeys(m, ['t', 'term', 'seq', 'op', 'r']) && (m.op === 'grant' ? isSession(m.r) : isQueue(m.r));
           case 'end':
+          case 'res':
             return onlyKeys(m, ['t', 'term', 'seq', 'op', 'h']) && str(m.h);
           case 'tok':
             return onlyKeys(m, ['t', 'term', 'seq', 'op', 'h', 'f', 'n']) && str(m.h) && str(m.f) && Number.isSafeInteger(m.n) && m.n !== 0;

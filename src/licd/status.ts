@@ -6,6 +6,8 @@ import type { RedundancyStatus } from './redundancy.ts';
 export interface LicdUserStatus extends HolderInfo {
   count: number;
   queued: boolean;
+  /** A replicated session without a client (redundancy): freed at this time (ms since epoch) unless resumed. */
+  resumeBy?: number;
 }
 
 export interface LicdFeatureStatus {

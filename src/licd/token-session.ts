@@ -1,5 +1,6 @@
 import type { FeaturePool, Holder, HolderInfo } from './feature-pool.ts';
 import type { Grant, TokenHolder } from './grant.ts';
+import { publicHandle } from './handles.ts';
 import { ANSWER, onlyKeys, parseCount, parseRequest, type DenyReason, type Request } from './protocol.ts';
 import { SessionBase } from './session-base.ts';
 
@@ -152,10 +153,11 @@ export class TokenSession extends SessionBase implements Holder, TokenHolder {
     const log = this.ctx.logger;
     if (!log.isLevelEnabled('info')) return;
     const id = grant?.identity;
+    const handle = grant ? publicHandle(grant.handle) : undefined;
     const who = id ? `${id.user}@${id.host}` : this.address;
     log.info(
-      { event, user: id?.user, host: id?.host, feature: pool.name, count: n, handle: grant?.handle, address: this.address, reason },
-      `${event}: "${pool.name}" ${who} ${n} token${n === 1 ? '' : 's'}${grant ? ` (${grant.handle})` : ''}${reason ? ` ${event === 'DENIED' ? 'reason=' : ''}${reason}` : ''}`,
+      { event, user: id?.user, host: id?.host, feature: pool.name, count: n, handle, address: this.address, reason },
+      `${event}: "${pool.name}" ${who} ${n} token${n === 1 ? '' : 's'}${handle ? ` (${handle})` : ''}${reason ? ` ${event === 'DENIED' ? 'reason=' : ''}${reason}` : ''}`,
     );
   }
 }

@@ -3,6 +3,7 @@ import { connect } from '../../src/client/license-client.ts';
 import type { LmstatStatus } from '../../src/client/lmstat-parser.ts';
 import { LICPROXY, runBin } from '../helpers/cli.ts';
 import { startLicd } from '../helpers/licd.ts';
+import { publicHandle } from '../../src/licd/handles.ts';
 
 /** Spawns `node bin/licproxy.js ...`; generous bound for a busy 2-core machine. */
 const run = (args: string[]) => runBin(LICPROXY, args, { timeout: 60_000 });
@@ -22,7 +23,7 @@ test.serial('prints the lmstat text of a licd server (without the END line)', as
   t.is(lines[0], `License server status: ${d.ports.license}@primary`);
   t.is(lines[1], 'primary: license server UP (MASTER) v1.0');
   t.true(lines.includes('Users of LS-DYNA:  (Total of 10 licenses issued;  Total of 3 licenses in use)'));
-  t.true(lines.some((l) => l.includes(`(primary/${d.ports.license} ${grant.handle}), start `) && l.endsWith(', 3 licenses')));
+  t.true(lines.some((l) => l.includes(`(primary/${d.ports.license} ${publicHandle(grant.handle)}), start `) && l.endsWith(', 3 licenses')));
   t.false(lines.includes('END'));
   t.true(r.stdout.endsWith('\n'));
 });

@@ -10,6 +10,7 @@ import {
 import { LicenseClient, connect } from '../../src/client/license-client.ts';
 import { findFeature, parseLmstat } from '../../src/client/lmstat-parser.ts';
 import { TokenClient, openTokens } from '../../src/client/token-client.ts';
+import { publicHandle } from '../../src/licd/handles.ts';
 import { startLicd, type LicdSpec } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -73,7 +74,7 @@ test('hello, checkout, status shows the user, checkin frees the seat', async (t)
   t.is(f.inUse, 2);
   t.is(f.users.length, 1);
   t.is(f.users[0]!.user, 'alice');
-  t.is(f.users[0]!.handle, grant.handle);
+  t.is(f.users[0]!.handle, publicHandle(grant.handle), 'status shows the public id of the handle');
   t.is(f.users[0]!.count, 2);
 
   await c.heartbeat();
@@ -270,4 +271,25 @@ test('heartbeats keep a session alive past heartbeat_timeout; a silent one is en
   t.true(live.connected);
   const probe = await client(t, d.ports.license, 'carol');
   t.is(findFeature(parseLmstat(await probe.status()), 'LS-DYNA')!.inUse, 1);
+});
+
+test('resume retries often and bounds each attempt: a hung server (accepts, never answers) does not stall it', async (t) => {
+  let hung = false;
+  const fake = await fakeServer(t, (line, socket) => {
+    if (hung) return; // a stopped process: the kernel accepted, nobody answers
+    if (line.startsWith('CHECKOUT')) {
+      socket.write('GRANTED handle=x.00112233445566778899aabbccddeeff0011223344556677 feature=F count=1\n');
+      hung = true;
+      setImmediate(() => socket.destroy());
+    }
+  });
+  const c = await connect('127.0.0.1', fake.port, { timeout: 5_000, resume: { attemptTimeout: 250, giveUpAfter: 3_000 } });
+  const delays: number[] = [];
+  c.on('reconnecting', (e: { delay: number }) => delays.push(e.delay));
+  const lost = new Promise((resolve) => c.once('lost', resolve));
+  await c.checkout('F');
+  await lost;
+  // With the connection's 5s answer timeout per attempt there would be one attempt in 3s.
+  t.true(delays.length >= 3, `attempts: ${delays.length}`);
+  t.true(delays.every((d) => d <= 200), `delays ${delays.join(',')}`);
 });

@@ -31,6 +31,8 @@ export interface ClusterSpec {
   heartbeat?: string;
   /** Session heartbeat_timeout, default `30s`. */
   heartbeatTimeout?: string;
+  /** `redundancy.resume_window` (default: licd's, 30s). */
+  resumeWindow?: string;
   /** Write a secret file for every member (default true). */
   secret?: boolean;
   logLevel?: string;
@@ -239,6 +241,7 @@ export class LicdCluster {
         peers,
         order: m.index,
         heartbeat: this.spec.heartbeat ?? '600ms',
+        ...(this.spec.resumeWindow ? { resume_window: this.spec.resumeWindow } : {}),
         ...(this.spec.secret !== false ? { secret_file: 'peer.secret' } : {}),
       },
     };

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { publicHandle } from '../../src/licd/handles.ts';
 import { LineClient, licdForTest, type InProcessLicd } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -49,7 +50,7 @@ test('CHECKOUT grants a handle <server>.<hex>; CHECKIN frees it; identity from H
   t.is(json.server, 't1');
   t.true(json.up);
   t.true(json.master);
-  t.deepEqual(json.sessions[0].handles, [m![1]]);
+  t.deepEqual(json.sessions[0].handles, [publicHandle(m![1]!)], 'status shows the public id, never the handle');
   t.is(json.sessions[0].user, 'alice');
   t.is(await c.request(`CHECKIN ${m![1]}`), 'OK');
   t.is(inUse(licd, 'LS-DYNA'), 0);

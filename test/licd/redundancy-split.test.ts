@@ -4,6 +4,7 @@
  * never has two serving members (the witness rule), and a hung primary is replaced and steps down on waking.
  */
 import test, { type ExecutionContext } from 'ava';
+import { publicHandle } from '../../src/licd/handles.ts';
 import { LicdCluster } from '../helpers/licd-cluster.ts';
 import { LineClient } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -56,7 +57,7 @@ test('triad: an isolated master stops serving; the other two elect a master with
   t.is(await set.waitSynced(), 0);
   const back = (await set.status(0))!;
   t.is(back.features[0]!.inUse, 1);
-  t.true(back.features[0]!.users.some((u) => u.handle === handle));
+  t.true(back.features[0]!.users.some((u) => u.handle === publicHandle(handle)));
 });
 
 test('pair: a cut peer link with both client ports open never makes two masters; the backup serves once the primary is dead', async (t) => {
@@ -102,6 +103,6 @@ test('pair: a hung primary is replaced after 3 heartbeats; woken, it stops servi
   // Woken: it must not grant on its stale state; it syncs from the backup, then takes back as the primary.
   t.is(await set.waitSynced(), 0);
   const st = (await set.status(0))!;
-  t.deepEqual(st.features[0]!.users.map((u) => u.handle).sort(), [h1, h2].sort());
+  t.deepEqual(st.features[0]!.users.map((u) => u.handle).sort(), [publicHandle(h1!), publicHandle(h2!)].sort());
   t.is(st.features[0]!.inUse, 2);
 });

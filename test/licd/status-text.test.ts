@@ -1,4 +1,5 @@
 import test from 'ava';
+import { publicHandle } from '../../src/licd/handles.ts';
 import { lmstatDate, lmstatStart, renderStatusText } from '../../src/licd/status-text.ts';
 import type { LicdStatus } from '../../src/licd/status.ts';
 import { LineClient, startLicd } from '../helpers/licd.ts';
@@ -76,7 +77,7 @@ test('a live daemon: singular/plural, expiry only where set, idle features liste
   ]);
   t.is(lines[4], 'Users of ONE:  (Total of 1 license issued;  Total of 1 license in use)');
   t.is(lines[5], '  "ONE" v3.2, vendor: licd, expiry: 1-jan-2099');
-  t.regex(lines[7]!, new RegExp(`^    bob ws1 :0 \\(v3\\.2\\) \\(primary/${p} ${h.replace('.', '\\.')}\\), start \\w{3} \\d{1,2}/\\d{1,2} \\d{1,2}:\\d\\d, 1 license$`));
+  t.regex(lines[7]!, new RegExp(`^    bob ws1 :0 \\(v3\\.2\\) \\(primary/${p} ${publicHandle(h).replace('.', '\\.')}\\), start \\w{3} \\d{1,2}/\\d{1,2} \\d{1,2}:\\d\\d, 1 license$`));
   t.deepEqual(lines.slice(8), [
     'Users of MANY:  (Total of 2 licenses issued;  Total of 0 licenses in use)',
     '  "MANY" v1.0, vendor: licd',

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { publicHandle } from '../../src/licd/handles.ts';
 import { licdForTest, type InProcessLicd } from '../helpers/licd.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -104,5 +105,5 @@ test('token draws appear in STATUS with the handle and the token port', async (t
   const lines = await license.readUntil('END');
   const i = lines.indexOf('Users of MPPDYNA:  (Total of 32 licenses issued;  Total of 12 licenses in use)');
   t.true(i > 0);
-  t.regex(lines[i + 3]!, new RegExp(`^    unknown 127\\.0\\.0\\.1 127\\.0\\.0\\.1 \\(v1\\.0\\) \\(t1/${licd.ports.tokens} ${handle.replace('.', '\\.')}\\), start \\w{3} \\d+/\\d+ \\d+:\\d\\d, 12 licenses$`));
+  t.regex(lines[i + 3]!, new RegExp(`^    unknown 127\\.0\\.0\\.1 127\\.0\\.0\\.1 \\(v1\\.0\\) \\(t1/${licd.ports.tokens} ${publicHandle(handle).replace('.', '\\.')}\\), start \\w{3} \\d+/\\d+ \\d+:\\d\\d, 12 licenses$`));
 });
