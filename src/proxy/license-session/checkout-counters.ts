@@ -4,20 +4,13 @@
  * waited for a server (no master known, all full). Kept beside the pool (a WeakMap, no field on Pool), so a reload
  * that keeps the pool object keeps its counts.
  */
+import type { CheckoutStats } from '../../stats/snapshot.ts';
 import type { Pool } from '../pool.ts';
 
 export type CheckoutResult = 'granted' | 'denied' | 'retried_saved' | 'queue_wait';
 
-export interface CheckoutCount {
-  server: string;
-  feature: string;
-  granted: number;
-  denied: number;
-  /** Denied EXHAUSTED by one server, then granted by another: a false denial avoided. */
-  retriedSaved: number;
-  /** Connections that waited in the pool queue before reaching this server. */
-  queueWaits: number;
-}
+/** One row: the shape /stats.json shows (queueWaits: connections that waited in the pool queue first). */
+export type CheckoutCount = CheckoutStats;
 
 export class CheckoutCounters {
   /** server -> feature -> counts (nested maps: no key string built per checkout). */
