@@ -2,6 +2,7 @@
  * A reload is all or nothing across the runtime and its services (SPEC 2.6): every part prepares what can fail
  * (listeners bound) before any part switches, so a failure anywhere leaves everything as it ran.
  */
+import { freePorts } from '../helpers/ports.ts';
 import test, { type ExecutionContext } from 'ava';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -18,14 +19,18 @@ import { request } from '../helpers/stats.ts';
 import { waitFor } from '../helpers/wait.ts';
 import type { StatsSnapshot } from '../../src/stats/snapshot.ts';
 
+/** Each test's frontend ports (a frontend may not listen on port 0), by its backend's port, unique per test. */
+const frontendPorts = new Map<number, number[]>();
+
 function yaml(backendPort: number, statsListen: string, frontends: string[]): string {
+  const ports = frontendPorts.get(backendPort)!;
   return `stats: { listen: "${statsListen}" }
 pools:
   p:
     check: { type: none }
     servers: [ { name: a, address: 127.0.0.1:${backendPort} } ]
 frontends:
-${frontends.map((f) => `  - { name: ${f}, listen: 127.0.0.1:0, pool: p }`).join('\n')}
+${frontends.map((f, i) => `  - { name: ${f}, listen: 127.0.0.1:${ports[i]}, pool: p }`).join('\n')}
 `;
 }
 
@@ -41,6 +46,7 @@ async function start(t: ExecutionContext): Promise<{ app: ProxyApp; stats: Stats
   const dir = mkdtempSync(join(tmpdir(), 'lpx-reload-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const backend = (await startNamed(t, 'a')).port;
+  frontendPorts.set(backend, await freePorts(2));
   const file = join(dir, 'licproxy.yaml');
   writeFileSync(file, yaml(backend, '127.0.0.1:0', ['f1']));
   const stats = new StatsService({ log: silentLogger });
@@ -118,6 +124,7 @@ test('POST /api/reload that moves the stats listener is answered (by the old lis
   const tokenFile = join(dir, 'admin.token');
   writeFileSync(tokenFile, 'reload-api-token-0123456789\n', { mode: 0o600 });
   const backend = (await startNamed(t, 'a')).port;
+  frontendPorts.set(backend, await freePorts(2));
   const file = join(dir, 'licproxy.yaml');
   const text = (listen: string) => yaml(backend, listen, ['f1']).replace(/^stats: \{ listen: "([^"]+)" \}/, `stats: { listen: "$1", admin: { token_file: ${tokenFile} } }`);
   writeFileSync(file, text('127.0.0.1:0'));
