@@ -5,7 +5,7 @@
  * for 90 s. Then every member runs again, every client goes, and the bench polls every member until no seat is in
  * use. The scenario is test/helpers/chaos-campaign.ts (its short version is test/failover/stranded-seats.test.ts).
  *
- *   node --import tsx bench/chaos.ts [--seconds 90] [--held 200] [--streams 8] [--fault-every 6] [--resume-window 30s]
+ *   node --import tsx bench/chaos.ts [--seconds 90] [--held 200] [--streams 8] [--fault-every 6] [--resume-window 30s] [--protocol licd|tcp]
  *
  * Prints: held licenses lost, failed new checkouts (count and %, by error), the longest gap with no successful
  * checkout, RESUME latency p50/p99 (held clients: connection lost to every handle resumed), and the seats in use on
@@ -28,6 +28,7 @@ const { values } = parseArgs({
     streams: { type: 'string', default: '8' },
     'fault-every': { type: 'string', default: '6' },
     'resume-window': { type: 'string', default: '30s' },
+    protocol: { type: 'string', default: 'licd' },
     heartbeat: { type: 'string', default: '600ms' },
   },
 });
@@ -36,6 +37,8 @@ const HELD = Number(values.held);
 const STREAMS = Number(values.streams);
 const FAULT_EVERY = Number(values['fault-every']);
 const RESUME_WINDOW = values['resume-window']!;
+// `licd` (default): the pool replays connections refused NOT_MASTER or cut before an answer; `tcp`: plain layer 4.
+const PROTOCOL = values.protocol === 'tcp' ? 'tcp' : 'licd';
 const HEARTBEAT = values.heartbeat!;
 const msOf = (d: string) => Number(/^(\d+)/.exec(d)![1]) * (d.endsWith('ms') ? 1 : d.endsWith('m') ? 60_000 : 1_000);
 for (const [k, v] of Object.entries({ SECONDS, HELD, STREAMS, FAULT_EVERY })) {
@@ -70,6 +73,7 @@ writeFileSync(
 pools:
   triad:
     mode: master
+    protocol: ${PROTOCOL}
     check: { type: lmstat, interval: 1s, fast_interval: 250ms, down_interval: 2s, timeout: 500ms, rise: 2, fall: 2 }
     servers:
 ${set.members.map((m) => `      - { name: ${m.name}, address: 127.0.0.1:${m.ports.license} }`).join('\n')}
@@ -123,7 +127,7 @@ try {
   const p99 = pct(r.resumeMs, 99);
   const lines = [
     `chaos campaign, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC; ${cpus().length} cores, load at start ${load}; Node ${process.version}`,
-    `  licd triad (peer heartbeat ${HEARTBEAT}, resume_window ${RESUME_WINDOW}, heartbeat_timeout 10m), licproxy mode: master (lmstat check 1s / fast 250ms, fall 2)`,
+    `  licd triad (peer heartbeat ${HEARTBEAT}, resume_window ${RESUME_WINDOW}, heartbeat_timeout 10m), licproxy mode: master, protocol ${PROTOCOL} (lmstat check 1s / fast 250ms, fall 2)`,
     `  ${SECONDS}s, ${HELD} held, ${STREAMS} short-checkout streams, a master fault every ${FAULT_EVERY}s: ${r.faults.join('; ')}`,
     `held licenses lost:           ${r.heldLost} of ${r.held}`,
     `failed new checkouts:         ${r.shortFailed} of ${attempts} (${attempts ? ((100 * r.shortFailed) / attempts).toFixed(2) : '0'}%): ${byCode}`,
