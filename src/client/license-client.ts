@@ -34,6 +34,11 @@ export interface CheckoutOptions {
  * to the same host:port (the balancer, which sends it to whichever member serves now), repeats its HELLO, and
  * RESUMEs every held handle. Requests made meanwhile fail with CONNECTION_CLOSED.
  *
+ * A CHECKIN in a set is answered OK only once its release is replicated; answered `ERR NO_QUORUM` / `NOT_MASTER`
+ * (the master lost its followers or stepped down) or not at all, the release may not have reached the member that
+ * serves next, which then keeps the seat as a detached session for `resume_window`. Such a handle is kept as
+ * "releasing" (not in `handles`): the resume loop RESUMEs it there and checks it in again (PROTOCOL.md "CHECKIN").
+ *
  * It retries often (every 100-200ms) and gives each attempt a short timeout: a new master is elected within a few
  * peer heartbeats, and a client polling slowly would hold its seat in limbo seconds after it could have resumed.
  */
@@ -56,6 +61,8 @@ export interface LicenseClientOptions extends ConnectOptions {
 /** Outcome of one resume: handles re-attached, and handles the set no longer knows (their seat is gone). */
 export interface ResumeResult {
   resumed: string[];
+  /** Handles whose CHECKIN was not confirmed before the loss: resumed and checked in again (or found released). */
+  released: string[];
   lost: Array<{ handle: string; code: string }>;
   attempts: number;
   /** From the first failure to the last RESUME answer, ms. */
@@ -64,9 +71,9 @@ export interface ResumeResult {
 
 /**
  * Events of a LicenseClient (it is an EventEmitter; it never emits `error`):
- * - `disconnected` (err): the connection dropped while holding handles; resuming starts.
+ * - `disconnected` (err): the connection dropped while holding handles (or releasing them); resuming starts.
  * - `reconnecting` ({ attempt, delay }): before each reconnect attempt.
- * - `resumed` (ResumeResult): reconnected and every held handle was resumed or found lost.
+ * - `resumed` (ResumeResult): reconnected; every held handle was resumed or found lost, every releasing one given back.
  * - `lost` (err): gave up; onDisconnect follows.
  */
 export interface LicenseClientHooks {
@@ -105,6 +112,8 @@ export class LicenseClient extends EventEmitter {
   #heartbeat: NodeJS.Timeout | undefined;
   /** Handles this client holds, for resuming them after a connection loss. */
   readonly #held = new Map<string, Grant>();
+  /** Handles checked in without a confirmed release (see ResumeOptions): given back again after a resume. */
+  readonly #releasing = new Set<string>();
   #hello: { user: string; host: string; extra: { display?: string; pid?: number } } | null = null;
   /** close / quit / destroy was asked for: a disconnect is then final. */
   #closing = false;
@@ -227,8 +236,15 @@ export class LicenseClient extends EventEmitter {
   async checkin(handle: string): Promise<void> {
     const cmd = `CHECKIN ${word('handle', handle)}`;
     const p = this.#conn.request(cmd, single(cmd, 'OK'));
-    // Forgotten once sent: a connection lost before the OK must not resume a license given back.
-    this.#held.delete(handle);
+    // No longer held once sent: a connection lost before the OK must not resume a license given back. Until the
+    // OK it is releasing: the release may not survive a master change, and then the resume loop completes it.
+    if (this.#held.delete(handle) && this.#resume.enabled) this.#releasing.add(handle);
+    p.then(
+      () => this.#releasing.delete(handle),
+      (err: unknown) => {
+        if (!unconfirmedRelease(err)) this.#releasing.delete(handle);
+      },
+    );
     await p;
   }
 
@@ -373,12 +389,29 @@ export class LicenseClient extends EventEmitter {
       wait.reject(err ?? new LicenseError('CONNECTION_CLOSED', `CHECKOUT ${wait.feature}: connection closed while queued`));
     }
     if (this.#resuming) return; // the resume loop sees its own connection fail
-    if (!this.#closing && this.#resume.enabled && this.#held.size > 0) {
+    if (!this.#closing && this.#resume.enabled && (this.#held.size > 0 || this.#releasing.size > 0)) {
       void this.#reconnect(err ?? new LicenseError('CONNECTION_CLOSED', `${this.host}:${this.port} closed the connection`));
       return;
     }
     this.stopHeartbeat();
     this.#hooks.onDisconnect?.(err);
+  }
+
+  /**
+   * Completes a release whose CHECKIN was not confirmed: RESUME (the full handle: the same capability as before) and
+   * CHECKIN on `conn`. UNKNOWN_HANDLE on RESUME means the release did reach the serving member. Throws otherwise
+   * (NO_QUORUM, NOT_MASTER, timeout): the attempt is retried.
+   */
+  async #releaseAgain(conn: LineConnection, handle: string, timeout: number): Promise<void> {
+    const resume = `RESUME ${handle}`;
+    try {
+      await conn.request(resume, (line) => ({ value: toGrant(resume, parseResponse(line)) }), { expectsGrant: true, timeout });
+    } catch (err) {
+      if (err instanceof LicenseError && err.code === 'UNKNOWN_HANDLE') return;
+      throw err;
+    }
+    const checkin = `CHECKIN ${handle}`;
+    await conn.request(checkin, single(checkin, 'OK'), { timeout });
   }
 
   async #reconnect(cause: LicenseError): Promise<void> {
@@ -404,7 +437,7 @@ export class LicenseClient extends EventEmitter {
         this.#conn = conn;
         this.#attach(conn);
         if (this.#hello) await this.hello(this.#hello.user, this.#hello.host, this.#hello.extra, { timeout });
-        const result: ResumeResult = { resumed: [], lost: [], attempts, gap: 0 };
+        const result: ResumeResult = { resumed: [], released: [], lost: [], attempts, gap: 0 };
         for (const handle of [...this.#held.keys()]) {
           try {
             await this.resume(handle, { timeout });
@@ -416,6 +449,11 @@ export class LicenseClient extends EventEmitter {
             this.#held.delete(handle);
             result.lost.push({ handle, code });
           }
+        }
+        for (const handle of [...this.#releasing]) {
+          await this.#releaseAgain(conn, handle, timeout);
+          this.#releasing.delete(handle);
+          result.released.push(handle);
         }
         result.gap = Date.now() - started;
         this.#resuming = false;
@@ -431,11 +469,22 @@ export class LicenseClient extends EventEmitter {
       delay = Math.min(maxDelay, delay * 2);
     }
     this.#resuming = false;
+    // Not given back by this client after all: the serving member frees them when resume_window ends.
+    this.#releasing.clear();
     this.stopHeartbeat();
     const err = last instanceof LicenseError ? last : new LicenseError('CONNECTION_CLOSED', String(last));
     if (!this.#closing) this.emit('lost', err);
     this.#hooks.onDisconnect?.(this.#closing ? undefined : err);
   }
+}
+
+/**
+ * CHECKIN answers after which the release may be missing on the member that serves next: quorum lost, stepped
+ * down, or no answer (connection lost, timed out). OK and UNKNOWN_HANDLE are final.
+ */
+function unconfirmedRelease(err: unknown): boolean {
+  if (!(err instanceof LicenseError)) return false;
+  return ['NO_QUORUM', 'NOT_MASTER', 'CONNECTION_CLOSED', 'TIMEOUT'].includes(err.code);
 }
 
 /** Opens a license-port connection (HELLO is up to the caller). */
