@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { LicenseError, LicenseResponseError, LicenseTimeoutError } from './client-errors.ts';
 import { DEFAULT_TIMEOUT, LineConnection, type ConnectOptions, type PendingRequest } from './line-connection.ts';
@@ -220,7 +221,9 @@ export class LicenseClient extends EventEmitter {
           }
           return { value: toGrant(cmd, r) };
         },
-        { expectsGrant: true, ...(opts.timeout !== undefined ? { timeout: opts.timeout } : {}) },
+        // A request id makes the CHECKOUT idempotent: replayed on a new master (licproxy), it re-attaches the seat a
+        // dead master granted instead of taking a second (PROTOCOL.md "CHECKOUT").
+        { expectsGrant: true, secretSuffix: ` req=${randomBytes(16).toString('hex')}`, ...(opts.timeout !== undefined ? { timeout: opts.timeout } : {}) },
       );
       answered.then((grant) => grant && resolve(grant), reject);
     }).then((grant) => {

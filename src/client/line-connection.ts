@@ -133,7 +133,11 @@ export class LineConnection {
    * Sends one command line and reads its answer: `read` gets each answer line and returns `undefined` while it
    * wants more, or `{ value }` when done; it may throw to fail the request.
    */
-  request<T>(command: string, read: (line: string) => { value: T } | undefined, opts: { timeout?: number; expectsGrant?: boolean } = {}): Promise<T> {
+  request<T>(
+    command: string,
+    read: (line: string) => { value: T } | undefined,
+    opts: { timeout?: number; expectsGrant?: boolean; secretSuffix?: string } = {},
+  ): Promise<T> {
     if (!this.connected) {
       return Promise.reject(this.#closeError ?? new LicenseConnectionError('CONNECTION_CLOSED', `${command}: ${this.#where()} is closed`));
     }
@@ -167,7 +171,8 @@ export class LineConnection {
         this.#socket.destroy();
       }, timeout);
       this.#pending.push(pending);
-      this.#socket.write(command + '\n');
+      // A secret part of the line (a CHECKOUT's req=) is written but never in an error message.
+      this.#socket.write(opts.secretSuffix === undefined ? command + '\n' : `${command}${opts.secretSuffix}\n`);
     });
   }
 

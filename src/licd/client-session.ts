@@ -2,11 +2,12 @@ import type { FeaturePool, HolderInfo, Waiter } from './feature-pool.ts';
 import { Grant, type Identity } from './grant.ts';
 import { publicHandle } from './handles.ts';
 import { printableName } from './printable.ts';
-import { ANSWER, VERSION_PATTERN, compareVersions, onlyKeys, parseCount, parseRequest, type DenyReason, type Request } from './protocol.ts';
+import { ANSWER, REQ_PATTERN, VERSION_PATTERN, compareVersions, onlyKeys, parseCount, parseRequest, type DenyReason, type Request } from './protocol.ts';
+import type { SessionRecord } from './peer-messages.ts';
 import { SessionBase } from './session-base.ts';
 
 const HELLO_KEYS = ['user', 'host', 'display', 'pid'] as const;
-const CHECKOUT_KEYS = ['count', 'version', 'queue'] as const;
+const CHECKOUT_KEYS = ['count', 'version', 'queue', 'req'] as const;
 
 /** A CHECKOUT ... queue=1 waiting in a feature's FIFO queue. */
 class QueuedCheckout implements Waiter {
@@ -17,6 +18,7 @@ class QueuedCheckout implements Waiter {
     readonly count: number,
     readonly version: string | null,
     readonly identity: Identity,
+    readonly req: string | null,
   ) {}
 
   grantQueued(pool: FeaturePool): void {
@@ -106,7 +108,8 @@ export class ClientSession extends SessionBase {
     const count = a?.has('count') ? parseCount(a.get('count')) : 1;
     const version = a?.get('version') ?? null;
     const queue = a?.get('queue') ?? '0';
-    if (count < 1 || (version !== null && !VERSION_PATTERN.test(version)) || (queue !== '0' && queue !== '1')) {
+    const req = a?.get('req') ?? null;
+    if (count < 1 || (version !== null && !VERSION_PATTERN.test(version)) || (queue !== '0' && queue !== '1') || (req !== null && !REQ_PATTERN.test(req))) {
       return this.send(ANSWER.BAD_ARGUMENT);
     }
     const refused = this.ctx.gate();
@@ -118,9 +121,10 @@ export class ClientSession extends SessionBase {
     if (pool.expired(Date.now())) return this.send(ANSWER.EXPIRED);
     if (version !== null && compareVersions(version, f.version) > 0) return this.#deny(pool, 'VERSION', count);
     if (count > f.count) return this.#deny(pool, 'COUNT', count);
-    if (pool.canGrant(count)) return this.#grant(pool, count, version);
+    if (req !== null && this.ctx.replicating && this.#reclaim(req, pool, count)) return;
+    if (pool.canGrant(count)) return this.#grant(pool, count, version, this.identity, req);
     if (queue === '0') return this.#deny(pool, 'EXHAUSTED', count);
-    const w = new QueuedCheckout(this.ctx.newQueueId(), this, count, version, this.identity);
+    const w = new QueuedCheckout(this.ctx.newQueueId(), this, count, version, this.identity, req);
     this.#queued.set(w, pool);
     const position = pool.enqueue(w);
     this.send(`QUEUED position=${position}\n`);
@@ -131,7 +135,21 @@ export class ClientSession extends SessionBase {
     this.#log('QUEUED', pool, count, '', this.identity);
   }
 
-  #grant(pool: FeaturePool, count: number, version: string | null, identity = this.identity): void {
+  /**
+   * A replayed CHECKOUT (PROTOCOL.md "CHECKOUT", `req=`): the session its first try was granted, replicated and then
+   * left detached by a dead connection or master is re-attached here and answered like a fresh grant, taking no
+   * second seat. False when no detached session matches (the caller grants afresh).
+   */
+  #reclaim(req: string, pool: FeaturePool, count: number): boolean {
+    const grant = this.ctx.reclaim(req, pool, count, this.identity, this, this.ctx.licensePort);
+    if (!grant) return false;
+    this.#grants.set(grant.handle, grant);
+    this.send(`GRANTED handle=${grant.handle} feature=${pool.name} count=${grant.count}\n`);
+    this.#log('RESUMED', pool, grant.count, grant.handle, grant.identity, 'checkout replayed');
+    return true;
+  }
+
+  #grant(pool: FeaturePool, count: number, version: string | null, identity: Identity, req: string | null): void {
     const handle = this.ctx.newHandle();
     const grant = new Grant({
       handle,
@@ -141,6 +159,7 @@ export class ClientSession extends SessionBase {
       identity,
       port: this.ctx.licensePort,
       owner: this,
+      req,
     });
     pool.take(grant, count);
     this.#grants.set(handle, grant);
@@ -153,7 +172,8 @@ export class ClientSession extends SessionBase {
     }
     // SPEC 4.3: the client sees GRANTED only once the grant is acknowledged, so a crash right after it loses nothing.
     const slot = this.hold();
-    const r = { h: handle, f: pool.name, n: count, v: grant.version, u: identity.user, host: identity.host, d: identity.display, s: grant.start, tok: {} };
+    const r: SessionRecord = { h: handle, f: pool.name, n: count, v: grant.version, u: identity.user, host: identity.host, d: identity.display, s: grant.start, tok: {} };
+    if (req !== null) r.rq = req;
     this.ctx.replicate({ op: 'grant', r }, (ok) => {
       if (ok) {
         this.fill(slot, answer);
@@ -203,7 +223,7 @@ export class ClientSession extends SessionBase {
   serveQueued(w: QueuedCheckout, pool: FeaturePool): void {
     if (!this.#queued.delete(w) || this.closed) return;
     if (this.ctx.replicating) this.ctx.replicate({ op: 'qdel', q: w.id });
-    this.#grant(pool, w.count, w.version, w.identity);
+    this.#grant(pool, w.count, w.version, w.identity, w.req);
   }
 
   denyQueued(w: QueuedCheckout, pool: FeaturePool, reason: DenyReason): void {

@@ -1,7 +1,7 @@
 import type { Logger } from '../common/logger.ts';
 import type { AllowList } from '../common/allow-list.ts';
 import type { FeaturePool } from './feature-pool.ts';
-import type { Grant } from './grant.ts';
+import type { Grant, Identity } from './grant.ts';
 import type { ReplicatedOp } from './peer-messages.ts';
 
 /** What a session needs of its daemon: a narrow view, so sessions never reach into the server's internals. */
@@ -33,6 +33,11 @@ export interface LicdContext {
   replicate(op: ReplicatedOp, done?: (ok: boolean) => void): void;
   /** Re-attaches a replicated session (RESUME) to `owner`; undefined when the handle is unknown here. */
   resume(handle: string, owner: { touch(): void }, port: number): Grant | undefined;
+  /**
+   * Re-attaches the detached session a replayed CHECKOUT names by its request id (same feature, count, user, host);
+   * undefined when there is none here.
+   */
+  reclaim(req: string, pool: FeaturePool, count: number, identity: Identity, owner: { touch(): void }, port: number): Grant | undefined;
   /** Id of a queued checkout, unique in the set (replicated for status). */
   newQueueId(): string;
 }

@@ -15,6 +15,8 @@ export class DetachedSession implements Holder {
   readonly identity: Identity;
   readonly start: number;
   readonly port: number;
+  /** The CHECKOUT's request id (a secret: never in status or logs), null without one. */
+  readonly req: string | null;
   /** Token pools it holds tokens of. */
   readonly tokenPools: FeaturePool[] = [];
   /**
@@ -24,7 +26,7 @@ export class DetachedSession implements Holder {
   expiresAt: number | null = null;
   #ended = false;
 
-  constructor(opts: { handle: string; seatPool: FeaturePool; count: number; version: string; identity: Identity; start: number; port: number }) {
+  constructor(opts: { handle: string; seatPool: FeaturePool; count: number; version: string; identity: Identity; start: number; port: number; req: string | null }) {
     this.handle = opts.handle;
     this.seatPool = opts.seatPool;
     this.count = opts.count;
@@ -32,6 +34,7 @@ export class DetachedSession implements Holder {
     this.identity = opts.identity;
     this.start = opts.start;
     this.port = opts.port;
+    this.req = opts.req;
   }
 
   get ended(): boolean {

@@ -45,6 +45,11 @@ export class Grant implements Holder {
   /** License port it was granted on (the `server/port` of status lines). */
   readonly port: number;
   readonly start: number;
+  /**
+   * The CHECKOUT's request id (`req=`), null without one: a secret like the handle (never in status or logs), kept so
+   * a replayed CHECKOUT re-attaches this session once it is detached (PROTOCOL.md "CHECKOUT").
+   */
+  readonly req: string | null;
   /** The license session that holds it; token connections refresh its activity. */
   readonly owner: { touch(): void };
   #tokens: Set<TokenHolder> | null = null;
@@ -61,6 +66,7 @@ export class Grant implements Holder {
     port: number;
     owner: { touch(): void };
     start?: number;
+    req?: string | null;
   }) {
     this.handle = opts.handle;
     this.pool = opts.pool;
@@ -70,6 +76,7 @@ export class Grant implements Holder {
     this.port = opts.port;
     this.owner = opts.owner;
     this.start = opts.start ?? Date.now();
+    this.req = opts.req ?? null;
   }
 
   get ended(): boolean {

@@ -39,6 +39,9 @@ export function sameHandle(known: string, presented: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** Equality of two secrets (a CHECKOUT's `req=`) in constant time; their length is not secret. */
+export const sameSecret = sameHandle;
+
 /**
  * Values indexed by handle, found only by presenting the full handle: the lookup goes by the public id, the
  * secret is then compared in constant time. A wrong or partial handle is simply not found (no hint it exists).

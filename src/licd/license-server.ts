@@ -7,7 +7,7 @@ import { ClientSession } from './client-session.ts';
 import type { LicdContext } from './context.ts';
 import { FeaturePool } from './feature-pool.ts';
 import { DetachedSession } from './detached-session.ts';
-import type { Grant } from './grant.ts';
+import type { Grant, Identity } from './grant.ts';
 import { HandleIssuer, HandleMap, publicHandle } from './handles.ts';
 import type { QueueRecord, ReplicatedOp, SessionRecord } from './peer-messages.ts';
 import { Redundancy, type ReplicaHost } from './redundancy.ts';
@@ -334,6 +334,12 @@ export class LicenseServer implements LicdContext, ReplicaHost {
   resume(handle: string, owner: { touch(): void }, port: number): Grant | undefined {
     const g = this.#replica?.resume(handle, owner, port);
     // Its resume deadline is gone on the followers too (streamed: see RESUME_GRACE_MS for a lost one).
+    if (g) this.replicate({ op: 'res', h: g.handle });
+    return g;
+  }
+
+  reclaim(req: string, pool: FeaturePool, count: number, identity: Identity, owner: { touch(): void }, port: number): Grant | undefined {
+    const g = this.#replica?.reclaim(req, pool, count, identity, owner, port);
     if (g) this.replicate({ op: 'res', h: g.handle });
     return g;
   }

@@ -3,6 +3,7 @@
  * object per line, at most PEER_MAX_LINE bytes. Every message is checked against its shape here; a line that is
  * not JSON, has an unknown `t`, or a field of the wrong type is rejected before any state sees it.
  */
+import { REQ_PATTERN } from './protocol.ts';
 
 /** Longest peer line. A snapshot is one line per session, so no line grows with the number of sessions. */
 export const PEER_MAX_LINE = 64 * 1024;
@@ -28,6 +29,11 @@ export interface SessionRecord {
    * while a client holds it. Carried across master changes, so a session nobody resumes is not kept alive by them.
    */
   x?: number;
+  /**
+   * The CHECKOUT's request id (`req=`), when it had one: a replayed CHECKOUT with the same id re-attaches the session
+   * instead of taking a second seat. Optional, so records of members that never send it stay valid.
+   */
+  rq?: string;
 }
 
 /** One replicated queued checkout (status only: a queue entry cannot outlive its connection). */
@@ -94,13 +100,14 @@ function onlyKeys(o: Record<string, unknown>, keys: readonly string[]): boolean 
   return true;
 }
 
-const SESSION_KEYS = ['h', 'f', 'n', 'v', 'u', 'host', 'd', 's', 'tok', 'x'] as const;
+const SESSION_KEYS = ['h', 'f', 'n', 'v', 'u', 'host', 'd', 's', 'tok', 'x', 'rq'] as const;
 const QUEUE_KEYS = ['q', 'f', 'n', 'u', 'host', 'd', 's'] as const;
 
 function isSession(r: unknown): r is SessionRecord {
   if (!isObj(r) || !onlyKeys(r, SESSION_KEYS)) return false;
   if (!str(r.h) || !str(r.f) || !int(r.n, 1) || !str(r.v) || !str(r.u) || !str(r.host) || !str(r.d) || !int(r.s)) return false;
   if (!isObj(r.tok) || (r.x !== undefined && !int(r.x))) return false;
+  if (r.rq !== undefined && (typeof r.rq !== 'string' || !REQ_PATTERN.test(r.rq))) return false;
   const tok = Object.entries(r.tok);
   if (tok.length > 64) return false;
   return tok.every(([f, n]) => str(f) && int(n, 1));

@@ -108,6 +108,12 @@ export function parseCount(text: string | undefined, min = 1): number {
 
 export const VERSION_PATTERN = /^\d+(\.\d+)*$/;
 
+/**
+ * A CHECKOUT's request id (`req=`, PROTOCOL.md "CHECKOUT"): 16-64 characters, enough for 96+ random bits. It is a
+ * secret like a handle: whoever presents it may take over the detached session it names.
+ */
+export const REQ_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
+
 /** Compares dotted numeric versions part by part (`2025.10` > `2025.9`; `1.0` == `1`). */
 export function compareVersions(a: string, b: string): number {
   const pa = a.split('.');

@@ -2,8 +2,8 @@ import type { Logger } from '../common/logger.ts';
 import type { ClientSession } from './client-session.ts';
 import { DetachedSession } from './detached-session.ts';
 import type { FeaturePool, Holder } from './feature-pool.ts';
-import { Grant, TokenReservation } from './grant.ts';
-import { HandleMap, publicHandle } from './handles.ts';
+import { Grant, TokenReservation, type Identity } from './grant.ts';
+import { HandleMap, publicHandle, sameSecret } from './handles.ts';
 import type { QueueRecord, ReplicatedOp, SessionRecord } from './peer-messages.ts';
 import { TokenSession } from './token-session.ts';
 
@@ -68,6 +68,8 @@ export class ReplicaState {
         const i = holder.describe();
         const r: SessionRecord = { h: i.handle, f: pool.name, n, v: i.version || pool.config.version, u: i.user, host: i.host, d: i.display, s: i.start, tok: tok.get(i.handle) ?? {} };
         if (holder instanceof DetachedSession && holder.expiresAt !== null) r.x = holder.expiresAt;
+        const req = holder instanceof DetachedSession || holder instanceof Grant ? holder.req : null;
+        if (req !== null) r.rq = req;
         sessions.push(r);
       }
       for (const w of pool.waiters()) {
@@ -166,8 +168,27 @@ export class ReplicaState {
       (live.owner as ClientSession).detachGrant(handle);
       d = this.#detachGrant(live);
     }
-    this.#detached.delete(handle);
-    const g = new Grant({ handle: d.handle, pool: d.seatPool, count: d.count, version: d.version, identity: d.identity, port, owner, start: d.start });
+    return this.#attach(d, owner, port);
+  }
+
+  /**
+   * Re-attaches the detached session a replayed CHECKOUT names by its request id (PROTOCOL.md "CHECKOUT"): same
+   * feature, count, user and host, and the same `req`, compared in constant time with every candidate (a wrong id
+   * learns nothing of which sessions exist). Only detached sessions: one still held by a live connection is not
+   * taken (the caller answers a fresh checkout). Undefined when none matches.
+   */
+  reclaim(req: string, pool: FeaturePool, count: number, identity: Identity, owner: { touch(): void }, port: number): Grant | undefined {
+    let found: DetachedSession | undefined;
+    for (const d of this.#detached.values()) {
+      if (d.req === null || d.seatPool !== pool || d.count !== count || d.identity.user !== identity.user || d.identity.host !== identity.host) continue;
+      if (sameSecret(d.req, req) && !found) found = d;
+    }
+    return found && this.#attach(found, owner, port);
+  }
+
+  #attach(d: DetachedSession, owner: { touch(): void }, port: number): Grant {
+    this.#detached.delete(d.handle);
+    const g = new Grant({ handle: d.handle, pool: d.seatPool, count: d.count, version: d.version, identity: d.identity, port, owner, start: d.start, req: d.req });
     d.seatPool.transfer(d, g);
     for (const p of d.tokenPools) {
       if (p.heldBy(d) === 0) continue;
@@ -182,7 +203,7 @@ export class ReplicaState {
 
   /** Moves a live grant's seats and tokens to a detached session (nothing is freed, no queue is served). */
   #detachGrant(g: Grant): DetachedSession {
-    const d = new DetachedSession({ handle: g.handle, seatPool: g.pool, count: g.count, version: g.version, identity: g.identity, start: g.start, port: g.port });
+    const d = new DetachedSession({ handle: g.handle, seatPool: g.pool, count: g.count, version: g.version, identity: g.identity, start: g.start, port: g.port, req: g.req });
     g.pool.transfer(g, d);
     const move = (pool: FeaturePool, from: Holder) => {
       if (pool.transfer(from, d) > 0 && !d.tokenPools.includes(pool)) d.tokenPools.push(pool);
@@ -219,6 +240,7 @@ export class ReplicaState {
       identity: { user: r.u, host: r.host, display: r.d },
       start: r.s,
       port: this.#store.licensePort,
+      req: r.rq ?? null,
     });
     d.expiresAt = r.x ?? null;
     pool.take(d, r.n);

@@ -293,3 +293,19 @@ test('resume retries often and bounds each attempt: a hung server (accepts, neve
   t.true(delays.length >= 3, `attempts: ${delays.length}`);
   t.true(delays.every((d) => d <= 200), `delays ${delays.join(',')}`);
 });
+
+test('checkout sends a fresh random req= (idempotent replay through the balancer), never shown in its errors', async (t) => {
+  const lines: string[] = [];
+  const fake = await fakeServer(t, (line, socket) => {
+    lines.push(line);
+    if (lines.length === 1) socket.write('GRANTED handle=x.00112233445566778899aabbccddeeff0011223344556677 feature=F count=2\n');
+  });
+  const c = await connect('127.0.0.1', fake.port, { timeout: 5_000, resume: false });
+  t.teardown(() => c.destroy());
+  t.is((await c.checkout('F', { count: 2 })).count, 2);
+  const err = await t.throwsAsync(c.checkout('F', { timeout: 300 }));
+  t.regex(lines[0]!, /^CHECKOUT F count=2 req=[0-9a-f]{32}$/);
+  t.regex(lines[1]!, /^CHECKOUT F req=[0-9a-f]{32}$/);
+  t.not(lines[0]!.slice(-32), lines[1]!.slice(-32));
+  t.false(err!.message.includes(lines[1]!.slice(-32)), err!.message);
+});

@@ -4,6 +4,8 @@
  * server answer (a seat granted, a denial worth retrying elsewhere, a member that does not serve). The parsing is
  * licd's own (`parseRequest`), so the proxy and the daemon agree on what a line is.
  */
+import { randomBytes } from 'node:crypto';
+import { MAX_LINE_BYTES } from '../../common/line-decoder.ts';
 import { onlyKeys, parseRequest, PROTO_VERSION } from '../../licd/protocol.ts';
 
 export const enum LineKind {
@@ -29,6 +31,8 @@ export interface ClientLine {
   arg: string;
   /** A known verb with malformed arguments (licd: BAD_ARGUMENT). */
   malformed: boolean;
+  /** A CHECKOUT that carries its own request id (`req=`). */
+  hasReq?: boolean;
 }
 
 const HANDLE_VERBS = new Set(['RESUME', 'CHECKIN', 'TOKENS']);
@@ -45,7 +49,7 @@ export function classifyClientLine(line: string): ClientLine {
     case 'HEARTBEAT':
       return { kind: LineKind.Heartbeat, arg: '', malformed: r.malformed || r.positional.length > 0 || r.args !== null };
     case 'CHECKOUT':
-      return { kind: LineKind.Checkout, arg: r.positional[0] ?? '', malformed: r.malformed || r.positional.length !== 1 };
+      return { kind: LineKind.Checkout, arg: r.positional[0] ?? '', malformed: r.malformed || r.positional.length !== 1, hasReq: r.args?.has('req') ?? false };
     case 'STATUS': {
       const json = r.positional.length === 1 && r.positional[0]!.toLowerCase() === 'json';
       return { kind: json ? LineKind.Other : LineKind.StatusText, arg: '', malformed: r.malformed };
@@ -94,4 +98,22 @@ export function helloAnswer(pool: string): string {
 /** SPEC 8.2: a feature that no usable server of the pool serves, answered by the proxy in licd syntax. */
 export function unknownFeatureAnswer(feature: string): string {
   return `DENIED feature=${feature} reason=UNKNOWN_FEATURE available=0\n`;
+}
+
+/** ` req=` and 32 hex digits (128 random bits). */
+const REQ_SUFFIX_BYTES = 5 + 32;
+
+/**
+ * A CHECKOUT line (with its line ending) with ` req=<random 128-bit hex>` appended, so that replaying it on a new
+ * master re-attaches the seat a dead one granted instead of taking a second (PROTOCOL.md "CHECKOUT"). The line is
+ * returned as is when appending would make it longer than a licd line may be.
+ */
+export function withRequestId(line: Buffer): Buffer {
+  const end = line.length >= 2 && line[line.length - 2] === 13 ? line.length - 2 : line.length - 1;
+  if (end + REQ_SUFFIX_BYTES > MAX_LINE_BYTES) return line;
+  const out = Buffer.allocUnsafe(line.length + REQ_SUFFIX_BYTES);
+  line.copy(out, 0, 0, end);
+  out.write(` req=${randomBytes(16).toString('hex')}`, end, 'latin1');
+  line.copy(out, end + REQ_SUFFIX_BYTES, end);
+  return out;
 }

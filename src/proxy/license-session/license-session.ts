@@ -23,7 +23,7 @@ import { LineDecoder, MAX_LINE_BYTES, type LineDecoderHooks } from '../../common
 import { ANSWER } from '../../licd/protocol.ts';
 import { checkoutCountersOf, type CheckoutCounters } from './checkout-counters.ts';
 import { retryTarget, routeFeature, usable } from './feature-route.ts';
-import { Answer, classifyAnswer, classifyClientLine, helloAnswer, LineKind, namedMaster, unknownFeatureAnswer } from './licd-lines.ts';
+import { Answer, classifyAnswer, classifyClientLine, helloAnswer, LineKind, namedMaster, unknownFeatureAnswer, withRequestId } from './licd-lines.ts';
 
 /** Client bytes kept for replay; beyond, the connection is no longer moved (and goes plain once it can). */
 export const MAX_KEPT_BYTES = 16 * 1024;
@@ -192,7 +192,7 @@ export class LicenseSession implements LineDecoderHooks {
         }
         this.#checkout = this.#lines.length;
         this.#feature = c.arg;
-        return this.#route(bytes, c.kind, r);
+        return this.#route(c.hasReq ? bytes : withRequestId(bytes), c.kind, r);
       }
       case LineKind.Handle: {
         if (c.malformed) return void client.write(Buffer.from(ANSWER.BAD_ARGUMENT));
@@ -219,6 +219,8 @@ export class LicenseSession implements LineDecoderHooks {
 
   #watchLine(bytes: Buffer, line: string): void {
     const c = classifyClientLine(line);
+    // Replayable CHECKOUTs carry a request id, so a replay on a new master is idempotent (see withRequestId).
+    if (c.kind === LineKind.Checkout && !c.malformed && !c.hasReq) bytes = withRequestId(bytes);
     if (this.#keptBytes + bytes.length > MAX_KEPT_BYTES) return this.#giveUp(bytes);
     if (this.#checkout < 0 && c.kind === LineKind.Checkout && !c.malformed) {
       this.#checkout = this.#lines.length;
