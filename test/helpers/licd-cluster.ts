@@ -12,6 +12,7 @@
  * Member i reaches member j through relay R[i][j] (its `peers` list names the relays); a cut blackholes both
  * directions: bytes are read and dropped, nothing is reset, as a lost route looks to TCP.
  */
+import { freePorts } from './ports.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -398,30 +399,6 @@ function canConnect(port: number): Promise<boolean> {
     s.once('connect', () => (s.destroy(), resolve(true)));
     s.once('error', () => resolve(false));
   });
-}
-
-/**
- * Ports free right now (held open together so they differ, then released for the daemons to take). They come
- * from below Linux's ephemeral range (32768-60999): a port picked with `listen(0)` is an ephemeral one, which
- * any other test's outgoing connection may take before the daemon binds it (EADDRINUSE under load).
- */
-async function freePorts(n: number): Promise<number[]> {
-  const servers: Server[] = [];
-  const ports: number[] = [];
-  while (ports.length < n) {
-    const port = 20_000 + Math.floor(Math.random() * 7_000);
-    if (ports.includes(port)) continue;
-    const srv = createServer();
-    const ok = await new Promise<boolean>((r) => {
-      srv.once('error', () => r(false));
-      srv.listen({ host: '127.0.0.1', port }, () => r(true));
-    });
-    if (!ok) continue;
-    servers.push(srv);
-    ports.push(port);
-  }
-  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
-  return ports;
 }
 
 /**

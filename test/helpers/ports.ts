@@ -1,7 +1,8 @@
 /**
  * Free loopback ports for configuration files, where a frontend may not listen on port 0. Ports are drawn from
- * 20000-29999, below Linux's ephemeral range (32768-60999), so the kernel never hands them to an outgoing
- * connection; each is checked free by listening on it, and the listeners are closed before returning.
+ * 10000-19999, below Linux's ephemeral range (32768-60999), so the kernel never hands them to an outgoing
+ * connection, and below the fixed ports of the example licd files (conf/examples/licd: 20000-31999), which tests
+ * start while others run; each is checked free by listening on it, and the listeners are closed before returning.
  */
 import { createServer, type Server } from 'node:net';
 
@@ -10,8 +11,8 @@ export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]
   const ports: number[] = [];
   try {
     for (let tries = 0; ports.length < n; tries++) {
-      if (tries > 1_000) throw new Error(`no ${n} free ports found in 20000-29999`);
-      const port = 20_000 + Math.floor(Math.random() * 10_000);
+      if (tries > 1_000) throw new Error(`no ${n} free ports found in 10000-19999`);
+      const port = 10_000 + Math.floor(Math.random() * 10_000);
       if (ports.includes(port)) continue;
       const srv = createServer();
       const ok = await new Promise<boolean>((resolve) => {
