@@ -10,10 +10,11 @@ import { LicdCluster } from '../../helpers/licd-cluster.ts';
 import { waitFor } from '../../helpers/wait.ts';
 import { checkoutCountersOf } from '../../../src/proxy/license-session/checkout-counters.ts';
 import { balancer } from './support.ts';
+import { LicenseClient } from '../../../src/client/license-client.ts';
 
 const SEATS = [{ name: 'F', count: 1_000 }];
 
-async function triadBehindProxy(t: Parameters<typeof balancer>[0], queue = '30s') {
+async function triadBehindProxy(t: Parameters<typeof balancer>[0], queue = '30s', protocol: 'licd' | 'tcp' = 'licd') {
   const set = await LicdCluster.start({ mode: 'triad', features: SEATS, heartbeatTimeout: '5m' });
   t.teardown(async () => {
     if (!t.passed) t.log(set.dump());
@@ -28,7 +29,7 @@ global: { log_level: silent }
 pools:
   triad:
     mode: master
-    protocol: licd
+    protocol: ${protocol}
     timeouts: { queue: ${queue} }
     check: { type: lmstat, interval: 1s, fast_interval: 250ms, down_interval: 2s, timeout: 500ms, rise: 1, fall: 2 }
     servers:
@@ -131,3 +132,52 @@ test('no master at all: a new client waits for one, and no longer than timeouts.
   t.is(app.runtime.pool('triad')!.counters.queueTimeouts, 1, 'it waited in the pool queue for a master, then timed out');
   t.is(app.runtime.pool('triad')!.counters.noServer, 0, 'not closed at once for want of a server');
 });
+
+/**
+ * Held licenses across two master losses: clients of the client library (resume on) that hold a seat reconnect
+ * through the proxy and RESUME their handle on whichever member serves. Each of them must still hold its own
+ * handle after the master was killed, restarted (and took back), and killed again, with either protocol.
+ */
+for (const protocol of ['licd', 'tcp'] as const) {
+  test(`protocol ${protocol}: held clients keep their handles through two master kills (restarted in between)`, async (t) => {
+    t.timeout(180_000);
+    const { set, port } = await triadBehindProxy(t, '30s', protocol);
+    const HELD = 12;
+    const holders: LicenseClient[] = [];
+    const granted: string[] = [];
+    const resumes: number[] = [];
+    const lost: string[] = [];
+    t.teardown(() => holders.forEach((c) => c.destroy()));
+    for (let i = 0; i < HELD; i++) {
+      const c = await LicenseClient.connect('127.0.0.1', port, { timeout: 5_000, resume: { giveUpAfter: 60_000 } });
+      holders.push(c);
+      resumes.push(0);
+      c.on('resumed', (r: { lost: unknown[] }) => {
+        resumes[i]!++;
+        if (r.lost.length > 0) lost.push(`h${i}: ${JSON.stringify(r.lost)}`);
+      });
+      c.on('lost', (err: Error) => lost.push(`h${i} gave up: ${err.message}`));
+      await c.hello('held', `h${i}`);
+      granted.push((await c.checkout('F')).handle);
+      c.startHeartbeat(300, () => {});
+    }
+    for (let round = 1; round <= 2; round++) {
+      const m = await set.waitMaster({ timeout: 20_000 });
+      await set.kill(m);
+      await waitFor(() => resumes.every((n) => n >= round) && holders.every((c) => !c.resuming), {
+        timeout: 60_000,
+        what: `every held client resumed after kill ${round} (${resumes.join(' ')}; lost: ${lost.join('; ')})`,
+      });
+      await set.restart(m);
+      t.is(await set.waitSynced(), 0);
+      // The returning member may take back the master role: the holders follow it (another resume), settle first.
+      await waitFor(() => holders.every((c) => !c.resuming), { timeout: 60_000, what: 'no held client resuming' });
+    }
+    t.deepEqual(lost, [], 'no handle reported lost, no client gave up');
+    t.deepEqual(holders.map((c) => c.handles), granted.map((h) => [h]), 'every held client still holds its own handle');
+    // The serving member knows each of them (a RESUME there answers GRANTED: the seat is really held).
+    for (const c of holders) await t.notThrowsAsync(c.heartbeat());
+    const st = (await set.statuses()).find((s) => s?.master);
+    t.is(st?.features.find((f) => f.name === 'F')?.inUse, HELD, 'the master counts exactly the held seats');
+  });
+}
