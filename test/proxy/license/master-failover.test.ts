@@ -159,10 +159,24 @@ for (const protocol of ['licd', 'tcp'] as const) {
       c.on('lost', (err: Error) => lost.push(`h${i} gave up: ${err.message}`));
       await c.hello('held', `h${i}`);
       granted.push((await c.checkout('F')).handle);
-      c.startHeartbeat(300, () => {});
+      c.startHeartbeat(Number(process.env.HELD_HB ?? 300), () => {});
     }
-    for (let round = 1; round <= 2; round++) {
+    const rounds = Number(process.env.HELD_ROUNDS ?? 2);
+    for (let round = 1; round <= rounds; round++) {
       const m = await set.waitMaster({ timeout: 20_000 });
+      if (round % 2 === 0 && process.env.HELD_ROUNDS) {
+        // SIGSTOP for 4 peer heartbeats: the others elect, the frozen master wakes up stale.
+        set.stop(m);
+        await new Promise((r) => setTimeout(r, 2_400));
+        set.cont(m);
+        await waitFor(() => resumes.every((n) => n >= round) && holders.every((c) => !c.resuming), {
+          timeout: 60_000,
+          what: `every held client resumed after stop ${round} (${resumes.join(' ')}; lost: ${lost.join('; ')})`,
+        });
+        t.is(await set.waitSynced(), 0);
+        await waitFor(() => holders.every((c) => !c.resuming), { timeout: 60_000, what: 'no held client resuming' });
+        continue;
+      }
       await set.kill(m);
       await waitFor(() => resumes.every((n) => n >= round) && holders.every((c) => !c.resuming), {
         timeout: 60_000,
@@ -181,3 +195,35 @@ for (const protocol of ['licd', 'tcp'] as const) {
     t.is(st?.features.find((f) => f.name === 'F')?.inUse, HELD, 'the master counts exactly the held seats');
   });
 }
+
+test('a client that gave up while waiting for a master is not replayed: its RESUME does not take the handle from the live connection and free it', async (t) => {
+  t.timeout(120_000);
+  const { set, app, port } = await triadBehindProxy(t);
+  const pool = app.runtime.pool('triad')!;
+  const first = await LineClient.connect(port);
+  t.teardown(() => first.destroy());
+  t.is(await first.request('HELLO user=held host=h'), 'OK server=a proto=1');
+  const handle = /^GRANTED handle=(\S+)/.exec(await first.request('CHECKOUT F'))![1]!;
+  // No quorum: a stops serving (closes its clients; the session stays resumable) and no member is master.
+  await Promise.all([set.kill(1), set.kill(2)]);
+  await waitFor(() => pool.snapshot().activeServer === null, { timeout: 20_000, what: 'no master at the proxy' });
+  // The attempt that will succeed waits for a master; then one that the client abandons (its answer timeout).
+  const live = await LineClient.connect(port);
+  t.teardown(() => live.destroy());
+  live.send('HELLO user=held host=h');
+  live.send(`RESUME ${handle}`);
+  await waitFor(() => pool.counters.queueCur === 1, { timeout: 10_000, what: 'the live attempt queued' });
+  const gaveUp = await LineClient.connect(port);
+  gaveUp.send('HELLO user=held host=h');
+  gaveUp.send(`RESUME ${handle}`);
+  await waitFor(() => pool.counters.queueCur === 2, { timeout: 10_000, what: 'the abandoned attempt queued' });
+  gaveUp.destroy();
+  await Promise.all([set.restart(1), set.restart(2)]);
+  t.regex(await live.next(30_000), /^OK server=/);
+  t.is(await live.next(30_000), `GRANTED handle=${handle} feature=F count=1`);
+  // Every connection but the live one has ended at the proxy (the abandoned one, whatever became of it).
+  await waitFor(() => pool.counters.queueCur === 0 && pool.servers.reduce((n, s) => n + s.counters.cur, 0) === 1, { timeout: 20_000, what: 'only the live connection left' });
+  t.is(await live.request(`RESUME ${handle}`), `GRANTED handle=${handle} feature=F count=1`, 'still held by the live connection');
+  const st = (await set.statuses()).find((s) => s?.master);
+  t.is(st?.features.find((f) => f.name === 'F')?.inUse, 1);
+});
