@@ -532,7 +532,8 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     // A licd client that ends its side while its lines wait for a server (queued for a master, connecting after a
     // move) has gone: a client library that gave up on an attempt. Its lines are not replayed later: a RESUME would
     // take the handle from the client's live connection, and the FIN after it would free the seat.
-    if (this.license !== null && (this.#state === State.Queued || this.#state === State.Connecting)) return this.#abort('client_close');
+    const ls = this.license;
+    if (ls !== null && (this.#state === State.Queued || (this.#state === State.Connecting && ls.moved))) return this.#abort('client_close');
     this.#end ??= 'client_close';
     const u = this.#upstream;
     if (this.#state === State.Open && u !== null && !u.destroyed && !u.writableEnded) endOrClose(u);
