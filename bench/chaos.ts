@@ -129,7 +129,7 @@ try {
     `chaos campaign, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC; ${cpus().length} cores, load at start ${load}; Node ${process.version}`,
     `  licd triad (peer heartbeat ${HEARTBEAT}, resume_window ${RESUME_WINDOW}, heartbeat_timeout 10m), licproxy mode: master, protocol ${PROTOCOL} (lmstat check 1s / fast 250ms, fall 2)`,
     `  ${SECONDS}s, ${HELD} held, ${STREAMS} short-checkout streams, a master fault every ${FAULT_EVERY}s: ${r.faults.join('; ')}`,
-    `held licenses lost:           ${r.heldLost} of ${r.held}`,
+    `held licenses lost:           ${r.heldLost} of ${r.held}${r.heldLost ? `: ${Object.entries(r.heldLostWhy).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}`,
     `failed new checkouts:         ${r.shortFailed} of ${attempts} (${attempts ? ((100 * r.shortFailed) / attempts).toFixed(2) : '0'}%): ${byCode}`,
     `longest gap with no checkout: ${(r.longestGapMs / 1000).toFixed(2)} s`,
     `RESUME latency (${r.resumeMs.length} resumes): p50 ${p50 === null ? '-' : `${(p50 / 1000).toFixed(2)} s`}, p99 ${p99 === null ? '-' : `${(p99 / 1000).toFixed(2)} s`}`,

@@ -222,6 +222,8 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     u?.destroy();
     this.server?.detach(this, 0, 0);
     if (this.#clientClosed) return this.#finish();
+    // The client ended its side (FIN) before any useful answer: gone, nothing to replay (see clientEnd).
+    if (this.client.readableEnded) return this.#abort('client_close');
     this.#attempts = 0;
     if (next !== null) return this.#connect(next);
     this.#state = State.Queued;
@@ -527,6 +529,11 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
 
   clientEnd(): void {
     if (this.#state === State.Reading && this.license !== null) return this.#abort('client_close');
+    // A licd client that ends its side while its lines wait for a server (queued for a master, connecting after a
+    // move) has gone: a client library that gave up on an attempt. Its lines are not replayed later: a RESUME would
+    // take the handle from the client's live connection, and the FIN after it would free the seat.
+    const ls = this.license;
+    if (ls !== null && (this.#state === State.Queued || (this.#state === State.Connecting && ls.moved))) return this.#abort('client_close');
     this.#end ??= 'client_close';
     const u = this.#upstream;
     if (this.#state === State.Open && u !== null && !u.destroyed && !u.writableEnded) endOrClose(u);

@@ -40,6 +40,8 @@ export interface CampaignResult {
   held: number;
   /** Held clients that no longer hold their seat at the end (lost on resume, or gave up). */
   heldLost: number;
+  /** Why held clients lost their seat: `UNKNOWN_HANDLE` (a RESUME answered so), `gave up: <code>`, `still resuming`. */
+  heldLostWhy: Record<string, number>;
   shortOk: number;
   shortFailed: number;
   /** Failed short checkouts by error code. */
@@ -89,6 +91,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     faults: [],
     held: o.held,
     heldLost: 0,
+    heldLostWhy: {},
     shortOk: 0,
     shortFailed: 0,
     failures: {},
@@ -101,13 +104,20 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     overCount: [],
   };
 
+  const why = (k: string) => void (result.heldLostWhy[k] = (result.heldLostWhy[k] ?? 0) + 1);
+  // Set again when the short stream starts; until then resumes are timed from here.
+  let started = Date.now();
   // Held clients, opened a few at a time.
   const holders: LicenseClient[] = [];
   for (let i = 0; i < o.held; i += 20) {
     const batch = await Promise.all(
       Array.from({ length: Math.min(20, o.held - i) }, async (_, k) => {
         const c = await LicenseClient.connect('127.0.0.1', o.port, { timeout: 5_000 });
-        c.on('resumed', (r: ResumeResult) => result.resumeMs.push(r.gap));
+        c.on('resumed', (r: ResumeResult) => {
+          result.resumeMs.push(r.gap);
+          for (const l of r.lost) why(`${l.code} at ${((Date.now() - started) / 1000).toFixed(1)}s`);
+        });
+        c.on('lost', (err: LicenseError) => why(`gave up: ${err.code}`));
         await c.hello('held', `h${i + k}`);
         await c.checkout(feature);
         c.startHeartbeat(5_000, () => {});
@@ -119,7 +129,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   log(`${holders.length} held`);
 
   // The stream of short checkouts.
-  const started = Date.now();
+  started = Date.now();
   const endAt = started + o.durationMs;
   const successes: number[] = [started];
   const shortClients = new Set<LicenseClient>();
@@ -201,6 +211,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   const settleUntil = Date.now() + 20_000;
   while (Date.now() < settleUntil && holders.some((c) => c.resuming)) await pause(100);
   result.heldLost = holders.filter((c) => c.handles.length === 0 || c.resuming).length;
+  for (const c of holders) if (c.resuming) why('still resuming');
 
   // Every client goes.
   for (const c of holders) c.destroy();

@@ -120,6 +120,11 @@ export class LicenseSession implements LineDecoderHooks {
     return this.#feature;
   }
 
+  /** The connection left a server already (failover, retry): what it connects to now gets a replay. */
+  get moved(): boolean {
+    return this.#moves > 0;
+  }
+
   /** Bytes this session holds now (the bench's memory figure reads the structure, not this). */
   get keptBytes(): number {
     return this.#keptBytes + (this.#partial?.length ?? 0);

@@ -10,10 +10,11 @@ import { LicdCluster } from '../../helpers/licd-cluster.ts';
 import { waitFor } from '../../helpers/wait.ts';
 import { checkoutCountersOf } from '../../../src/proxy/license-session/checkout-counters.ts';
 import { balancer } from './support.ts';
+import { LicenseClient } from '../../../src/client/license-client.ts';
 
 const SEATS = [{ name: 'F', count: 1_000 }];
 
-async function triadBehindProxy(t: Parameters<typeof balancer>[0], queue = '30s') {
+async function triadBehindProxy(t: Parameters<typeof balancer>[0], queue = '30s', protocol: 'licd' | 'tcp' = 'licd') {
   const set = await LicdCluster.start({ mode: 'triad', features: SEATS, heartbeatTimeout: '5m' });
   t.teardown(async () => {
     if (!t.passed) t.log(set.dump());
@@ -28,7 +29,7 @@ global: { log_level: silent }
 pools:
   triad:
     mode: master
-    protocol: licd
+    protocol: ${protocol}
     timeouts: { queue: ${queue} }
     check: { type: lmstat, interval: 1s, fast_interval: 250ms, down_interval: 2s, timeout: 500ms, rise: 1, fall: 2 }
     servers:
@@ -130,4 +131,105 @@ test('no master at all: a new client waits for one, and no longer than timeouts.
   t.is(rows.reduce((n, r) => n + r.granted, 0), 0);
   t.is(app.runtime.pool('triad')!.counters.queueTimeouts, 1, 'it waited in the pool queue for a master, then timed out');
   t.is(app.runtime.pool('triad')!.counters.noServer, 0, 'not closed at once for want of a server');
+});
+
+/**
+ * Held licenses across master losses: clients of the client library (resume on) that hold a seat reconnect through
+ * the proxy and RESUME their handle on whichever member serves. Each of them must still hold its own handle after
+ * the master was killed and restarted (and took back), a stretch without any master, and another kill, with either
+ * protocol. With `protocol: licd` the stretch without a master used to lose every handle: the attempts the clients
+ * abandoned waited in the pool queue and were replayed later (RESUME, then the client's FIN), taking each handle
+ * from its live connection and freeing the seat.
+ */
+for (const protocol of ['licd', 'tcp'] as const) {
+  test(`protocol ${protocol}: held clients keep their handles through master kills and a stretch without a master`, async (t) => {
+    t.timeout(180_000);
+    const { set, port } = await triadBehindProxy(t, '30s', protocol);
+    const HELD = 12;
+    const holders: LicenseClient[] = [];
+    const granted: string[] = [];
+    const resumes: number[] = [];
+    const lost: string[] = [];
+    const attempts: number[] = [];
+    t.teardown(() => holders.forEach((c) => c.destroy()));
+    for (let i = 0; i < HELD; i++) {
+      const c = await LicenseClient.connect('127.0.0.1', port, { timeout: 5_000, resume: { giveUpAfter: 60_000 } });
+      holders.push(c);
+      resumes.push(0);
+      attempts.push(0);
+      c.on('reconnecting', () => attempts[i]!++);
+      c.on('resumed', (r: { lost: unknown[] }) => {
+        resumes[i]!++;
+        if (r.lost.length > 0) lost.push(`h${i}: ${JSON.stringify(r.lost)}`);
+      });
+      c.on('lost', (err: Error) => lost.push(`h${i} gave up: ${err.message}`));
+      await c.hello('held', `h${i}`);
+      granted.push((await c.checkout('F')).handle);
+      c.startHeartbeat(300, () => {});
+    }
+    // Kill the master, restart it; kill the two others (no quorum: no master while the clients make several
+    // resume attempts, each abandoned after 1 s, some of them waiting in the proxy's queue), restart them; kill the
+    // master again.
+    const faults = ['master', 'others', 'master'] as const;
+    for (let round = 1; round <= faults.length; round++) {
+      const m = await set.waitMaster({ timeout: 20_000 });
+      if (faults[round - 1] === 'master') {
+        await set.kill(m);
+        await waitFor(() => resumes.every((n) => n >= round) && holders.every((c) => !c.resuming), {
+          timeout: 60_000,
+          what: `every held client resumed after kill ${round} (${resumes.join(' ')}; lost: ${lost.join('; ')})`,
+        });
+        await set.restart(m);
+      } else {
+        const others = [0, 1, 2].filter((i) => i !== m);
+        const before = attempts.slice();
+        await Promise.all(others.map((i) => set.kill(i)));
+        await waitFor(() => attempts.every((n, i) => n >= before[i]! + 3), { timeout: 60_000, what: '3 resume attempts of every held client without a master' });
+        for (const i of others) await set.restart(i);
+      }
+      t.is(await set.waitSynced(), 0);
+      await waitFor(() => resumes.every((n) => n >= round) && holders.every((c) => !c.resuming), {
+        timeout: 60_000,
+        what: `every held client resumed after fault ${round} (${resumes.join(' ')}; lost: ${lost.join('; ')})`,
+      });
+    }
+    t.deepEqual(lost, [], 'no handle reported lost, no client gave up');
+    t.deepEqual(holders.map((c) => c.handles), granted.map((h) => [h]), 'every held client still holds its own handle');
+    // The serving member knows each of them (a RESUME there answers GRANTED: the seat is really held).
+    for (const c of holders) await t.notThrowsAsync(c.heartbeat());
+    const st = (await set.statuses()).find((s) => s?.master);
+    t.is(st?.features.find((f) => f.name === 'F')?.inUse, HELD, 'the master counts exactly the held seats');
+  });
+}
+
+test('a client that gave up while waiting for a master is not replayed: its RESUME does not take the handle from the live connection and free it', async (t) => {
+  t.timeout(120_000);
+  const { set, app, port } = await triadBehindProxy(t);
+  const pool = app.runtime.pool('triad')!;
+  const first = await LineClient.connect(port);
+  t.teardown(() => first.destroy());
+  t.is(await first.request('HELLO user=held host=h'), 'OK server=a proto=1');
+  const handle = /^GRANTED handle=(\S+)/.exec(await first.request('CHECKOUT F'))![1]!;
+  // No quorum: a stops serving (closes its clients; the session stays resumable) and no member is master.
+  await Promise.all([set.kill(1), set.kill(2)]);
+  await waitFor(() => pool.snapshot().activeServer === null, { timeout: 20_000, what: 'no master at the proxy' });
+  // The attempt that will succeed waits for a master; then one that the client abandons (its answer timeout).
+  const live = await LineClient.connect(port);
+  t.teardown(() => live.destroy());
+  live.send('HELLO user=held host=h');
+  live.send(`RESUME ${handle}`);
+  await waitFor(() => pool.counters.queueCur === 1, { timeout: 10_000, what: 'the live attempt queued' });
+  const gaveUp = await LineClient.connect(port);
+  gaveUp.send('HELLO user=held host=h');
+  gaveUp.send(`RESUME ${handle}`);
+  await waitFor(() => pool.counters.queueCur === 2, { timeout: 10_000, what: 'the abandoned attempt queued' });
+  gaveUp.destroy();
+  await Promise.all([set.restart(1), set.restart(2)]);
+  t.regex(await live.next(30_000), /^OK server=/);
+  t.is(await live.next(30_000), `GRANTED handle=${handle} feature=F count=1`);
+  // Every connection but the live one has ended at the proxy (the abandoned one, whatever became of it).
+  await waitFor(() => pool.counters.queueCur === 0 && pool.servers.reduce((n, s) => n + s.counters.cur, 0) === 1, { timeout: 20_000, what: 'only the live connection left' });
+  t.is(await live.request(`RESUME ${handle}`), `GRANTED handle=${handle} feature=F count=1`, 'still held by the live connection');
+  const st = (await set.statuses()).find((s) => s?.master);
+  t.is(st?.features.find((f) => f.name === 'F')?.inUse, 1);
 });
