@@ -18,6 +18,7 @@ import { MAX_FIRST_LINE, readFirstLine, type FirstLineError } from './affinity/f
 import { logConnection } from './connection-log.ts';
 import type { Closable, EndReason } from './end-reason.ts';
 import type { Frontend } from './frontend.ts';
+import { releaseAbandonedCheckout } from './license-session/abandoned-checkout.ts';
 import { LicenseSession, type SessionHost } from './license-session/license-session.ts';
 import { rawTcp } from './node-internals.ts';
 import type { Pool, SelectResult, Waiter } from './pool.ts';
@@ -120,6 +121,8 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
    * replay); null once it went plain, and always in tcp pools.
    */
   license: LicenseSession | null = null;
+  /** The client's unanswered CHECKOUT was handed to an abandoned-checkout cleanup (see #releaseAbandoned). */
+  #abandonedReleased = false;
 
   /** `clientIp` is given when the frontend already read it (allow list, logging); otherwise read lazily. */
   constructor(client: Side, frontend: Frontend, clientIp: string | null) {
@@ -221,6 +224,7 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     this.watch = null;
     u?.destroy();
     this.server?.detach(this, 0, 0);
+    if (this.#clientClosed || this.client.readableEnded) this.#releaseAbandoned(next);
     if (this.#clientClosed) return this.#finish();
     // The client ended its side (FIN) before any useful answer: gone, nothing to replay (see clientEnd).
     if (this.client.readableEnded) return this.#abort('client_close');
@@ -533,10 +537,28 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     // move) has gone: a client library that gave up on an attempt. Its lines are not replayed later: a RESUME would
     // take the handle from the client's live connection, and the FIN after it would free the seat.
     const ls = this.license;
-    if (ls !== null && (this.#state === State.Queued || (this.#state === State.Connecting && ls.moved))) return this.#abort('client_close');
+    if (ls !== null && (this.#state === State.Queued || (this.#state === State.Connecting && ls.moved))) {
+      this.#releaseAbandoned(this.#state === State.Connecting ? this.server : null);
+      return this.#abort('client_close');
+    }
     this.#end ??= 'client_close';
     const u = this.#upstream;
     if (this.#state === State.Open && u !== null && !u.destroyed && !u.writableEnded) endOrClose(u);
+  }
+
+  /**
+   * The client is gone while its CHECKOUT, sent to a server since lost, has no answer: a master that granted and
+   * replicated it before dying left a session that would wait resume_window for a RESUME nobody sends. The kept
+   * lines go to the serving master once known, and the close frees the seat (abandoned-checkout.ts). Once per
+   * connection; nothing is written to the client.
+   */
+  #releaseAbandoned(hint: Server | null): void {
+    const ls = this.license;
+    if (ls === null || !ls.moved || this.#abandonedReleased) return;
+    const a = ls.abandonedCheckout();
+    if (a === null) return;
+    this.#abandonedReleased = true;
+    releaseAbandonedCheckout(this.pool, this.portName, a.lines, a.count, hint);
   }
 
   idleTimeout(): void {
@@ -554,6 +576,7 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     this.#clientClosed = true;
     this.#end ??= 'client_close';
     if (this.#state === State.Queued) this.pool.cancel(this);
+    if (this.#state === State.Queued || this.#state === State.Connecting) this.#releaseAbandoned(this.#state === State.Connecting ? this.server : null);
     const u = this.#upstream;
     if (u === null) return this.#finish();
     if (this.#state === State.Connecting) {

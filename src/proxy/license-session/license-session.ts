@@ -130,6 +130,19 @@ export class LicenseSession implements LineDecoderHooks {
     return this.#keptBytes + (this.#partial?.length ?? 0);
   }
 
+  /**
+   * The client ended its side with its CHECKOUT unanswered: the kept lines to deliver anyway (see
+   * abandoned-checkout.ts), or null when there is nothing such (no CHECKOUT, answered, a handle line among them, or
+   * not a master pool).
+   */
+  abandonedCheckout(): { lines: Buffer; count: number } | null {
+    if (this.#phase !== Phase.Watch || this.#done || !this.#replayable || this.#checkout < 0 || this.#pool.mode !== 'master') return null;
+    const lines = this.#lines;
+    if (this.#answered > this.#checkout) return null;
+    for (const l of lines) if (l.kind === LineKind.Handle) return null;
+    return { lines: Buffer.concat(lines.map((l) => l.bytes)), count: lines.length };
+  }
+
   // ---- client -> proxy ----
 
   clientData(chunk: Buffer): void {
