@@ -5,54 +5,12 @@
  * A licd triad of real processes; a relay in front of the master swallows its GRANTED, then the master is stopped
  * (SIGSTOP) and the client closes, so the order is deterministic.
  */
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import test from 'ava';
 import { LineClient } from '../../helpers/licd.ts';
 import { LicdCluster } from '../../helpers/licd-cluster.ts';
 import { waitFor } from '../../helpers/wait.ts';
 import { balancer } from './support.ts';
-
-/** Forwards to `target`; the first GRANTED coming back is swallowed (kept in `eaten`) and nothing after it passes. */
-class GrantEater {
-  readonly server: Server;
-  port = 0;
-  eaten: string | null = null;
-  readonly #sockets = new Set<Socket>();
-
-  constructor(readonly target: number) {
-    this.server = createServer((s) => this.#accept(s));
-  }
-
-  async listen(): Promise<void> {
-    await new Promise<void>((r) => this.server.listen({ host: '127.0.0.1', port: 0 }, () => r()));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  #accept(s: Socket): void {
-    const u = connect({ host: '127.0.0.1', port: this.target });
-    for (const x of [s, u]) {
-      this.#sockets.add(x);
-      x.on('error', () => {});
-      x.on('close', () => {
-        this.#sockets.delete(x);
-        s.destroy();
-        u.destroy();
-      });
-    }
-    s.pipe(u);
-    u.on('data', (chunk: Buffer) => {
-      if (this.eaten !== null) return;
-      const m = /(^|\n)(GRANTED [^\n]*)\n/.exec(chunk.toString('latin1'));
-      if (m) this.eaten = m[2]!;
-      else s.write(chunk);
-    });
-  }
-
-  close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    return new Promise((r) => this.server.close(() => r()));
-  }
-}
+import { GrantEater } from './grant-eater.ts';
 
 test('a client that gives up on a CHECKOUT its stopped master granted: the proxy frees the replicated seat on the new master', async (t) => {
   t.timeout(120_000);

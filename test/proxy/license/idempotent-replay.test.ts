@@ -5,64 +5,14 @@
  * client here sends a bare `CHECKOUT F`. A licd triad of real processes; a relay in front of the master swallows
  * the GRANTED and kills the master before cutting the connection, so the loss is deterministic.
  */
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import test from 'ava';
 import { LineClient } from '../../helpers/licd.ts';
 import { LicdCluster } from '../../helpers/licd-cluster.ts';
 import { waitFor } from '../../helpers/wait.ts';
 import { balancer } from './support.ts';
+import { GrantEater } from './grant-eater.ts';
 import { MAX_LINE_BYTES } from '../../../src/common/line-decoder.ts';
 import { classifyClientLine, withRequestId } from '../../../src/proxy/license-session/licd-lines.ts';
-
-/** Forwards to `target`; the first GRANTED line coming back is swallowed and handed to `onGranted` instead. */
-class GrantEater {
-  readonly server: Server;
-  port = 0;
-  eaten: string | null = null;
-  readonly #sockets = new Set<Socket>();
-
-  constructor(
-    readonly target: number,
-    readonly onGranted: (client: Socket, upstream: Socket) => void,
-  ) {
-    this.server = createServer((s) => this.#accept(s));
-  }
-
-  async listen(): Promise<void> {
-    await new Promise<void>((r) => this.server.listen({ host: '127.0.0.1', port: 0 }, () => r()));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  #accept(s: Socket): void {
-    const u = connect({ host: '127.0.0.1', port: this.target });
-    for (const x of [s, u]) {
-      this.#sockets.add(x);
-      x.on('error', () => {});
-      x.on('close', () => {
-        this.#sockets.delete(x);
-        if (this.eaten === null || x === s) u.destroy();
-        s.destroy();
-      });
-    }
-    s.pipe(u);
-    u.on('data', (chunk: Buffer) => {
-      const text = chunk.toString('latin1');
-      const m = /(^|\n)(GRANTED [^\n]*)\n/.exec(text);
-      if (m && this.eaten === null) {
-        this.eaten = m[2]!;
-        u.pause();
-        this.onGranted(s, u);
-        return;
-      }
-      if (this.eaten === null || !s.destroyed) s.write(chunk);
-    });
-  }
-
-  close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    return new Promise((r) => this.server.close(() => r()));
-  }
-}
 
 test('master dies after granting, before its GRANTED reaches the balancer: the replayed CHECKOUT reuses the seat', async (t) => {
   t.timeout(120_000);
