@@ -40,6 +40,8 @@ export interface StatsConfig {
    * network in clear text (stats listen on a non-loopback address over plain HTTP).
    */
   admin: { tokenFile: string; insecure: boolean } | null;
+  /** `stats.history` (SPEC 10): hourly usage records kept in `dir` for `keep` ms; null = not kept. */
+  history?: { dir: string; keep: number } | null;
 }
 
 export interface TimeoutsConfig {
@@ -174,6 +176,8 @@ export interface ProxyConfig {
 export const DEFAULTS = {
   global: { logLevel: 'info', maxConnections: 50_000, grace: 30_000, workers: 1, workerAccept: 'round_robin' },
   stats: { listen: { host: '127.0.0.1', port: 8404 }, refresh: 5_000 },
+  /** `stats.history.keep`: 90 days of hourly usage records. */
+  historyKeep: 90 * 86_400_000,
   pool: {
     mode: 'balance',
     balance: 'roundrobin',

@@ -44,8 +44,9 @@ const ADMIN_STATES = ['ready', 'drain', 'maint'] as const;
 export const KEYS = {
   root: ['global', 'stats', 'defaults', 'pools', 'frontends', 'daemons'],
   global: ['log_level', 'max_connections', 'grace', 'workers', 'worker_accept'],
-  stats: ['listen', 'refresh', 'admin'],
+  stats: ['listen', 'refresh', 'admin', 'history'],
   admin: ['token_file', 'insecure'],
+  history: ['dir', 'keep'],
   poolSettings: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'overflow', 'failover', 'protocol', 'route', 'retry_denied'],
   pool: [
     'mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'overflow', 'failover',
@@ -178,7 +179,17 @@ function readStats(c: Cursor, file: string): StatsConfig | null {
     listen,
     refresh: c.at('refresh').duration({ min: 1000 }) ?? DEFAULTS.stats.refresh,
     admin: tokenFile !== undefined ? { tokenFile, insecure } : null,
+    history: readHistory(c.at('history'), file),
   };
+}
+
+/** `stats.history` (SPEC 10): where the hourly usage records go and how long they stay. */
+function readHistory(c: Cursor, file: string): StatsConfig['history'] {
+  if (!c.present || !c.map(KEYS.history)) return null;
+  const given = c.at('dir').str({ required: true });
+  // At least one closed hour must survive compaction, or the history would always be empty.
+  const keep = c.at('keep').duration({ min: 3_600_000 }) ?? DEFAULTS.historyKeep;
+  return given === undefined ? null : { dir: resolve(dirname(file), given), keep };
 }
 
 /** 127.0.0.0/8, ::1 (also IPv4-mapped) and `localhost`: traffic that never leaves the host. */

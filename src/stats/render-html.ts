@@ -14,6 +14,8 @@ export interface HtmlOptions {
   refreshMs: number;
   /** How many of the latest events to list. */
   events?: number;
+  /** `stats.history` is set: link to /stats/usage. */
+  usageLink?: boolean;
 }
 
 const STYLE = `
@@ -72,6 +74,7 @@ export function renderHtml(snapshot: StatsSnapshot, events: readonly StatsEvent[
     p.workers ? ` &middot; ${p.workers.length} workers (pids ${e(p.workers.map((w) => w.pid || '-').join(' '))})` : '',
     ` &middot; ${e(formatTime(snapshot.at))}${refreshS > 0 ? ` &middot; refresh ${refreshS}s` : ''}</small></h1>\n`,
     reloadLine(p.reloads),
+    opts.usageLink ? '<p class="links"><a href="/stats/usage">Usage history</a> (peak and mean seats per hour, per feature)</p>\n' : '',
     '<div class="legend">',
     '<span style="background:#c0ffc0">UP</span><span style="background:#b0d0ff">UP (backup tier)</span>',
     '<span style="background:#ffffa0">UP, going down</span><span style="background:#ffd020">DOWN, going up</span>',

@@ -17,6 +17,8 @@ import { renderEventsJson, renderJson } from './render-json.ts';
 import { PrometheusExporter } from './render-prometheus.ts';
 import { parsePath } from './request-path.ts';
 import type { AdminAction, AdminResult, StatsSource } from './snapshot.ts';
+import type { UsageRecorder } from './history/usage-recorder.ts';
+import { answerUsage, usageRoute, type UsageRoute } from './history/usage-routes.ts';
 
 export interface StatsServerLimits {
   /** Time a client has to send the complete request headers (slowloris). */
@@ -61,6 +63,8 @@ export interface StatsServerOptions {
   stopGraceMs?: number;
   /** Default process metrics on /metrics (default true). */
   defaultMetrics?: boolean;
+  /** `stats.history` (SPEC 10): /api/usage and /stats/usage; absent = those answer 404. */
+  history?: UsageRecorder | null;
 }
 
 const READ_ROUTES = new Set(['stats', 'stats.json', 'stats.csv', 'metrics', 'health', 'ready']);
@@ -75,6 +79,12 @@ const HTML_HEADERS: Record<string, string> = {
   'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
   'X-Frame-Options': 'DENY',
   'Referrer-Policy': 'no-referrer',
+};
+
+/** /stats/usage: the same guarantees, and its filter form (a GET to itself) may submit. */
+const USAGE_HTML_HEADERS: Record<string, string> = {
+  ...HTML_HEADERS,
+  'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 };
 
 /** A page is rendered again only when its last rendering is older than this many times its cost (see #rendered). */
@@ -92,6 +102,7 @@ export class StatsServer {
   readonly #server: http.Server;
   #reloading = false;
   #started = false;
+  #history: UsageRecorder | null;
 
   constructor(opts: StatsServerOptions) {
     this.#opts = opts;
@@ -100,6 +111,7 @@ export class StatsServer {
     this.#log = opts.logger ?? silentLogger;
     this.#token = opts.adminToken ? new AdminToken(opts.adminToken) : null;
     this.#refreshMs = opts.refreshMs ?? 5_000;
+    this.#history = opts.history ?? null;
     this.#prom = new PrometheusExporter({ defaultMetrics: opts.defaultMetrics ?? true });
     const l = this.#limits;
     this.#server = http.createServer(
@@ -147,8 +159,9 @@ export class StatsServer {
   }
 
   /** A reload that keeps the listen address: the page's refresh and the admin token change in place. */
-  configure(opts: { refreshMs?: number; adminToken?: string | null }): void {
+  configure(opts: { refreshMs?: number; adminToken?: string | null; history?: UsageRecorder | null }): void {
     if (opts.refreshMs !== undefined) this.#refreshMs = opts.refreshMs;
+    if (opts.history !== undefined) this.#history = opts.history;
     if (opts.adminToken !== undefined) this.#token = opts.adminToken ? new AdminToken(opts.adminToken) : null;
     this.#renders.clear();
   }
@@ -198,6 +211,11 @@ export class StatsServer {
       if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, READ_ALLOW);
       return send(res, 302, 'text/plain; charset=utf-8', 'see /stats\n', { Location: '/stats' });
     }
+    const usage = usageRoute(seg);
+    if (usage !== null) {
+      if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, READ_ALLOW);
+      return this.#usage(usage, req, res);
+    }
     const isApi = seg.length >= 2 && seg[0] === 'api';
     const read = seg.length === 1 && READ_ROUTES.has(seg[0]!) ? seg[0]! : isApi && seg.length === 2 && seg[1] === 'events' ? 'api/events' : null;
     if (read !== null) {
@@ -224,7 +242,7 @@ export class StatsServer {
         return text(res, 200, 'ok', '');
       case 'stats':
         return this.#rendered(res, path, 'text/html; charset=utf-8', HTML_HEADERS, () =>
-          renderHtml(this.#source.snapshot(), this.#source.events(), { refreshMs: this.#refreshMs }));
+          renderHtml(this.#source.snapshot(), this.#source.events(), { refreshMs: this.#refreshMs, usageLink: this.#history !== null }));
       case 'stats.json':
         return this.#rendered(res, path, 'application/json; charset=utf-8', {}, () => renderJson(this.#source.snapshot()));
       case 'stats.csv':
@@ -236,6 +254,13 @@ export class StatsServer {
       case 'metrics':
         return this.#rendered(res, path, this.#prom.contentType, {}, () => this.#prom.render(this.#source.snapshot()));
     }
+  }
+
+  #usage(route: UsageRoute, req: IncomingMessage, res: ServerResponse): void {
+    answerUsage(route, req.url, this.#history).then(
+      (a) => send(res, a.status, a.type, a.body, route === 'page' && a.status === 200 ? USAGE_HTML_HEADERS : {}),
+      (err: unknown) => this.#fail(res, err),
+    );
   }
 
   /** Runs `f` on fresh counters: at once for a source that has them at hand, after its refresh otherwise. */
