@@ -12,9 +12,9 @@ export interface LicproxyProcess {
   exited: Promise<number | string>;
 }
 
-/** `cleanup` runs at teardown once the process is gone (SIGKILLed if still running). */
-export function spawnLicproxy(t: ExecutionContext, file: string, cleanup: () => void = () => {}): LicproxyProcess {
-  const child = spawn(process.execPath, [LICPROXY, 'run', '-c', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `cleanup` runs at teardown once the process is gone (SIGKILLed if still running); `env` is added to ours. */
+export function spawnLicproxy(t: ExecutionContext, file: string, cleanup: () => void = () => {}, env: NodeJS.ProcessEnv = {}): LicproxyProcess {
+  const child = spawn(process.execPath, [LICPROXY, 'run', '-c', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
