@@ -11,7 +11,9 @@ import { POOL_TOTAL, type UsageRecord } from './usage-record.ts';
 
 const W = 760;
 const H = 220;
-const PAD = { left: 44, right: 14, top: 14, bottom: 28 };
+const PAD = { left: 44, right: 14, top: 14, bottom: 30 };
+const HOUR = 3_600_000;
+const TICK_STEPS = [100, 1000, 10_000, 60_000, 600_000, HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, 24 * HOUR, 2 * 24 * HOUR, 7 * 24 * HOUR, 14 * 24 * HOUR, 30 * 24 * HOUR];
 
 const STYLE = `
 body{font-family:Arial,Helvetica,sans-serif;font-size:12px;margin:8px 12px;color:#000;background:#fff}
@@ -111,8 +113,16 @@ function chart(pool: string, feature: string, rs: readonly UsageRecord[], bucket
   }
   parts.push(`<line class="axis" x1="${PAD.left}" x2="${PAD.left}" y1="${PAD.top}" y2="${PAD.top + ih}"/>`);
   parts.push(`<line class="axis" x1="${PAD.left}" x2="${W - PAD.right}" y1="${PAD.top + ih}" y2="${PAD.top + ih}"/>`);
-  parts.push(`<text x="${PAD.left}" y="${H - 8}">${e(formatTime(x0))}</text>`);
-  parts.push(`<text x="${W - PAD.right}" y="${H - 8}" text-anchor="end">${e(formatTime(x1))}</text>`);
+  // Time ticks at a round step (hours, days) giving at most 8 labels; the range ends are labelled in the table head.
+  const span = x1 - x0;
+  const step = TICK_STEPS.find((s) => span / s <= 8) ?? span;
+  for (let tk = Math.ceil(x0 / step) * step; tk <= x1; tk += step) {
+    const label = step >= 86_400_000 ? new Date(tk).toISOString().slice(5, 10) : step >= 3_600_000 ? new Date(tk).toISOString().slice(11, 16) : new Date(tk).toISOString().slice(11, 23);
+    parts.push(`<line class="grid" x1="${x(tk)}" x2="${x(tk)}" y1="${PAD.top}" y2="${PAD.top + ih}"/>`);
+    parts.push(`<text x="${x(tk)}" y="${PAD.top + ih + 12}" text-anchor="middle">${e(label)}</text>`);
+  }
+  parts.push(`<text x="${PAD.left}" y="${H - 3}">${e(formatTime(x0))}</text>`);
+  parts.push(`<text x="${W - PAD.right}" y="${H - 3}" text-anchor="end">${e(formatTime(x1))}</text>`);
   // Denials: a bar at the bottom of each bucket that had any, its height the share of the largest count.
   const maxDenied = Math.max(0, ...rs.map((r) => r.denied));
   for (const r of rs) {
@@ -166,7 +176,7 @@ function cell(v: number | null): string {
 
 function niceMax(v: number): number {
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v * 1.05) return m * p;
+  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v * 1.05) return m * p;
   return 10 * p;
 }
 
