@@ -101,7 +101,10 @@ export function mergeRecords(records: readonly UsageRecord[]): UsageRecord[] {
     m.issued = Math.max(m.issued, r.issued);
     m.denied += r.denied;
   }
-  return [...out.values()].sort(
-    (a, b) => a.pool.localeCompare(b.pool) || a.feature.localeCompare(b.feature) || a.server.localeCompare(b.server) || a.at - b.at,
-  );
+  return [...out.values()].sort((a, b) => cmp(a.pool, b.pool) || cmp(a.feature, b.feature) || cmp(a.server, b.server) || a.at - b.at);
+}
+
+/** Code-unit order: stable across locales, and far cheaper than localeCompare over a year of records. */
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

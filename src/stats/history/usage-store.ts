@@ -5,7 +5,7 @@
  * mid-write) is skipped by readers, and the next append starts on a fresh line after it. Old days are dropped whole
  * by compaction (usage-compaction.ts); nothing is ever rewritten in place.
  */
-import { open, readdir, readFile } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { decodeRecord, encodeRecord, headerLine, parseHeader, type UsageRecord } from './usage-record.ts';
@@ -100,10 +100,10 @@ export class UsageStore {
         const fh = await open(file, 'r');
         try {
           if ((await fh.stat()).size > MAX_FILE_BYTES) continue;
+          text = await fh.readFile('utf8');
         } finally {
           await fh.close();
         }
-        text = await readFile(file, 'utf8');
       } catch {
         continue;
       }
