@@ -9,8 +9,9 @@ const readme = readFileSync(`${REPO}/README.md`, 'utf8');
 function schemaKeys(): string[] {
   const keys: string[] = [];
   for (const k of KEYS.global) keys.push(`global.${k}`);
-  for (const k of KEYS.stats) if (k !== 'admin') keys.push(`stats.${k}`);
+  for (const k of KEYS.stats) if (k !== 'admin' && k !== 'history') keys.push(`stats.${k}`);
   for (const k of KEYS.admin) keys.push(`stats.admin.${k}`);
+  for (const k of KEYS.history) keys.push(`stats.history.${k}`);
   const nested = {
     timeouts: KEYS.timeouts,
     check: KEYS.check,
