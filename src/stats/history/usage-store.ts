@@ -51,8 +51,9 @@ export class UsageStore {
 
   async #appendTo(file: string, text: string): Promise<void> {
     const fh = await open(file, 'a+', 0o640);
+    let size: number;
     try {
-      const { size } = await fh.stat();
+      size = (await fh.stat()).size;
       let prefix = '';
       if (size === 0) prefix = headerLine(this.bucketMs);
       else {
@@ -67,7 +68,7 @@ export class UsageStore {
       await fh.close();
     }
     // A new file's directory entry must be durable too, or a crash could lose the whole file.
-    if (text.length > 0) await syncDir(this.dir);
+    if (size === 0) await syncDir(this.dir);
   }
 
   /** The day files of this store's bucket length, oldest first. */
