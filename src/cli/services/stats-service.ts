@@ -10,6 +10,7 @@ import type { ProxyConfig, StatsConfig } from '../../config/proxy-config.ts';
 import type { AppService, PreparedReload, ProxyApp } from '../../proxy/app.ts';
 import { RuntimeStatsSource, type SnapshotProvider } from '../../stats/runtime-stats-source.ts';
 import { StatsServer } from '../../stats/stats-server.ts';
+import type { AlertDeliveryStats } from '../../stats/snapshot.ts';
 import { adminTokenProblem } from '../../stats/admin-token.ts';
 import { isLoopback } from '../../config/proxy-schema.ts';
 
@@ -33,15 +34,17 @@ export class StatsService implements AppService {
   readonly stage = 'after-proxy' as const;
   readonly #log: Logger;
   readonly #provider: SnapshotProvider | null;
+  readonly #alerts: { stats(): AlertDeliveryStats[] } | null;
   #app: ProxyApp | null = null;
   #server: StatsServer | null = null;
   #current: string | null = null;
   /** `stats.listen` as configured for the running listener. */
   #listen: HostPort | null = null;
 
-  constructor(opts: { log: Logger; provider?: SnapshotProvider | null }) {
+  constructor(opts: { log: Logger; provider?: SnapshotProvider | null; alerts?: { stats(): AlertDeliveryStats[] } | null }) {
     this.#log = opts.log.child({ component: 'stats' });
     this.#provider = opts.provider ?? null;
+    this.#alerts = opts.alerts ?? null;
   }
 
   /** The address the stats server listens on (port 0 resolved), or null without a `stats:` section. */
@@ -92,7 +95,7 @@ export class StatsService implements AppService {
     const server = new StatsServer({
       host: stats.listen.host,
       port: stats.listen.port,
-      source: new RuntimeStatsSource(this.#app!, this.#provider),
+      source: new RuntimeStatsSource(this.#app!, this.#provider, this.#alerts),
       refreshMs: stats.refresh,
       adminToken: token,
       logger: this.#log,
