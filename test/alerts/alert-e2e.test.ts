@@ -74,3 +74,44 @@ alerts:
   t.is(rx.hanging(), 1, 'the webhook POST was still unanswered meanwhile');
   t.true((await request(lp.stats, '/health')).status === 200);
 });
+
+test('with global.workers: 2 the primary alone sends: one down alert per server death', async (t) => {
+  const rx = await startReceiver(t);
+  const victim = await startEcho(t);
+  const lp = await runBalancer(t, `global: { workers: 2 }
+pools:
+  echo:
+    check: { type: tcp, interval: 100ms, fast_interval: 50ms, down_interval: 100ms, timeout: 200ms, rise: 1, fall: 1 }
+    servers:
+      - { name: victim, address: 127.0.0.1:${victim.port} }
+frontends:
+  - { name: echo, listen: 127.0.0.1:0, pool: echo }
+alerts:
+  - { url: "${rx.url}", name: ops, events: [down, up], min_interval: 0s }
+`);
+  await waitFor(async () => (await request(lp.stats, '/metrics')).body.includes('licproxy_workers 2'), { what: 'two workers', timeout: 20_000 });
+  await waitFor(async () => (await request(lp.stats, '/metrics')).body.includes('licproxy_server_up{pool="echo",server="victim"} 1'), { what: 'victim UP', timeout: 10_000 });
+  const port = victim.port;
+  await victim.close();
+  await waitFor(() => rx.received.some((r) => r.json.event === 'down'), { what: 'the down alert', timeout: 10_000 });
+  // Back on the same port: the up alert comes after any duplicate down would have.
+  const back = await startEchoOn(t, port);
+  t.truthy(back);
+  await waitFor(() => rx.received.some((r) => r.json.event === 'up'), { what: 'the up alert', timeout: 10_000 });
+  t.deepEqual(rx.received.map((r) => r.json.event), ['down', 'up']);
+});
+
+/** An echo server on a given port (a server coming back where it was). */
+async function startEchoOn(t: import('ava').ExecutionContext, port: number): Promise<import('node:net').Server> {
+  const { createServer } = await import('node:net');
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  return server;
+}

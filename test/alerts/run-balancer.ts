@@ -17,7 +17,7 @@ export interface RunningLicproxy extends LicproxyProcess {
 }
 
 /**
- * `body` is the configuration without `stats:` (added with a free port and `extraStats` lines); frontends written
+ * `body` is the configuration without `stats:` (and `global: { grace: 0s }` unless it has a `global:`) (added with a free port and `extraStats` lines); frontends written
  * `listen: 127.0.0.1:0` get free ports. `{{dir}}` is replaced by the temporary folder.
  */
 export async function runBalancer(t: ExecutionContext, body: string, extraStats = '', dir?: string): Promise<RunningLicproxy> {
@@ -25,7 +25,8 @@ export async function runBalancer(t: ExecutionContext, body: string, extraStats 
   if (dir === undefined) t.teardown(() => rmSync(folder, { recursive: true, force: true }));
   const statsPort = await freePort();
   const file = join(folder, 'licproxy.yaml');
-  const yaml = await freeFrontendPorts(`global: { grace: 0s }\nstats:\n  listen: 127.0.0.1:${statsPort}\n${extraStats}${body.replaceAll('{{dir}}', folder)}`);
+  const global = /^global:/m.test(body) ? '' : 'global: { grace: 0s }\n';
+  const yaml = await freeFrontendPorts(`${global}stats:\n  listen: 127.0.0.1:${statsPort}\n${extraStats}${body.replaceAll('{{dir}}', folder)}`);
   writeFileSync(file, yaml);
   const proc = spawnLicproxy(t, file);
   const stats = { host: '127.0.0.1', port: statsPort };

@@ -15,6 +15,7 @@ export class EventHistory implements AppService {
   #file: EventFile | null = null;
   #cfg: EventFileConfig | null = null;
   #unsubscribe: (() => void) | null = null;
+  #app: ProxyApp | null = null;
 
   constructor(opts: { log: Logger }) {
     this.#log = opts.log.child({ component: 'events' });
@@ -22,6 +23,7 @@ export class EventHistory implements AppService {
 
   async start(app: ProxyApp): Promise<void> {
     const cfg = app.config.stats?.events ?? null;
+    this.#app = app;
     this.#unsubscribe = app.runtime.events.subscribe((e) => this.#file?.append(e));
     if (cfg === null) return;
     const file = this.#open(cfg);
@@ -37,8 +39,6 @@ export class EventHistory implements AppService {
     this.#cfg = cfg;
     this.#app = app;
   }
-
-  #app: ProxyApp | null = null;
 
   async prepareReload(config: ProxyConfig): Promise<PreparedReload | null> {
     const next = config.stats?.events ?? null;
