@@ -120,9 +120,13 @@ alerts:
   // MPPDYNA is far below 90%: no alert for it.
   t.false(rx.received.some((r) => r.json.feature === 'MPPDYNA'));
 
-  const body = (await request(lp.stats, '/metrics')).body;
-  const exported = new Set(body.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(l)![0]));
-  const missing = [...wanted].filter((n) => !exported.has(n) && !CLUSTER_ONLY.has(n));
-  t.deepEqual(missing, [], 'metrics queried but not exported');
+  // /metrics may serve a rendering a few milliseconds old (stats-server.ts RENDER_BUDGET): poll until the checkout shows.
+  const missingNow = async (): Promise<string[]> => {
+    const body = (await request(lp.stats, '/metrics')).body;
+    const exported = new Set(body.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(l)![0]));
+    return [...wanted].filter((n) => !exported.has(n) && !CLUSTER_ONLY.has(n));
+  };
+  await waitFor(async () => (await missingNow()).length === 0, { what: 'every queried metric', timeout: 5_000 }).catch(() => {});
+  t.deepEqual(await missingNow(), [], 'metrics queried but not exported');
   t.true([...wanted].some((n) => CLUSTER_ONLY.has(n)), 'the Redis metric is queried (cluster only)');
 });
