@@ -10,9 +10,13 @@
 import { appendFile, rename, writeFile } from 'node:fs/promises';
 import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { ProxyEvent, EventKind } from './event-log.ts';
+import type { EventKind, ProxyEvent } from './event-log.ts';
 
-const KINDS: ReadonlySet<string> = new Set<EventKind>(['server', 'failover', 'failback', 'pool', 'reload', 'admin', 'worker']);
+/**
+ * A kind as licproxy writes them: the ones of this version, or a later version's (kept, not dropped by a rewrite, so
+ * a downgrade and upgrade again loses no history).
+ */
+const KIND = /^[a-z][a-z_]{0,31}$/;
 /** A line longer than this was not written by licproxy. */
 const MAX_LINE = 16_384;
 /** Of a file grown beyond reason (written by hand, or keep lowered), only the tail is read. */
@@ -157,7 +161,7 @@ export function parseEvent(line: string): ProxyEvent | null {
   }
   if (typeof v !== 'object' || v === null) return null;
   const o = v as Record<string, unknown>;
-  if (typeof o.time !== 'number' || !Number.isFinite(o.time) || typeof o.kind !== 'string' || !KINDS.has(o.kind) || typeof o.reason !== 'string') return null;
+  if (typeof o.time !== 'number' || !Number.isFinite(o.time) || typeof o.kind !== 'string' || !KIND.test(o.kind) || typeof o.reason !== 'string') return null;
   const e: ProxyEvent = { time: o.time, kind: o.kind as EventKind, reason: o.reason };
   for (const k of ['pool', 'server', 'from', 'to'] as const) {
     const f = o[k];

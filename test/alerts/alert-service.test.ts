@@ -107,6 +107,8 @@ test('a webhook answering 500 is retried with backoff and the message delivered;
   const { events, service } = await serve(t, configWith(`  - { url: "${rx.url}", name: ops, events: [down], retries: 3 }\n`));
   down(events);
   await waitFor(() => rx.received.length === 1, { what: 'the retried alert' });
+  // The receiver records before it answers; the sender counts once the answer is in.
+  await waitFor(() => service.stats()[0]!.ok === 1, { what: 'the delivery counted' });
   t.is(rx.attempts, 3);
   t.like(service.stats().find((s) => s.name === 'ops'), { ok: 1, failed: 0, dropped: 0 });
 });

@@ -56,7 +56,7 @@ test('the file is compacted to the last keep events; the file stays bounded howe
 test('a partial last line (a crash mid-write) and foreign lines are skipped, and the file repaired before appending', async (t) => {
   const path = join(tempDir(t), 'events.jsonl');
   const good = JSON.stringify({ time: 1, kind: 'server', pool: 'p', server: 'a', to: 'DOWN', reason: 'x' });
-  writeFileSync(path, `${good}\nnot json\n{"time":"x","kind":"server","reason":"r"}\n{"time":2,"kind":"nope","reason":"r"}\n${good.slice(0, 20)}`);
+  writeFileSync(path, `${good}\nnot json\n{"time":"x","kind":"server","reason":"r"}\n{"time":2,"kind":"Bad Kind","reason":"r"}\n${good.slice(0, 20)}`);
   const f = new EventFile(path, 100, (e) => t.fail(String(e)));
   const r = f.load();
   t.is(r.events.length, 1);
