@@ -135,6 +135,17 @@ test('a webhook that never answers: each attempt ends at the timeout, later mess
   await waitFor(() => service.stats()[0]!.failed >= 1, { what: 'the first message given up', timeout: 10_000 });
 });
 
+test('pool_unavailable and failback are matched; a pool waiting out its failover delay is not unavailable', async (t) => {
+  const rx = await startReceiver(t);
+  const { events } = await serve(t, configWith(`  - { url: "${rx.url}", events: [pool_unavailable, failback] }\n`));
+  events.add({ kind: 'pool', pool: 'lmx', from: 'tier 0', to: 'waiting (failover delay)', reason: 'tier unusable' });
+  events.add({ kind: 'pool', pool: 'lmx', from: 'tier 0', to: 'unavailable', reason: 'no usable server' });
+  events.add({ kind: 'failback', pool: 'lmx', from: 'tier 1', to: 'tier 0', reason: 'a is UP' });
+  await waitFor(() => rx.received.length >= 2, { what: 'two alerts' });
+  t.deepEqual(rx.received.map((r) => r.json.event), ['pool_unavailable', 'failback']);
+  t.regex(String(rx.received[0]!.json.text), /pool lmx is UNAVAILABLE/);
+});
+
 test('up is sent for a server back from DOWN, not for every server coming UP at start', async (t) => {
   const rx = await startReceiver(t);
   const { events } = await serve(t, configWith(`  - { url: "${rx.url}", events: [up, down] }\n`));
