@@ -10,6 +10,7 @@ import type { ProxyConfig, StatsConfig } from '../../config/proxy-config.ts';
 import type { AppService, PreparedReload, ProxyApp } from '../../proxy/app.ts';
 import { RuntimeStatsSource, type SnapshotProvider } from '../../stats/runtime-stats-source.ts';
 import { StatsServer } from '../../stats/stats-server.ts';
+import type { AlertDeliveryStats } from '../../stats/snapshot.ts';
 import { adminTokenProblem } from '../../stats/admin-token.ts';
 import { isLoopback } from '../../config/proxy-schema.ts';
 import { UsageRecorder } from '../../stats/history/usage-recorder.ts';
@@ -40,6 +41,7 @@ export class StatsService implements AppService {
   readonly stage = 'after-proxy' as const;
   readonly #log: Logger;
   readonly #provider: SnapshotProvider | null;
+  readonly #alerts: { stats(): AlertDeliveryStats[] } | null;
   #app: ProxyApp | null = null;
   #server: StatsServer | null = null;
   #current: string | null = null;
@@ -50,9 +52,10 @@ export class StatsService implements AppService {
   #historyKey: string | null = null;
   readonly #historyBucketMs: number | undefined;
 
-  constructor(opts: { log: Logger; provider?: SnapshotProvider | null; historyBucketMs?: number }) {
+  constructor(opts: { log: Logger; provider?: SnapshotProvider | null; historyBucketMs?: number; alerts?: { stats(): AlertDeliveryStats[] } | null }) {
     this.#log = opts.log.child({ component: 'stats' });
     this.#provider = opts.provider ?? null;
+    this.#alerts = opts.alerts ?? null;
     const env = Number(process.env[TEST_BUCKET_ENV]);
     this.#historyBucketMs = opts.historyBucketMs ?? (Number.isSafeInteger(env) && env > 0 ? env : undefined);
   }
@@ -139,7 +142,7 @@ export class StatsService implements AppService {
     const server = new StatsServer({
       host: stats.listen.host,
       port: stats.listen.port,
-      source: new RuntimeStatsSource(this.#app!, this.#provider),
+      source: new RuntimeStatsSource(this.#app!, this.#provider, this.#alerts),
       refreshMs: stats.refresh,
       adminToken: token,
       logger: this.#log,
