@@ -14,13 +14,15 @@
  *
  * Usage: npm run build && node --import tsx bench/light-upstream.ts [--rounds 5] [--seconds 4] [--warmup 1]
  *          [--only short,persistent,idle] [--idle 5000] [--short 50] [--persistent 200] [--out FILE]
+ *        ... --profile [--top 25]   licproxy alone, with --cpu-prof: its top self-time functions per workload
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startChild, waitForPort } from './lib/child.ts';
 import { cleanup } from './lib/cleanup.ts';
+import { selfTimes, type CpuProfile } from './lib/cpu-profile.ts';
 import { runLineLoad, type LineMode } from './lib/line-load.ts';
 import { REPO, tsArgs } from './lib/node-script.ts';
 import { freePort } from './lib/ports.ts';
@@ -38,6 +40,8 @@ const { values } = parseArgs({
     short: { type: 'string', default: '50' },
     persistent: { type: 'string', default: '200' },
     out: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    top: { type: 'string', default: '25' },
   },
 });
 function num(name: keyof typeof values): number {
@@ -61,7 +65,8 @@ const SPECS: TargetSpec[] = [
   { kind: 'licproxy', name: 'licproxy', description: 'licproxy, log_level warn, tcp checks every 1s', pool: { check: CHECK } },
   { kind: 'haproxy', name: 'haproxy-1t', description: 'HAProxy mode tcp, roundrobin, nbthread 1, check inter 1s', nbthread: 1, check: true },
 ];
-if (process.env.LICPROXY_REF) {
+if (values.profile) SPECS.splice(1);
+if (process.env.LICPROXY_REF && !values.profile) {
   SPECS.push({ kind: 'licproxy', name: 'licproxy-ref', description: `licproxy from ${process.env.LICPROXY_REF}`, pool: { check: CHECK }, repo: () => process.env.LICPROXY_REF });
 }
 
@@ -126,7 +131,8 @@ async function main(): Promise<void> {
     const samples = new Map<string, Sample[]>(targets.map((t) => [t.spec.name, []]));
     for (let round = 1; round <= rounds; round++) {
       for (const rt of round % 2 === 1 ? targets : [...targets].reverse()) {
-        const t = await startTarget(rt, ctx);
+        const profDir = join(dir, `prof-${w.name}-${round}`);
+        const t = await startTarget(rt, values.profile ? { ...ctx, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : ctx);
         try {
           await waitAnswer(t);
           if (w.name === 'idle') {
@@ -143,6 +149,7 @@ async function main(): Promise<void> {
         } finally {
           await t.stop();
         }
+        if (values.profile) out.push(...topFunctions(`${w.name}, round ${round}`, profDir));
       }
     }
     out.push(...section(w.name, samples));
@@ -171,6 +178,20 @@ async function waitAnswer(t: RunningTarget): Promise<void> {
     if (r.ops > 0 && r.errors === 0) return;
   }
   throw new Error(`${t.name}: no answer through it within 20 s`);
+}
+
+/** The top self-time functions of the profile written in `profDir`, as a share of the non-idle time. */
+function topFunctions(title: string, profDir: string): string[] {
+  const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) return [`(no profile in ${profDir})`];
+  const { total, rows } = selfTimes(JSON.parse(readFileSync(join(profDir, file), 'utf8')) as CpuProfile);
+  const busy = total - (rows.find((r) => r.key === '(idle)')?.ms ?? 0);
+  const lines = [`### profile: ${title}, ${(busy / 1000).toFixed(2)} s not idle (self time, % of not idle)`, '', '```'];
+  for (const r of rows.filter((x) => x.key !== '(idle)').slice(0, Number(values.top))) {
+    lines.push(`${((r.ms / busy) * 100).toFixed(1).padStart(5)}%  ${r.ms.toFixed(0).padStart(6)} ms  ${r.key}`);
+  }
+  lines.push('```', '');
+  return lines;
 }
 
 function section(name: string, samples: Map<string, Sample[]>): string[] {
