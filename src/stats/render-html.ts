@@ -4,7 +4,9 @@
  * refreshed by `<meta http-equiv="refresh">`. Every string that came from the configuration or from a server goes
  * through escapeHtml (server names, hosts, check reasons, feature names, event reasons, ...).
  */
+import type { SessionList } from '../proxy/session-list.ts';
 import { checkoutTable } from './render-checkouts.ts';
+import { sessionsSection } from './render-sessions.ts';
 import { escapeHtml as e, formatDuration, formatMs, formatTime } from './format.ts';
 import type { FeatureStats, FrontendStats, PoolStats, ReloadStats, ServerStats, StatsEvent, StatsSnapshot } from './snapshot.ts';
 import { statusKind, upCounts } from './status.ts';
@@ -14,6 +16,8 @@ export interface HtmlOptions {
   refreshMs: number;
   /** How many of the latest events to list. */
   events?: number;
+  /** The oldest live sessions (render-sessions.ts); absent: no section. */
+  sessions?: SessionList;
 }
 
 const STYLE = `
@@ -80,6 +84,7 @@ export function renderHtml(snapshot: StatsSnapshot, events: readonly StatsEvent[
   );
   out.push(frontendsTable(snapshot.frontends));
   for (const pool of snapshot.pools) out.push(poolSection(pool, snapshot.at));
+  out.push(sessionsSection(opts.sessions, snapshot.at));
   out.push(eventsTable(events, opts.events ?? 20));
   out.push('</body></html>\n');
   return out.join('');

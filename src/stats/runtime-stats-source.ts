@@ -10,6 +10,7 @@ import type { PoolCheckouts } from '../proxy/license-session/checkout-counters.t
 import type { PoolSnapshot } from '../proxy/pool.ts';
 import type { RuntimeSnapshot } from '../proxy/runtime.ts';
 import type { Server, ServerSnapshot } from '../proxy/server.ts';
+import { listSessions, type SessionList, type SessionQuery } from '../proxy/session-list.ts';
 import { VERSION } from '../cli/version.ts';
 import type {
   AdminAction,
@@ -34,6 +35,8 @@ export interface SnapshotProvider {
   refresh(): Promise<void>;
   snapshot(): RuntimeSnapshot;
   readonly workers: NonNullable<ProcessStats['workers']>;
+  /** Live sessions gathered from where the connections are (the workers). */
+  sessions?(query: SessionQuery): Promise<SessionList>;
 }
 
 /** Adapts the running balancer to what the stats server reads and calls. */
@@ -64,6 +67,12 @@ export class RuntimeStatsSource implements StatsSource {
       frontends: rt.frontends.map(frontendStats),
       pools: rt.pools.map(poolStats),
     };
+  }
+
+  sessions(query: SessionQuery): SessionList | Promise<SessionList> {
+    const p = this.#provider;
+    if (p?.sessions !== undefined) return p.sessions(query);
+    return listSessions(this.#app.runtime.live, query);
   }
 
   events(): readonly StatsEvent[] {

@@ -6,6 +6,7 @@
  * Conventions: times are `Date.now()` milliseconds; durations are milliseconds; byte directions follow HAProxy
  * (`bytesIn` = client -> server, the request direction; `bytesOut` = server -> client).
  */
+import type { SessionList, SessionQuery } from '../proxy/session-list.ts';
 
 export type AdminState = 'ready' | 'drain' | 'maint';
 
@@ -238,6 +239,8 @@ export interface StatsSource {
   reload(): Promise<ReloadResult>;
   /** Called once per authorised admin request, after it ran, so the source can put it in its event log. */
   recordAdminAction(action: AdminAction): void;
+  /** Live sessions (GET /api/sessions, SPEC 10); absent: the endpoint answers 404 and /stats has no such section. */
+  sessions?(query: SessionQuery): SessionList | Promise<SessionList>;
 }
 
 /**

@@ -16,6 +16,9 @@ import { renderHtml } from './render-html.ts';
 import { renderEventsJson, renderJson } from './render-json.ts';
 import { PrometheusExporter } from './render-prometheus.ts';
 import { parsePath } from './request-path.ts';
+import { HTML_SESSIONS, renderSessionsJson } from './render-sessions.ts';
+import { parseSessionQuery } from './sessions-query.ts';
+import type { SessionList, SessionQuery } from '../proxy/session-list.ts';
 import type { AdminAction, AdminResult, StatsSource } from './snapshot.ts';
 
 export interface StatsServerLimits {
@@ -199,7 +202,7 @@ export class StatsServer {
       return send(res, 302, 'text/plain; charset=utf-8', 'see /stats\n', { Location: '/stats' });
     }
     const isApi = seg.length >= 2 && seg[0] === 'api';
-    const read = seg.length === 1 && READ_ROUTES.has(seg[0]!) ? seg[0]! : isApi && seg.length === 2 && seg[1] === 'events' ? 'api/events' : null;
+    const read = seg.length === 1 && READ_ROUTES.has(seg[0]!) ? seg[0]! : isApi && seg.length === 2 && (seg[1] === 'events' || seg[1] === 'sessions') ? `api/${seg[1]}` : null;
     if (read !== null) {
       if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, READ_ALLOW);
       return this.#read(read, req, res);
@@ -223,8 +226,13 @@ export class StatsServer {
       case 'health':
         return text(res, 200, 'ok', '');
       case 'stats':
-        return this.#rendered(res, path, 'text/html; charset=utf-8', HTML_HEADERS, () =>
-          renderHtml(this.#source.snapshot(), this.#source.events(), { refreshMs: this.#refreshMs }));
+        return this.#rendered(res, path, 'text/html; charset=utf-8', HTML_HEADERS, () => {
+          const snapshot = this.#source.snapshot();
+          return this.#withSessions({ limit: HTML_SESSIONS }, (sessions) =>
+            renderHtml(snapshot, this.#source.events(), { refreshMs: this.#refreshMs, ...(sessions ? { sessions } : {}) }));
+        });
+      case 'api/sessions':
+        return this.#sessions(req, res);
       case 'stats.json':
         return this.#rendered(res, path, 'application/json; charset=utf-8', {}, () => renderJson(this.#source.snapshot()));
       case 'stats.csv':
@@ -236,6 +244,30 @@ export class StatsServer {
       case 'metrics':
         return this.#rendered(res, path, this.#prom.contentType, {}, () => this.#prom.render(this.#source.snapshot()));
     }
+  }
+
+  /** GET /api/sessions: rendered per request (its filters vary), bounded by its limit. */
+  #sessions(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#source.sessions === undefined) return text(res, 404, 'not found');
+    const parsed = parseSessionQuery(req.url);
+    if (!parsed.ok) return json(res, 400, { error: parsed.message });
+    const q = parsed.query;
+    const done = (list: SessionList | undefined): void => send(res, 200, 'application/json; charset=utf-8', renderSessionsJson(list!, q, Date.now()));
+    try {
+      const r = this.#withSessions(q, (list) => list);
+      if (r instanceof Promise) r.then(done, (err: unknown) => this.#fail(res, err));
+      else done(r);
+    } catch (err) {
+      this.#fail(res, err);
+    }
+  }
+
+  /** `f` on the live sessions of `q` (undefined when the source has none), at once or when the workers answered. */
+  #withSessions<T>(q: SessionQuery, f: (list: SessionList | undefined) => T): T | Promise<T> {
+    const src = this.#source;
+    if (src.sessions === undefined) return f(undefined);
+    const r = src.sessions(q);
+    return r instanceof Promise ? r.then(f) : f(r);
   }
 
   /** Runs `f` on fresh counters: at once for a source that has them at hand, after its refresh otherwise. */
