@@ -7,6 +7,7 @@
 import type { SessionList } from '../proxy/session-list.ts';
 import { checkoutTable } from './render-checkouts.ts';
 import { sessionsSection } from './render-sessions.ts';
+import { redundancySection } from './render-redundancy.ts';
 import { escapeHtml as e, formatDuration, formatMs, formatTime } from './format.ts';
 import type { FeatureStats, FrontendStats, PoolStats, ReloadStats, ServerStats, StatsEvent, StatsSnapshot } from './snapshot.ts';
 import { statusKind, upCounts } from './status.ts';
@@ -84,6 +85,7 @@ export function renderHtml(snapshot: StatsSnapshot, events: readonly StatsEvent[
   );
   out.push(frontendsTable(snapshot.frontends));
   for (const pool of snapshot.pools) out.push(poolSection(pool, snapshot.at));
+  out.push(redundancySection(snapshot.redundancySets, snapshot.at));
   out.push(sessionsSection(opts.sessions, snapshot.at));
   out.push(eventsTable(events, opts.events ?? 20));
   out.push('</body></html>\n');

@@ -27,6 +27,7 @@ import type {
   StatsSource,
 } from './snapshot.ts';
 import { sumServers } from './snapshot.ts';
+import { MissingSince, redundancySets } from './redundancy-view.ts';
 
 const TRANSITIONAL = /^(UP|DOWN) \d+\/\d+$/;
 
@@ -44,6 +45,7 @@ export class RuntimeStatsSource implements StatsSource {
   readonly #app: ProxyApp;
   readonly #provider: SnapshotProvider | null;
   readonly refresh?: () => Promise<void>;
+  readonly #missingSince = new MissingSince();
 
   constructor(app: ProxyApp, provider: SnapshotProvider | null = null) {
     this.#app = app;
@@ -54,6 +56,7 @@ export class RuntimeStatsSource implements StatsSource {
   snapshot(): StatsSnapshot {
     const p = this.#provider;
     const rt = p !== null ? p.snapshot() : this.#app.runtime.snapshot();
+    const sets = redundancySets(rt.pools, this.#missingSince, rt.time);
     return {
       at: rt.time,
       process: {
@@ -66,6 +69,7 @@ export class RuntimeStatsSource implements StatsSource {
       },
       frontends: rt.frontends.map(frontendStats),
       pools: rt.pools.map(poolStats),
+      ...(sets.length > 0 ? { redundancySets: sets } : {}),
     };
   }
 

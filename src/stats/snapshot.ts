@@ -7,6 +7,7 @@
  * (`bytesIn` = client -> server, the request direction; `bytesOut` = server -> client).
  */
 import type { SessionList, SessionQuery } from '../proxy/session-list.ts';
+import type { RedundancySet } from './redundancy-view.ts';
 
 export type AdminState = 'ready' | 'drain' | 'maint';
 
@@ -187,6 +188,8 @@ export interface StatsSnapshot {
   process: ProcessStats;
   frontends: FrontendStats[];
   pools: PoolStats[];
+  /** Licd sets (pairs, triads, master pools): members, roles, who is missing (redundancy-view.ts); absent when none. */
+  redundancySets?: RedundancySet[];
 }
 
 export type StatsEventType = 'up' | 'down' | 'failover' | 'failback' | 'reload' | 'admin' | 'pool' | 'worker' | 'other';
