@@ -117,9 +117,10 @@ function setOf(p: PoolSnapshot, tracker: MissingSince, now: number): RedundancyS
     const unseen = views.length > 0 && !seen;
     const answers = m.detail !== null;
     const connected = answers ? !unseen : seen;
-    const role: MemberRole = answers ? (ROLES[m.detail!.role] ?? 'unknown') : seen ? (ROLES[views.find((v) => v.connected)!.role ?? ''] ?? 'unknown') : 'unknown';
-    const fromMaster = views.find((v) => v.fromRole === 'serving');
-    const synced = m === masterOf ? true : fromMaster?.synced !== undefined ? fromMaster.synced && fromMaster.connected : masterOf !== undefined && !connected ? false : null;
+    // Its own word for its role; else what a peer linked to it says; else nobody knows.
+    const licdRole = answers ? m.detail!.role : views.find((v) => v.connected)?.role;
+    const role: MemberRole = (licdRole !== undefined ? ROLES[licdRole] : undefined) ?? 'unknown';
+    const synced = syncedOf(m === masterOf, views.find((v) => v.fromRole === 'serving'), masterOf !== undefined, connected);
     const s = m.server;
     // A member whose server went DOWN went missing then (after `fall` checks); otherwise since first seen missing.
     const tracked = tracker.mark(p.name, m.name, !connected, now);
@@ -146,4 +147,15 @@ function setOf(p: PoolSnapshot, tracker: MissingSince, now: number): RedundancyS
     missing,
     members: result,
   };
+}
+
+/**
+ * The master is the reference (synced); a member the serving one reports on is what it reports (a disconnected one
+ * is not); a member missing while a master serves has missed its changes; otherwise nobody can tell.
+ */
+function syncedOf(isMaster: boolean, fromMaster: { connected: boolean; synced?: boolean } | undefined, hasMaster: boolean, connected: boolean): boolean | null {
+  if (isMaster) return true;
+  if (fromMaster?.synced !== undefined) return fromMaster.synced && fromMaster.connected;
+  if (fromMaster !== undefined && !fromMaster.connected) return false;
+  return hasMaster && !connected ? false : null;
 }
