@@ -7,7 +7,7 @@
 import { openIdle, type IdleSet } from '../licload.ts';
 
 interface OpenMsg {
-  open?: { host: string; port: number; count: number; timeoutMs: number };
+  open?: { host: string; port: number; count: number; timeoutMs: number; feature?: string; user?: string };
   close?: boolean;
 }
 
@@ -21,7 +21,12 @@ let set: IdleSet | null = null;
 process.on('message', (m: OpenMsg) => {
   void (async () => {
     if (m.open) {
-      set = await openIdle({ host: m.open.host, port: m.open.port }, m.open.count, { batch: 200, timeoutMs: m.open.timeoutMs, user: 'idle' });
+      set = await openIdle({ host: m.open.host, port: m.open.port }, m.open.count, {
+        batch: 200,
+        timeoutMs: m.open.timeoutMs,
+        user: m.open.user ?? 'idle',
+        ...(m.open.feature !== undefined ? { feature: m.open.feature } : {}),
+      });
       send({ opened: set.open, failed: set.failed });
     } else if (m.close) {
       await set?.close();

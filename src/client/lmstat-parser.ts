@@ -78,6 +78,24 @@ export interface LmstatRedundancy {
   raw: string;
 }
 
+/** One peer as a licd member sees it (`Redundancy peer: b connected following synced`). */
+export interface LmstatRedundancyPeer {
+  name: string;
+  connected: boolean;
+  /** Its licd role (waiting, candidate, recovering, following, serving) while connected. */
+  role?: string;
+  /** Only from the serving member: the peer has every replicated change. */
+  synced?: boolean;
+}
+
+/** licd's own role and its peers (`Redundancy role:` / `Redundancy peer:` lines, PROTOCOL.md "Status"). */
+export interface LmstatRedundancyDetail {
+  role: string;
+  /** The serving member as this one knows it; null: none. */
+  master: string | null;
+  peers: LmstatRedundancyPeer[];
+}
+
 export interface LmstatStatus {
   servers: LmstatServer[];
   vendors: LmstatVendor[];
@@ -87,6 +105,7 @@ export interface LmstatStatus {
   /** True when at least one server line reads `license server UP`. */
   up: boolean;
   redundancy?: LmstatRedundancy;
+  redundancyDetail?: LmstatRedundancyDetail;
   /** Lines that report a failure outside a feature (`Error getting status: ...`, `lmgrd is not running: ...`). */
   errors: string[];
 }
@@ -111,6 +130,10 @@ const START = /,\s*start (\w+ \d+\/\d+ \d+:\d+)(?:,\s*(\d+) licen[sc]es?)?/i;
 const QUEUED = /queued for (\d+) licen[sc]es?/i;
 const LINGER = /\(linger:\s*(\d+)\s*\/\s*(\d+)\)/i;
 const REDUNDANCY = /^\s*(?:Redundancy|Redundancy status|Pair status|Triad status|Pair|Triad)\s*:\s*(.*)$/i;
+const REDUNDANCY_ROLE = /^Redundancy role: ([a-z]+), master (\S+)$/;
+const REDUNDANCY_PEER = /^Redundancy peer: (\S+) (connected|missing)(?: ([a-z]+))?(?: (synced|unsynced))?$/;
+/** Peers listed at most (a member has two in a triad; the rest of a hostile answer is ignored). */
+const MAX_REDUNDANCY_PEERS = 8;
 const REDUNDANCY_STATES = ['paired and synced', 'peer not available', 'not synced', 'recovering'];
 const REDUNDANCY_MODES = /\b(triad|backup|pair|hal)\b/i;
 const BARE_VERSION = /^\d+(?:\.\d+)*$/;
@@ -165,6 +188,23 @@ function parseInto(text: string, s: LmstatStatus): void {
     if (/^\s*Feature usage info:?\s*$/i.test(line)) {
       section = 'features';
       feature = undefined;
+      continue;
+    }
+    // licd's detail lines first: a role word (`recovering`) must not read as the pair state below.
+    if ((m = REDUNDANCY_ROLE.exec(line))) {
+      s.redundancyDetail = { role: m[1]!, master: m[2] === 'none' ? null : m[2]!, peers: s.redundancyDetail?.peers ?? [] };
+      continue;
+    }
+    if ((m = REDUNDANCY_PEER.exec(line))) {
+      const d = (s.redundancyDetail ??= { role: 'unknown', master: null, peers: [] });
+      if (d.peers.length < MAX_REDUNDANCY_PEERS) {
+        d.peers.push({
+          name: m[1]!,
+          connected: m[2] === 'connected',
+          ...(m[3] !== undefined ? { role: m[3] } : {}),
+          ...(m[4] !== undefined ? { synced: m[4] === 'synced' } : {}),
+        });
+      }
       continue;
     }
     if ((m = REDUNDANCY.exec(line)) || REDUNDANCY_STATES.some((st) => line.toLowerCase().includes(st))) {

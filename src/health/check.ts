@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import type { CheckConfig } from '../config/proxy-config.ts';
 import { errorMessage } from '../common/errors.ts';
-import type { CheckResult, FeatureUsage } from './types.ts';
+import type { CheckResult, FeatureUsage, RedundancyDetail } from './types.ts';
 
 /** What a check needs to know of the server it checks. `HealthSubject` is one. */
 export interface CheckTarget {
@@ -25,6 +25,7 @@ export interface Verdict {
   master?: boolean;
   features?: readonly FeatureUsage[];
   redundancy?: string;
+  redundancyDetail?: RedundancyDetail;
 }
 
 /**

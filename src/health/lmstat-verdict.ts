@@ -24,6 +24,7 @@ export function judgeLmstat(status: LmstatStatus, host: string, requireFeatures:
     master: self ? self.master && self.up : false,
     features,
     ...(status.redundancy ? { redundancy: status.redundancy.state } : {}),
+    ...(status.redundancyDetail ? { redundancyDetail: { self: self?.host ?? null, mode: status.redundancy?.mode ?? null, ...status.redundancyDetail } } : {}),
   };
   const fail = (reason: string): Verdict => ({ ok: false, reason: shortReason(reason), ...extras });
 

@@ -29,6 +29,18 @@ export interface CheckResult {
   features?: readonly FeatureUsage[];
   /** Pair/triad status line from licd STATUS (`paired and synced`, `peer not available`, ...). */
   redundancy?: string;
+  /** licd's role, master and peers as the checked member reports them (the redundancy view on /stats). */
+  redundancyDetail?: RedundancyDetail;
+}
+
+export interface RedundancyDetail {
+  /** The member's name as its status names itself. */
+  self: string | null;
+  /** `triad` / `backup` from the `Redundancy:` line; null when it did not say. */
+  mode: string | null;
+  role: string;
+  master: string | null;
+  peers: readonly { name: string; connected: boolean; role?: string; synced?: boolean }[];
 }
 
 /** The health state the pool routes on. `unknown` = no result yet: no client is sent there. */

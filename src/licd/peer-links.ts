@@ -13,6 +13,8 @@ export interface RedundancyPeerStatus {
   address: string;
   connected: boolean;
   role: PeerRole | null;
+  /** Only on the serving member: this peer has every replicated change (Replication.isSynced). */
+  synced?: boolean;
 }
 
 /** What the links report to the member that owns them. */

@@ -169,8 +169,21 @@ export class Redundancy {
       term: this.#rep.term,
       seq: this.#rep.seq,
       master: this.effective ? this.#self.name : this.#role === 'following' ? this.#master : null,
-      peers: this.#links.status(),
+      peers: this.#peerStatus(),
     };
+  }
+
+  /** The links' view of each peer; the serving member adds whether each peer is in sync with it. */
+  #peerStatus(): RedundancyPeerStatus[] {
+    const peers = this.#links.status();
+    if (this.#role !== 'serving') return peers;
+    const byName = new Map<string, PeerLink>();
+    for (const l of this.#links.active()) byName.set(l.name, l);
+    for (const p of peers) {
+      const l = p.name === null ? undefined : byName.get(p.name);
+      p.synced = l !== undefined && p.connected && this.#rep.isSynced(l);
+    }
+    return peers;
   }
 
   #state(): RedundancyState {

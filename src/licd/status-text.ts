@@ -2,6 +2,7 @@
  * Renders a status snapshot as FlexNet `lmutil lmstat -a` text (SPEC 4.2), close enough that parsers written for
  * real lmstat read it: two spaces after `:` and `;`, "1 license" / "2 licenses", expiry as `31-dec-2027`.
  */
+import type { RedundancyStatus } from './redundancy.ts';
 import type { LicdStatus, LicdUserStatus } from './status.ts';
 
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
@@ -30,12 +31,27 @@ function userLine(s: LicdStatus, u: LicdUserStatus): string {
   return `${who} (${s.server}/${u.port} ${u.handle}), start ${lmstatStart(u.start)}, ${licenses(u.count)}`;
 }
 
+/**
+ * `Redundancy: <mode>, <state>`, then this member's role and one line per configured peer (the redundancy view of
+ * a balancer reads them): `Redundancy role: following, master a` and `Redundancy peer: b connected serving` /
+ * `Redundancy peer: c missing`. The serving member adds `synced` / `unsynced` to each connected peer.
+ */
+export function redundancyLines(r: RedundancyStatus): string[] {
+  const lines = [`Redundancy: ${r.mode}, ${r.state}`, `Redundancy role: ${r.role}, master ${r.master ?? 'none'}`];
+  for (const p of r.peers) {
+    const who = p.name ?? p.address;
+    if (!p.connected) lines.push(`Redundancy peer: ${who} missing`);
+    else lines.push(`Redundancy peer: ${who} connected ${p.role ?? 'unknown'}${p.synced === undefined ? '' : p.synced ? ' synced' : ' unsynced'}`);
+  }
+  return lines;
+}
+
 /** The whole answer to `STATUS`, ending in `END\n`. */
 export function renderStatusText(s: LicdStatus): string {
   const lines = [
     `License server status: ${s.ports.license}@${s.server}`,
     `${s.server}: license server ${s.up ? 'UP' : 'DOWN'}${s.master ? ' (MASTER)' : ''} v${s.version}`,
-    ...(s.redundancy ? [`Redundancy: ${s.redundancy.mode}, ${s.redundancy.state}`] : []),
+    ...(s.redundancy ? redundancyLines(s.redundancy) : []),
     `Vendor daemon status (on ${s.server}):`,
     `  licd: ${s.up ? 'UP' : 'DOWN'} v${s.version}`,
   ];

@@ -20,6 +20,7 @@ import type { Closable, EndReason } from './end-reason.ts';
 import type { Frontend } from './frontend.ts';
 import { releaseAbandonedCheckout } from './license-session/abandoned-checkout.ts';
 import { LicenseSession, type SessionHost } from './license-session/license-session.ts';
+import type { SessionSeen } from './license-session/session-seen.ts';
 import { rawTcp } from './node-internals.ts';
 import type { Pool, SelectResult, Waiter } from './pool.ts';
 import { RawSocket } from './raw-socket.ts';
@@ -121,6 +122,8 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
    * replay); null once it went plain, and always in tcp pools.
    */
   license: LicenseSession | null = null;
+  /** `protocol: licd`: what the watched start showed (user, handle id, features), kept for GET /api/sessions. */
+  licd: SessionSeen | null = null;
   /** The client's unanswered CHECKOUT was handed to an abandoned-checkout cleanup (see #releaseAbandoned). */
   #abandonedReleased = false;
 
@@ -154,6 +157,11 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     return this.client.bytesWritten;
   }
 
+  /** Date.now() at accept. */
+  get since(): number {
+    return this.#acceptedAt;
+  }
+
   get clientPort(): number {
     return this.clientIp === '' ? 0 : this.#port;
   }
@@ -174,7 +182,7 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     c.on('close', onClientClose);
     c.on('end', onClientEnd);
     // Keep-alive and no-delay come from the listening socket (inherited at accept), see Frontend.
-    if (this.pool.config.protocol === 'licd') this.license = new LicenseSession(this);
+    if (this.pool.config.protocol === 'licd') this.licd = (this.license = new LicenseSession(this)).seen;
     const a = this.pool.affinity;
     if (a !== null) {
       if (a.ask !== undefined) {

@@ -4,8 +4,11 @@
  * refreshed by `<meta http-equiv="refresh">`. Every string that came from the configuration or from a server goes
  * through escapeHtml (server names, hosts, check reasons, feature names, event reasons, ...).
  */
+import type { SessionList } from '../proxy/session-list.ts';
 import { checkoutTable } from './render-checkouts.ts';
 import { ADMIN_STYLE, adminBar, adminPoolForms, type AdminView } from './render-admin.ts';
+import { sessionsSection } from './render-sessions.ts';
+import { redundancySection } from './render-redundancy.ts';
 import { escapeHtml as e, formatDuration, formatMs, formatTime } from './format.ts';
 import type { FeatureStats, FrontendStats, PoolStats, ReloadStats, ServerStats, StatsEvent, StatsSnapshot } from './snapshot.ts';
 import { statusKind, upCounts } from './status.ts';
@@ -19,6 +22,8 @@ export interface HtmlOptions {
   usageLink?: boolean;
   /** `stats.admin` is set: the login form, or the admin buttons of a logged-in viewer. */
   admin?: AdminView;
+  /** The oldest live sessions (render-sessions.ts); absent: no section. */
+  sessions?: SessionList;
 }
 
 const STYLE = `
@@ -87,6 +92,8 @@ export function renderHtml(snapshot: StatsSnapshot, events: readonly StatsEvent[
   );
   out.push(frontendsTable(snapshot.frontends));
   for (const pool of snapshot.pools) out.push(poolSection(pool, snapshot.at), opts.admin ? adminPoolForms(pool, opts.admin) : '');
+  out.push(redundancySection(snapshot.redundancySets, snapshot.at));
+  out.push(sessionsSection(opts.sessions, snapshot.at));
   out.push(eventsTable(events, opts.events ?? 20));
   out.push('</body></html>\n');
   return out.join('');

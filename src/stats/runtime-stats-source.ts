@@ -10,6 +10,7 @@ import type { PoolCheckouts } from '../proxy/license-session/checkout-counters.t
 import type { PoolSnapshot } from '../proxy/pool.ts';
 import type { RuntimeSnapshot } from '../proxy/runtime.ts';
 import type { Server, ServerSnapshot } from '../proxy/server.ts';
+import { listSessions, type SessionList, type SessionQuery } from '../proxy/session-list.ts';
 import { VERSION } from '../cli/version.ts';
 import type {
   AdminAction,
@@ -27,6 +28,7 @@ import type {
   StatsSource,
 } from './snapshot.ts';
 import { sumServers } from './snapshot.ts';
+import { MissingSince, redundancySets } from './redundancy-view.ts';
 
 const TRANSITIONAL = /^(UP|DOWN) \d+\/\d+$/;
 
@@ -35,6 +37,8 @@ export interface SnapshotProvider {
   refresh(): Promise<void>;
   snapshot(): RuntimeSnapshot;
   readonly workers: NonNullable<ProcessStats['workers']>;
+  /** Live sessions gathered from where the connections are (the workers). */
+  sessions?(query: SessionQuery): Promise<SessionList>;
 }
 
 /** Adapts the running balancer to what the stats server reads and calls. */
@@ -43,6 +47,7 @@ export class RuntimeStatsSource implements StatsSource {
   readonly #provider: SnapshotProvider | null;
   readonly #alerts: { stats(): AlertDeliveryStats[] } | null;
   readonly refresh?: () => Promise<void>;
+  readonly #missingSince = new MissingSince();
 
   constructor(app: ProxyApp, provider: SnapshotProvider | null = null, alerts: { stats(): AlertDeliveryStats[] } | null = null) {
     this.#app = app;
@@ -54,6 +59,7 @@ export class RuntimeStatsSource implements StatsSource {
   snapshot(): StatsSnapshot {
     const p = this.#provider;
     const rt = p !== null ? p.snapshot() : this.#app.runtime.snapshot();
+    const sets = redundancySets(rt.pools, this.#missingSince, rt.time);
     return {
       at: rt.time,
       process: {
@@ -67,7 +73,14 @@ export class RuntimeStatsSource implements StatsSource {
       },
       frontends: rt.frontends.map(frontendStats),
       pools: rt.pools.map(poolStats),
+      ...(sets.length > 0 ? { redundancySets: sets } : {}),
     };
+  }
+
+  sessions(query: SessionQuery): SessionList | Promise<SessionList> {
+    const p = this.#provider;
+    if (p?.sessions !== undefined) return p.sessions(query);
+    return listSessions(this.#app.runtime.live, query);
   }
 
   events(): readonly StatsEvent[] {

@@ -6,6 +6,8 @@
  * Conventions: times are `Date.now()` milliseconds; durations are milliseconds; byte directions follow HAProxy
  * (`bytesIn` = client -> server, the request direction; `bytesOut` = server -> client).
  */
+import type { SessionList, SessionQuery } from '../proxy/session-list.ts';
+import type { RedundancySet } from './redundancy-view.ts';
 
 export type AdminState = 'ready' | 'drain' | 'maint';
 
@@ -197,6 +199,8 @@ export interface StatsSnapshot {
   process: ProcessStats;
   frontends: FrontendStats[];
   pools: PoolStats[];
+  /** Licd sets (pairs, triads, master pools): members, roles, who is missing (redundancy-view.ts); absent when none. */
+  redundancySets?: RedundancySet[];
 }
 
 export type StatsEventType = 'up' | 'down' | 'failover' | 'failback' | 'reload' | 'admin' | 'pool' | 'worker' | 'other';
@@ -249,6 +253,8 @@ export interface StatsSource {
   reload(): Promise<ReloadResult>;
   /** Called once per authorised admin request, after it ran, so the source can put it in its event log. */
   recordAdminAction(action: AdminAction): void;
+  /** Live sessions (GET /api/sessions, SPEC 10); absent: the endpoint answers 404 and /stats has no such section. */
+  sessions?(query: SessionQuery): SessionList | Promise<SessionList>;
 }
 
 /**

@@ -15,9 +15,13 @@ import { AdminToken } from './admin-token.ts';
 import { readBody } from './read-body.ts';
 import { renderCsv } from './render-csv.ts';
 import { renderHtml } from './render-html.ts';
+import type { AdminView } from './render-admin.ts';
 import { renderEventsJson, renderJson } from './render-json.ts';
 import { PrometheusExporter } from './render-prometheus.ts';
 import { parsePath } from './request-path.ts';
+import { HTML_SESSIONS, renderSessionsJson } from './render-sessions.ts';
+import { parseSessionQuery } from './sessions-query.ts';
+import type { SessionList, SessionQuery } from '../proxy/session-list.ts';
 import type { AdminAction, AdminResult, StatsSource } from './snapshot.ts';
 import type { UsageRecorder } from './history/usage-recorder.ts';
 import { answerUsage, usageRoute, type UsageRoute } from './history/usage-routes.ts';
@@ -237,7 +241,7 @@ export class StatsServer {
       return void this.#form(form, req, res).catch((err: unknown) => this.#fail(res, err));
     }
     const isApi = seg.length >= 2 && seg[0] === 'api';
-    const read = seg.length === 1 && READ_ROUTES.has(seg[0]!) ? seg[0]! : isApi && seg.length === 2 && seg[1] === 'events' ? 'api/events' : null;
+    const read = seg.length === 1 && READ_ROUTES.has(seg[0]!) ? seg[0]! : isApi && seg.length === 2 && (seg[1] === 'events' || seg[1] === 'sessions') ? `api/${seg[1]}` : null;
     if (read !== null) {
       if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, READ_ALLOW);
       return this.#read(read, req, res);
@@ -262,19 +266,23 @@ export class StatsServer {
         return text(res, 200, 'ok', '');
       case 'stats': {
         const opts = { refreshMs: this.#refreshMs, usageLink: this.#history !== null };
-        if (this.#token === null) {
-          return this.#rendered(res, path, 'text/html; charset=utf-8', HTML_HEADERS, () => renderHtml(this.#source.snapshot(), this.#source.events(), opts));
-        }
+        const page = (admin?: AdminView) => (): string | Promise<string> => {
+          const snapshot = this.#source.snapshot();
+          return this.#withSessions({ limit: HTML_SESSIONS }, (sessions) =>
+            renderHtml(snapshot, this.#source.events(), { ...opts, ...(admin ? { admin } : {}), ...(sessions ? { sessions } : {}) }));
+        };
+        if (this.#token === null) return this.#rendered(res, path, 'text/html; charset=utf-8', HTML_HEADERS, page());
         // With stats.admin the page carries forms: a logged-in viewer's holds its session's CSRF token, so it is
         // never served from the shared rendering.
         const session = this.#sessions.fromCookie(req.headers.cookie);
         if (session === null) {
-          return this.#rendered(res, 'stats+login', 'text/html; charset=utf-8', ADMIN_HTML_HEADERS, () =>
-            renderHtml(this.#source.snapshot(), this.#source.events(), { ...opts, admin: { loggedIn: false } }));
+          return this.#rendered(res, 'stats+login', 'text/html; charset=utf-8', ADMIN_HTML_HEADERS, page({ loggedIn: false }));
         }
-        return this.#afterRefresh(res, () => this.#render(res, 'stats+session', 'text/html; charset=utf-8', ADMIN_HTML_HEADERS, () =>
-          renderHtml(this.#source.snapshot(), this.#source.events(), { ...opts, admin: { loggedIn: true, csrf: session.csrf } })));
+        return this.#afterRefresh(res, () =>
+          this.#render(res, 'stats+session', 'text/html; charset=utf-8', ADMIN_HTML_HEADERS, page({ loggedIn: true, csrf: session.csrf })));
       }
+      case 'api/sessions':
+        return this.#liveSessions(req, res);
       case 'stats.json':
         return this.#rendered(res, path, 'application/json; charset=utf-8', {}, () => renderJson(this.#source.snapshot()));
       case 'stats.csv':
@@ -293,6 +301,30 @@ export class StatsServer {
       (a) => send(res, a.status, a.type, a.body, route === 'page' && a.status === 200 ? USAGE_HTML_HEADERS : {}),
       (err: unknown) => this.#fail(res, err),
     );
+  }
+
+  /** GET /api/sessions: rendered per request (its filters vary), bounded by its limit. */
+  #liveSessions(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#source.sessions === undefined) return text(res, 404, 'not found');
+    const parsed = parseSessionQuery(req.url);
+    if (!parsed.ok) return json(res, 400, { error: parsed.message });
+    const q = parsed.query;
+    const done = (list: SessionList | undefined): void => send(res, 200, 'application/json; charset=utf-8', renderSessionsJson(list!, q, Date.now()));
+    try {
+      const r = this.#withSessions(q, (list) => list);
+      if (r instanceof Promise) r.then(done, (err: unknown) => this.#fail(res, err));
+      else done(r);
+    } catch (err) {
+      this.#fail(res, err);
+    }
+  }
+
+  /** `f` on the live sessions of `q` (undefined when the source has none), at once or when the workers answered. */
+  #withSessions<T>(q: SessionQuery, f: (list: SessionList | undefined) => T): T | Promise<T> {
+    const src = this.#source;
+    if (src.sessions === undefined) return f(undefined);
+    const r = src.sessions(q);
+    return r instanceof Promise ? r.then(f) : f(r);
   }
 
   /** Runs `f` on fresh counters: at once for a source that has them at hand, after its refresh otherwise. */

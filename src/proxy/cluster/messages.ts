@@ -5,6 +5,7 @@
 import type { ProxyConfig } from '../../config/proxy-config.ts';
 import type { RuntimeSnapshot } from '../runtime.ts';
 import type { ServerMirror } from '../server.ts';
+import type { SessionList, SessionQuery } from '../session-list.ts';
 
 /** [pool, server, state]: one server's state as the primary decided it. */
 export type MirrorEntry = readonly [pool: string, server: string, state: ServerMirror];
@@ -21,6 +22,8 @@ export type ToWorker =
   /** Answer to `aff-ask`: the bound server, or null: the worker balances and tells the primary with `aff-bind`. */
   | { t: 'aff'; id: number; server: string | null }
   | { t: 'snapshot'; seq: number }
+  /** GET /api/sessions: this worker's open connections matching the query (bounded by its limit). */
+  | { t: 'sessions'; seq: number; query: SessionQuery }
   | { t: 'stop'; graceMs: number };
 
 export type ToPrimary =
@@ -30,6 +33,7 @@ export type ToPrimary =
   | { t: 'failed'; error: string }
   | { t: 'applied'; seq: number; error: string | null }
   | { t: 'snapshot'; seq: number; snapshot: RuntimeSnapshot }
+  | { t: 'sessions'; seq: number; list: SessionList }
   /** Passive health: a client's connect to the server failed in this worker. */
   | { t: 'report'; pool: string; server: string; reason: string }
   /** Affinity by source: the binding of `ip` in `pool`, taken for connection `id` of this worker. */

@@ -15,6 +15,7 @@ import type { AppService, PreparedReload, ProxyApp } from '../app.ts';
 import type { Pool } from '../pool.ts';
 import type { RuntimeSnapshot } from '../runtime.ts';
 import type { Server } from '../server.ts';
+import { listSessions, mergeSessionLists, type SessionList, type SessionQuery } from '../session-list.ts';
 import { AffinityBroker } from './affinity-broker.ts';
 import { mergeSnapshots } from './merge-snapshots.ts';
 import { isToPrimary, type MirrorEntry, type ToPrimary, type ToWorker } from './messages.ts';
@@ -192,6 +193,24 @@ export class ClusterPrimary implements AppService {
     return mergeSnapshots(this.#app!.runtime.snapshot(), list);
   }
 
+  /**
+   * GET /api/sessions: every worker's matching connections, fetched now (bounded wait; a worker that does not answer
+   * in time is counted in `workersMissing`), merged oldest first. Each worker sends at most `limit`.
+   */
+  async sessions(query: SessionQuery): Promise<SessionList> {
+    const lists: SessionList[] = [listSessions(this.#app!.runtime.live, query)];
+    let missing = 0;
+    await Promise.all(
+      this.#slots.map(async (s) => {
+        if (s.worker === null || s.pid === 0) return;
+        const m = await this.#request(s, (seq) => ({ t: 'sessions', seq, query }), SNAPSHOT_TIMEOUT_MS).catch(() => null);
+        if (m?.t === 'sessions') lists.push(m.list);
+        else missing++;
+      }),
+    );
+    return mergeSessionLists(lists, query.limit, missing);
+  }
+
   get workers(): WorkerStatus[] {
     return this.#slots.map((s) => ({
       index: s.index,
@@ -260,6 +279,7 @@ export class ClusterPrimary implements AppService {
       case 'report':
         return this.#app!.runtime.server(m.pool, m.server)?.monitor?.reportFailure(m.reason);
       case 'applied':
+      case 'sessions':
       case 'snapshot': {
         const done = this.#pending.get(m.seq);
         this.#pending.delete(m.seq);

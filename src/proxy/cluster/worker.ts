@@ -9,6 +9,7 @@ import { createLogger, silentLogger } from '../../common/logger.ts';
 import type { ProxyConfig } from '../../config/proxy-config.ts';
 import { createAffinity } from '../affinity/create-affinity.ts';
 import { ProxyRuntime, type PreparedApply } from '../runtime.ts';
+import { listSessions } from '../session-list.ts';
 import { isToWorker, type MirrorEntry, type ToPrimary, type ToWorker } from './messages.ts';
 import { AffinityClient, RemoteSourceAffinity } from './remote-affinity.ts';
 import { MirrorBook, RemoteMonitor } from './remote-monitor.ts';
@@ -93,6 +94,11 @@ export async function runWorker(): Promise<void> {
       }
       case 'snapshot':
         return send({ t: 'snapshot', seq: m.seq, snapshot: runtime.snapshot() });
+      case 'sessions': {
+        const list = listSessions(runtime.live, m.query);
+        for (const s of list.sessions) s.worker = index;
+        return send({ t: 'sessions', seq: m.seq, list });
+      }
       case 'stop':
         return stop(m.graceMs);
       case 'start':

@@ -33,6 +33,8 @@ export interface ClientLine {
   malformed: boolean;
   /** A CHECKOUT that carries its own request id (`req=`). */
   hasReq?: boolean;
+  /** A well-formed HELLO's `user=` (for the live sessions list). */
+  user?: string;
 }
 
 const HANDLE_VERBS = new Set(['RESUME', 'CHECKIN', 'TOKENS']);
@@ -44,7 +46,7 @@ export function classifyClientLine(line: string): ClientLine {
   switch (r.verb) {
     case 'HELLO': {
       const ok = !r.malformed && r.positional.length === 0 && r.args !== null && r.args.has('user') && r.args.has('host') && onlyKeys(r.args, HELLO_KEYS);
-      return { kind: LineKind.Hello, arg: '', malformed: !ok };
+      return ok ? { kind: LineKind.Hello, arg: '', malformed: false, user: r.args!.get('user')! } : { kind: LineKind.Hello, arg: '', malformed: true };
     }
     case 'HEARTBEAT':
       return { kind: LineKind.Heartbeat, arg: '', malformed: r.malformed || r.positional.length > 0 || r.args !== null };

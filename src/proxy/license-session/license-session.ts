@@ -23,7 +23,8 @@ import { LineDecoder, MAX_LINE_BYTES, type LineDecoderHooks } from '../../common
 import { ANSWER } from '../../licd/protocol.ts';
 import { checkoutCountersOf, type CheckoutCounters } from './checkout-counters.ts';
 import { retryTarget, routeFeature, usable } from './feature-route.ts';
-import { Answer, classifyAnswer, classifyClientLine, helloAnswer, LineKind, namedMaster, unknownFeatureAnswer, withRequestId } from './licd-lines.ts';
+import { SessionSeen } from './session-seen.ts';
+import { Answer, classifyAnswer, classifyClientLine, helloAnswer, LineKind, type ClientLine, namedMaster, unknownFeatureAnswer, withRequestId } from './licd-lines.ts';
 
 /** Client bytes kept for replay; beyond, the connection is no longer moved (and goes plain once it can). */
 export const MAX_KEPT_BYTES = 16 * 1024;
@@ -76,6 +77,8 @@ export class LicenseSession implements LineDecoderHooks {
   readonly #host: SessionHost;
   readonly #pool: Pool;
   readonly #counters: CheckoutCounters;
+  /** User, handle and features seen, for the live sessions list; outlives the session (Connection keeps it). */
+  readonly seen = new SessionSeen();
   #phase: Phase;
   /** Complete client lines, in order; the replay is all of them. */
   #lines: Kept[] = [];
@@ -185,6 +188,7 @@ export class LicenseSession implements LineDecoderHooks {
 
   #collectLine(bytes: Buffer, line: string): void {
     const c = classifyClientLine(line);
+    if (!c.malformed) this.#saw(c);
     const client = this.#host.client;
     switch (c.kind) {
       case LineKind.Hello:
@@ -230,6 +234,12 @@ export class LicenseSession implements LineDecoderHooks {
     this.#host.sessionPlace(r);
   }
 
+  #saw(c: ClientLine): void {
+    if (c.kind === LineKind.Hello) this.seen.hello(c.user);
+    else if (c.kind === LineKind.Checkout) this.seen.checkout(c.arg);
+    else if (c.kind === LineKind.Handle) this.seen.presented(c.arg);
+  }
+
   #keep(bytes: Buffer, kind: LineKind): void {
     this.#lines.push({ bytes, kind });
     this.#keptBytes += bytes.length;
@@ -237,6 +247,7 @@ export class LicenseSession implements LineDecoderHooks {
 
   #watchLine(bytes: Buffer, line: string): void {
     const c = classifyClientLine(line);
+    if (!c.malformed) this.#saw(c);
     // Replayable CHECKOUTs carry a request id, so a replay on a new master is idempotent (see withRequestId).
     if (c.kind === LineKind.Checkout && !c.malformed && !c.hasReq) bytes = withRequestId(bytes);
     if (this.#keptBytes + bytes.length > MAX_KEPT_BYTES) return this.#giveUp(bytes);
@@ -347,6 +358,7 @@ export class LicenseSession implements LineDecoderHooks {
     this.#srvNext++;
     if (i < this.#answered) return this.#maybePlain();
     const a = classifyAnswer(line);
+    if (a === Answer.Granted) this.seen.granted(line);
     if (a === Answer.NotServing && this.#replayable && !this.#done && this.#moves < MAX_MOVES) {
       this.#failover(namedMaster(line));
       return false;
