@@ -474,6 +474,11 @@ export class Pool implements ServerOwner, AffinityHost {
     const last = this.#lastTarget;
     const lastSettled = this.#lastTargetSettled;
     this.#lastTarget = target;
+    // A new master: licd connections still waiting for an answer from the old one follow (a frozen master would
+    // hold them until it wakes up).
+    if (this.#config.mode === 'master' && last instanceof Server && last !== target) {
+      for (const c of [...last.conns]) c.masterMoved?.();
+    }
     this.#lastTargetSettled = !this.#settling();
     if (prev === null && this.#started && last !== null) {
       this.log.info({ to: describe(target) }, 'pool available again');

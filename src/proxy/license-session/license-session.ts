@@ -484,6 +484,16 @@ export class LicenseSession implements LineDecoderHooks {
     return true;
   }
 
+  /**
+   * The pool's master is now another member: a connection still waiting for its first useful answer here (the old
+   * master frozen, or about to close it) is replayed there now rather than when this one answers or closes. A
+   * CHECKOUT the old master granted and replicated meanwhile is re-attached by its `req=`, never counted twice.
+   */
+  masterMoved(): void {
+    if (this.#phase !== Phase.Watch || !this.#open || this.#done || this.#heldDenial !== null) return;
+    this.lost();
+  }
+
   /** The retry failed for lack of servers: the held denial is the answer, on the server that gave it. */
   #backToDenier(): boolean {
     const s = this.#deniedBy;

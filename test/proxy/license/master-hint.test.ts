@@ -89,3 +89,22 @@ test('master killed while the checks run once a minute: the members are checked 
   t.regex(answer, /^GRANTED handle=[bc]\./, 'granted by the new master, found by the hurried checks');
   t.regex(pool.snapshot().activeServer ?? '', /^[bc]$/);
 });
+
+test('master frozen (SIGSTOP) with a CHECKOUT unanswered: it is replayed on the new master as soon as the balancer routes there', async (t) => {
+  t.timeout(120_000);
+  const set = await triad(t);
+  const app = await balancer(t, proxyYaml(set, '{ type: lmstat, interval: 300ms, fast_interval: 100ms, down_interval: 300ms, timeout: 300ms, rise: 1, fall: 1 }'));
+  const pool = app.runtime.pool('triad')!;
+  await waitFor(() => pool.snapshot().activeServer === 'a', { timeout: 15_000, what: 'a the master' });
+  const c = await LineClient.connect(app.runtime.port('triad'));
+  t.teardown(() => c.destroy());
+  t.is(await c.request('HELLO user=u host=h'), 'OK server=a proto=1');
+  set.stop(0);
+  t.teardown(() => set.cont(0));
+  c.send('CHECKOUT F');
+  // a stays stopped: it can neither answer nor close this connection. Only the balancer moving it can.
+  await waitFor(() => /^[bc]$/.test(pool.snapshot().activeServer ?? ''), { timeout: 30_000, what: 'a new master at the balancer' });
+  t.regex(await c.next(20_000), /^GRANTED handle=[bc]\./, 'the CHECKOUT left the frozen master for the new one');
+  t.is(set.members[0]!.state, 'stopped');
+  t.is(await c.request('HEARTBEAT'), 'OK');
+});
