@@ -20,6 +20,7 @@ import { LicenseClient } from '../src/client/license-client.ts';
 import { runCampaign } from '../test/helpers/chaos-campaign.ts';
 import { LICPROXY, REPO } from '../test/helpers/cli.ts';
 import { LicdCluster } from '../test/helpers/licd-cluster.ts';
+import { breakdown, watch } from './lib/failover-timeline.ts';
 
 const { values } = parseArgs({
   options: {
@@ -66,10 +67,12 @@ const set = await LicdCluster.start({
 const dir = mkdtempSync(join(tmpdir(), 'chaos-'));
 // Below the ephemeral range, as the cluster's ports (a listen(0) port could be taken by an outgoing connection).
 const port = 20_000 + Math.floor(Math.random() * 7_000);
+const statsPort = port + 1;
 const file = join(dir, 'licproxy.yaml');
 writeFileSync(
   file,
   `global: { log_level: warn }
+stats: { listen: 127.0.0.1:${statsPort} }
 pools:
   triad:
     mode: master
@@ -109,6 +112,7 @@ try {
     }
   }
   const t0 = Date.now();
+  const watchers = watch({ members: set.members, statsPort, pool: 'triad' });
   const r = await runCampaign({
     set,
     port,
@@ -121,6 +125,7 @@ try {
     count: HELD + 20,
     log: (l) => process.stderr.write(`  ${((Date.now() - t0) / 1000).toFixed(1)}s ${l}\n`),
   });
+  await watchers.stop();
   const attempts = r.shortOk + r.shortFailed;
   const byCode = Object.entries(r.failures).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
   const p50 = pct(r.resumeMs, 50);
@@ -136,6 +141,7 @@ try {
     `seat invariant:               highest in use on the MASTER ${r.maxOnMaster} of ${HELD + 20}; ${r.overCount.length ? `above the count: ${r.overCount.join('; ')}` : 'no member above the count (STATUS every 250 ms)'}`,
     `seats in use per member:      ${r.inUseAtEnd.join(' / ')} when the clients had gone; ${r.inUseAfterDrain.join(' / ')} ${r.drainMs === null ? `still after ${RESUME_WINDOW} + 30s` : `${(r.drainMs / 1000).toFixed(1)} s later (resume_window ${RESUME_WINDOW})`}`,
   ];
+  lines.push(...breakdown({ faults: r.faultAt, successes: r.successAt, changes: watchers.changes, startedAt: r.startedAt }));
   process.stdout.write(lines.join('\n') + '\n');
 } finally {
   await cleanup();

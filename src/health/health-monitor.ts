@@ -4,7 +4,8 @@
  * overlapped by the next one of the same server.
  *
  * Scheduling: `interval` while stable, `fast_interval` while a change is pending (UP with failures below `fall`,
- * DOWN with successes below `rise`), `down_interval` while DOWN. The first check runs at once (within 50ms) so
+ * DOWN with successes below `rise`, or any state while the subject is `hurried`: a master pool with no master),
+ * `down_interval` while DOWN. The first check runs at once (within 50ms) so
  * clients are routed as soon as possible; the second lands at a random phase of the interval, which spreads a
  * thousand servers started together evenly over it. From then on each check is due one delay (+-5%) after the
  * previous one was due, not after it ended: a stall of the whole process (GC, a busy host) releases the checks
@@ -32,6 +33,8 @@ const FIRST_CHECK_MAX_DELAY = 50;
 const JITTER = 0.1;
 /** After a check that overran its slot, the next one waits at least this fraction of the delay. */
 const MIN_GAP = 0.1;
+/** checkSoon starts a server's checks at least this far apart (ms): a burst of clients' hints is one check. */
+const SOON_GAP = 50;
 
 export class HealthMonitor implements HealthMonitorLike {
   readonly #subject: HealthSubject;
@@ -51,6 +54,8 @@ export class HealthMonitor implements HealthMonitorLike {
   #inflight: AbortController | undefined;
   #completed = 0;
   #last: CheckResult | undefined;
+  /** Date.now() when the last check started (checkSoon spaces checks from it). */
+  #startedAt = 0;
 
   constructor(subject: HealthSubject, config: CheckConfig, opts: HealthMonitorOptions = {}) {
     this.#subject = subject;
@@ -111,6 +116,12 @@ export class HealthMonitor implements HealthMonitorLike {
     if (this.#timer === undefined || this.#dueAt - Date.now() > delay) this.#schedule(delay);
   }
 
+  checkSoon(): void {
+    if (!this.#started || this.#check === null || this.#inflight) return;
+    const at = Math.max(Date.now(), this.#startedAt + Math.min(SOON_GAP, this.#config.fastInterval * MIN_GAP));
+    if (this.#timer === undefined || this.#dueAt > at) this.#schedule(at - Date.now());
+  }
+
   update(config: CheckConfig): void {
     const before = this.#config;
     this.#config = config;
@@ -137,6 +148,7 @@ export class HealthMonitor implements HealthMonitorLike {
     if (!this.#started || check === null || this.#inflight) return;
     const ac = new AbortController();
     this.#inflight = ac;
+    this.#startedAt = Date.now();
     check.run(this.#subject, ac.signal).then(
       (result) => this.#onResult(ac, result),
       // Checks never reject; this keeps a bug in one from stopping the server's checks for good.
@@ -155,7 +167,9 @@ export class HealthMonitor implements HealthMonitorLike {
     } catch (err) {
       this.#log.error({ err: errorMessage(err) }, 'recordCheck failed');
     }
-    this.#apply(result.ok, result.reason);
+    // A master pool waiting for a master takes the member that reports (MASTER) at once: nobody else can serve.
+    if (result.ok && this.#state === 'down' && this.#subject.upAtOnce?.(result) === true) this.#transition('up', 'reports MASTER');
+    else this.#apply(result.ok, result.reason);
     const delay = this.#nextDelay();
     const now = Date.now();
     if (this.#completed === 1) {
@@ -213,6 +227,7 @@ export class HealthMonitor implements HealthMonitorLike {
 
   #nextDelay(): number {
     const c = this.#config;
+    if (this.#state !== 'unknown' && this.#subject.hurried?.() === true) return Math.min(c.fastInterval, this.#state === 'down' ? c.downInterval : c.interval);
     if (this.#state === 'down') return this.#successes > 0 ? c.fastInterval : c.downInterval;
     if (this.#state === 'up') return this.#failures > 0 ? c.fastInterval : c.interval;
     return Math.min(FIRST_CHECK_MAX_DELAY, c.interval * JITTER);

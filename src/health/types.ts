@@ -55,6 +55,13 @@ export interface HealthSubject {
   setHealth(state: 'up' | 'down', reason: string): void;
   /** Called after every check, pass or fail, for stats (last check, lmstat usage, master flag). */
   recordCheck(result: CheckResult): void;
+  /**
+   * A change is pending elsewhere that this server's checks may settle (a master pool with no master): checked at
+   * `fast_interval` whatever its own state.
+   */
+  hurried?(): boolean;
+  /** A passing result that brings a DOWN server UP without waiting for `rise` (the member a master pool needs). */
+  upAtOnce?(result: CheckResult): boolean;
 }
 
 /** What the proxy needs of a monitor. */
@@ -66,6 +73,11 @@ export interface HealthMonitorLike {
   stop(): void;
   /** Passive health: a real client's connect failed. Counts as a failed check at once (fall still applies). */
   reportFailure(reason: string): void;
+  /**
+   * Something a client saw says the last result may be stale (a master's connection lost, another member naming the
+   * master): check now (checks of one server start at least 50 ms apart). Absent where checks run elsewhere (workers).
+   */
+  checkSoon?(): void;
   /** Apply a changed check configuration (reload) without losing the current state. */
   update(check: CheckConfig): void;
 }

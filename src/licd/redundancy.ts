@@ -224,7 +224,11 @@ export class Redundancy {
       e.votes.delete(link);
       if (e.fetching === link) this.#abortElection('the member holding the fresher state went away');
     }
-    if (!this.#stopped) this.#evaluate();
+    if (this.#stopped) return;
+    this.#evaluate();
+    // The other peers hear of this loss (and of any role it changed) now, not at the next heartbeat: one may be
+    // waiting for it to vote (see 'hb').
+    for (const l of this.#links.active()) if (l.ready) this.#sendHb(l);
   }
 
   #sendHb(link: PeerLink): void {
@@ -253,9 +257,14 @@ export class Redundancy {
   #onMessage(link: PeerLink, m: PeerMessage): void {
     if (this.#cfg.mode === 'backup') this.#lastPeerHeard = Date.now();
     switch (m.t) {
-      case 'hb':
+      case 'hb': {
+        const was = link.view;
         link.view = { role: m.role, term: m.term, seq: m.seq, voted: m.voted, master: m.master };
+        // A peer that stopped following (its master went away) may now vote for the candidate it refused: a
+        // candidate waiting out its back-off asks again at once instead of a heartbeat or two later.
+        if (was !== null && was.role === 'following' && m.role === 'waiting' && this.#role === 'waiting') this.#nextElection = 0;
         return this.#evaluate();
+      }
       case 'vote-req':
         return this.#onVoteReq(link, m.term);
       case 'vote':

@@ -257,6 +257,11 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     if (u instanceof RawSocket) u.setReader(onUpstreamRead as ReadCallback);
   }
 
+  /** Closable: the pool's master moved away from this server (licd sessions still watching follow it). */
+  masterMoved(): void {
+    if (this.license !== null && this.#state === State.Open) this.license.masterMoved();
+  }
+
   /** SessionHost: answers (licd syntax) and closes, or closes at once. */
   sessionRefuse(answer: string | null, end: 'bad_request' | 'client_close', error: string | null): void {
     this.frontend.sweeper.connecting.delete(this);

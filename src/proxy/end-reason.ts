@@ -44,4 +44,6 @@ export interface Closable {
   readonly bytesOut: number;
   /** The server's named port the connection goes to (seat counting, SPEC 8.1); absent: not a client connection. */
   readonly portName?: string;
+  /** licd master pools: the server is no longer the master; a connection still waiting for an answer moves on. */
+  masterMoved?(): void;
 }

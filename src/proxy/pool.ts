@@ -134,6 +134,10 @@ export class Pool implements ServerOwner, AffinityHost {
   get mode(): PoolConfig['mode'] {
     return this.#config.mode;
   }
+  /** ServerOwner: a master pool with no master; its members' checks hurry (`fast_interval`) until one reports it. */
+  seekingMaster(): boolean {
+    return this.#config.mode === 'master' && this.#started && !this.#retired && this.#target === null;
+  }
   get affinity(): PoolAffinity | null {
     return this.#affinity;
   }
@@ -459,6 +463,8 @@ export class Pool implements ServerOwner, AffinityHost {
     this.#target = target;
     if (target === null) {
       const why = this.#config.mode === 'master' ? 'no server reports MASTER' : 'no usable server';
+      // Clients wait for the next master: ask every member now rather than at its next `interval`.
+      if (this.seekingMaster()) for (const s of this.#servers) s.monitor?.checkSoon?.();
       if (this.#started && !this.#retired) {
         this.log.error({ reason }, `pool unavailable: ${why}`);
         this.events.add({ kind: 'pool', pool: this.name, from: describe(prev), to: 'unavailable', reason: why }, now);
@@ -468,6 +474,11 @@ export class Pool implements ServerOwner, AffinityHost {
     const last = this.#lastTarget;
     const lastSettled = this.#lastTargetSettled;
     this.#lastTarget = target;
+    // A new master: licd connections still waiting for an answer from the old one follow (a frozen master would
+    // hold them until it wakes up).
+    if (this.#config.mode === 'master' && last instanceof Server && last !== target) {
+      for (const c of [...last.conns]) c.masterMoved?.();
+    }
     this.#lastTargetSettled = !this.#settling();
     if (prev === null && this.#started && last !== null) {
       this.log.info({ to: describe(target) }, 'pool available again');

@@ -50,6 +50,9 @@ export interface ServerOwner {
   serverChanged(server: Server): void;
   /** A connection slot of the server was released: waiting clients may proceed. */
   slotFreed(server: Server): void;
+  /** `master` pools: no server takes new clients because none reports (MASTER) (checks hurry to find one). */
+  seekingMaster?(): boolean;
+  readonly mode?: 'balance' | 'failover' | 'master';
 }
 
 export interface ServerSnapshot {
@@ -191,6 +194,19 @@ export class Server implements HealthSubject, BindingTarget {
   /** From the last lmstat-style check: this server is the serving member of its redundant set. */
   get isMaster(): boolean {
     return this.#master ?? this.#lastCheck?.master === true;
+  }
+
+  /** HealthSubject: a master pool with no master checks every member at `fast_interval`. */
+  hurried(): boolean {
+    return this.#owner.seekingMaster?.() === true;
+  }
+
+  /**
+   * HealthSubject: in a master pool, a DOWN member whose check passes and reports (MASTER) is UP at once: it is the
+   * only member that can serve, and `rise` would only keep clients waiting for it (licd elected it with quorum).
+   */
+  upAtOnce(result: CheckResult): boolean {
+    return this.#owner.mode === 'master' && result.master === true;
   }
 
   /** A new client may be balanced here (capacity aside). `relaxed` ignores a pending failback delay. */

@@ -42,7 +42,7 @@ test('after a campaign of master kills and stops, every member counts 0 seats wi
     drainTimeoutMs: 3_000 + 20_000,
     log: (l) => t.log(l),
   });
-  t.log(JSON.stringify({ ...result, resumeMs: result.resumeMs.length }));
+  t.log(JSON.stringify({ ...result, resumeMs: result.resumeMs.length, successAt: result.successAt.length }));
   if (result.drainMs === null) t.log(set.dump().split('\n').slice(-80).join('\n'));
   t.true(result.faults.length >= 3, 'the campaign faulted the master several times');
   t.true(result.shortOk > 0);

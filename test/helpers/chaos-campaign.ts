@@ -58,6 +58,12 @@ export interface CampaignResult {
   /** Highest seats in use seen on a member reporting (MASTER), and samples where a member counted above `count`. */
   maxOnMaster: number;
   overCount: string[];
+  /** Date.now() of every successful short checkout, in order (the bench's gap breakdown reads them). */
+  successAt: number[];
+  /** Date.now() of every fault, with its kind and the member it hit. */
+  faultAt: Array<{ at: number; kind: 'SIGKILL' | 'SIGSTOP'; member: string }>;
+  /** Date.now() when the short stream started. */
+  startedAt: number;
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -102,6 +108,9 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     drainMs: null,
     maxOnMaster: 0,
     overCount: [],
+    successAt: [],
+    faultAt: [],
+    startedAt: 0,
   };
 
   const why = (k: string) => void (result.heldLostWhy[k] = (result.heldLostWhy[k] ?? 0) + 1);
@@ -130,6 +139,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
 
   // The stream of short checkouts.
   started = Date.now();
+  result.startedAt = started;
   const endAt = started + o.durationMs;
   const successes: number[] = [started];
   const shortClients = new Set<LicenseClient>();
@@ -173,6 +183,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
         continue;
       }
       const at = ((Date.now() - started) / 1000).toFixed(1);
+      result.faultAt.push({ at: Date.now(), kind: kill ? 'SIGKILL' : 'SIGSTOP', member: set.members[m]!.name });
       if (kill) {
         result.faults.push(`${at}s SIGKILL ${set.members[m]!.name}`);
         await set.kill(m);
@@ -202,6 +213,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     }
   })();
   await Promise.all([...streams, faults, sampler]);
+  result.successAt = successes.slice(1);
   successes.push(Date.now());
   for (let i = 1; i < successes.length; i++) result.longestGapMs = Math.max(result.longestGapMs, successes[i]! - successes[i - 1]!);
 

@@ -449,7 +449,13 @@ export class LicenseSession implements LineDecoderHooks {
     const cur = this.#host.server;
     if (cur !== null) (this.#host.exclude ??= []).push(cur);
     const named = hint !== undefined ? this.#pool.server(hint) : undefined;
-    if (named !== undefined && named !== cur && named.takesBoundClients()) return this.#move(named);
+    // The pool learns what this answer says now, not at the members' next checks: the one that refused is no
+    // master, the one it names may be (a check reporting (MASTER) brings even a DOWN member UP at once).
+    cur?.monitor?.checkSoon?.();
+    if (named !== undefined && named !== cur) {
+      named.monitor?.checkSoon?.();
+      if (named.takesBoundClients()) return this.#move(named);
+    }
     this.#move(this.#reselect());
   }
 
@@ -478,6 +484,8 @@ export class LicenseSession implements LineDecoderHooks {
     }
     if (this.#done) return false;
     if (cur !== null) (this.#host.exclude ??= []).push(cur);
+    // A lost master: the pool stops sending new clients there as soon as a check confirms it.
+    if (this.#pool.mode === 'master') cur?.monitor?.checkSoon?.();
     const next = this.#reselect();
     // With no server now: a master pool waits for the next master; others wait only if servers exist but are full.
     if (next === null && this.#pool.mode !== 'master') {
@@ -486,6 +494,16 @@ export class LicenseSession implements LineDecoderHooks {
     }
     this.#move(next);
     return true;
+  }
+
+  /**
+   * The pool's master is now another member: a connection still waiting for its first useful answer here (the old
+   * master frozen, or about to close it) is replayed there now rather than when this one answers or closes. A
+   * CHECKOUT the old master granted and replicated meanwhile is re-attached by its `req=`, never counted twice.
+   */
+  masterMoved(): void {
+    if (this.#phase !== Phase.Watch || !this.#open || this.#done || this.#heldDenial !== null) return;
+    this.lost();
   }
 
   /** The retry failed for lack of servers: the held denial is the answer, on the server that gave it. */
