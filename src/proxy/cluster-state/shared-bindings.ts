@@ -30,6 +30,8 @@ const MAX_PENDING = 100_000;
 export type Adopt = (pool: string, ip: string, server: string) => void;
 /** The server `ip` is bound to locally in `pool`, if any (conflict detection). */
 export type LocalBinding = (pool: string, ip: string) => string | undefined;
+/** Every live local binding, per pool with its TTL (written back after Redis lost them in a restart). */
+export type AllLocal = () => Array<{ pool: string; ttl: number; entries: Array<[string, string]> }>;
 
 interface Pending {
   pool: string;
@@ -45,6 +47,8 @@ export class SharedBindings {
   readonly #pending = new Map<string, Pending>();
   #adopt: Adopt = () => {};
   #local: LocalBinding = () => undefined;
+  #all: AllLocal = () => [];
+  #connectedBefore = false;
   #conflicts = 0;
   #writtenBack = 0;
   #resyncing = false;
@@ -55,13 +59,20 @@ export class SharedBindings {
     this.#log = log;
     link.cmd.defineCommand('lpxClaim', { numberOfKeys: 1, lua: CLAIM });
     link.cmd.defineCommand('lpxReplace', { numberOfKeys: 1, lua: REPLACE });
-    link.onUp(() => void this.resync());
+    link.onUp(() => {
+      // Back after an outage: Redis may have restarted empty, so every live local binding is offered again (set
+      // only where absent); a Redis that kept its keys keeps its bindings, and this instance adopts them.
+      if (this.#connectedBefore) for (const p of this.#all()) for (const [ip, server] of p.entries) this.decidedAlone(p.pool, ip, server, p.ttl, false);
+      this.#connectedBefore = true;
+      void this.resync();
+    });
   }
 
   /** Wires the runtime in (the ClusterState service, once the app runs). */
-  attach(adopt: Adopt, local: LocalBinding): void {
+  attach(adopt: Adopt, local: LocalBinding, all: AllLocal): void {
     this.#adopt = adopt;
     this.#local = local;
+    this.#all = all;
   }
 
   get usable(): boolean {
@@ -103,8 +114,9 @@ export class SharedBindings {
   }
 
   /** Decided alone (Redis away): written back, first writer winning, when Redis answers again. */
-  decidedAlone(pool: string, ip: string, server: string, ttl: number): void {
+  decidedAlone(pool: string, ip: string, server: string, ttl: number, replace = true): void {
     const key = `${pool}\0${ip}`;
+    if (!replace && this.#pending.has(key)) return;
     this.#pending.delete(key);
     this.#pending.set(key, { pool, ip, server, ttl });
     if (this.#pending.size > MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value as string);
