@@ -52,6 +52,7 @@ export class SharedBindings {
   #conflicts = 0;
   #writtenBack = 0;
   #resyncing = false;
+  #inFlight = 0;
 
   constructor(link: RedisLink, keys: ClusterKeys, log: Logger) {
     this.#link = link;
@@ -82,8 +83,9 @@ export class SharedBindings {
   get conflicts(): number {
     return this.#conflicts;
   }
+  /** Bindings decided alone not yet settled with Redis (waiting, or being written back). */
   get pending(): number {
-    return this.#pending.size;
+    return this.#pending.size + this.#inFlight;
   }
   get writtenBack(): number {
     return this.#writtenBack;
@@ -141,7 +143,9 @@ export class SharedBindings {
       while (this.#pending.size > 0 && this.#link.isUp) {
         const batch = [...this.#pending.values()].slice(0, 500);
         for (const p of batch) this.#pending.delete(`${p.pool}\0${p.ip}`);
+        this.#inFlight = batch.length;
         const answers = await Promise.all(batch.map((p) => this.claim(p.pool, p.ip, p.server, p.ttl).catch(() => undefined)));
+        this.#inFlight = 0;
         batch.forEach((p, i) => {
           const winner = answers[i];
           if (winner === undefined) {
