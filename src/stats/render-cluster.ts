@@ -8,14 +8,15 @@ import { escapeHtml as e, formatDuration, formatMs } from './format.ts';
 /** The warning /ready adds (still 200) while Redis is unreachable; null when all is well. */
 export function clusterWarning(c: ClusterStatus | undefined): string | null {
   if (c === undefined || c.redis.connected) return null;
-  return `cluster ${c.name}: Redis unreachable (${c.redis.lastError ?? 'no connection'}), instance ${c.instance} runs on local state`;
+  const what = c.redis.state === 'slow' ? 'Redis not answering in time' : 'Redis unreachable';
+  return `cluster ${c.name}: ${what} (${c.redis.lastError ?? 'no connection'}), instance ${c.instance} runs on local state`;
 }
 
 export function clusterHtml(c: ClusterStatus | undefined, now: number): string {
   if (c === undefined) return '';
   const link = c.redis.connected
     ? `Redis <b class="ok">connected</b> (${e(c.redis.where)})`
-    : `Redis <b class="bad">unreachable</b> for ${formatDuration(now - c.redis.since)} (${e(c.redis.where)}${c.redis.lastError ? `: ${e(c.redis.lastError)}` : ''}): running on local state`;
+    : `Redis <b class="bad">${c.redis.state === 'slow' ? 'not answering in time' : 'unreachable'}</b> for ${formatDuration(now - c.redis.since)} (${e(c.redis.where)}${c.redis.lastError ? `: ${e(c.redis.lastError)}` : ''}): running on local state`;
   const peers = c.peers.length === 0
     ? 'no peer seen'
     : c.peers.map((p) => `${e(p.instance)} ${p.alive ? `<span class="ok">heartbeat ${formatMs(p.lastHeartbeatAgoMs ?? 0)} ago</span>` : '<span class="bad">gone</span>'}${p.configHash ? ` <small class="muted">config ${e(p.configHash)}</small>` : ''}`).join(' &middot; ');

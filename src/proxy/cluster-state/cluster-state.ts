@@ -46,6 +46,7 @@ export class ClusterState implements AppService, ClusterView {
     this.#log = log.child({ component: 'cluster', cluster: config.name, instance: config.instance });
     this.#keys = new ClusterKeys(config.name);
     this.#link = new RedisLink(config, this.#log);
+    this.#link.listen(this.#keys.notify);
     this.#bindings = new SharedBindings(this.#link, this.#keys, this.#log);
     this.#admin = new SharedAdmin(this.#link, this.#keys, config.instance, this.#log);
     this.#events = new SharedEvents(this.#link, this.#keys, config.instance, this.#log);
@@ -55,7 +56,7 @@ export class ClusterState implements AppService, ClusterView {
   /** For RuntimeOptions.affinityFactory: pools with `affinity.by: source` share their bindings through Redis. */
   readonly affinityFactory: AffinityFactory = (config, host) =>
     config.by === 'source'
-      ? new SharedSourceAffinity(config, host, this.#bindings, this.config.timeout, () => this.#link.countError())
+      ? new SharedSourceAffinity(config, host, this.#bindings, this.config.timeout, this.#link)
       : createAffinity(config, host);
 
   async start(app: ProxyApp): Promise<void> {
@@ -125,7 +126,7 @@ export class ClusterState implements AppService, ClusterView {
     return {
       name: this.config.name,
       instance: this.config.instance,
-      redis: { where: this.#link.where, connected: this.#link.isUp, since: l.since, lastError: l.lastError, errors: l.errors },
+      redis: { where: this.#link.where, state: l.state, connected: this.#link.isUp, since: l.since, lastError: l.lastError, errors: l.errors },
       bindings: { pendingWriteBack: this.#bindings.pending, writtenBack: this.#bindings.writtenBack, conflicts: this.#bindings.conflicts },
       peers: this.#peers.list(),
     };

@@ -17,7 +17,8 @@ export interface PeerStatus {
 export interface ClusterStatus {
   name: string;
   instance: string;
-  redis: { where: string; connected: boolean; since: number; lastError: string | null; errors: number };
+  /** `state`: connecting, up, slow (connected, not answering within cluster.timeout) or down. */
+  redis: { where: string; state: 'connecting' | 'up' | 'slow' | 'down'; connected: boolean; since: number; lastError: string | null; errors: number };
   bindings: { pendingWriteBack: number; writtenBack: number; conflicts: number };
   /** The other instances (this one excluded). */
   peers: PeerStatus[];

@@ -38,6 +38,8 @@ export class SharedAdmin {
     this.#keys = keys;
     this.#instance = instance;
     this.#log = log;
+    // Registered before the link can come up; a read before `attach` applies nothing (start reads again).
+    link.onUp(() => void this.ready());
   }
 
   attach(rt: ProxyRuntime): void {
@@ -48,8 +50,6 @@ export class SharedAdmin {
       const n = parseNotice(text);
       if (n?.t === 'admin' && n.from !== this.#instance) void this.ready();
     });
-    sub.subscribe(this.#keys.notify).catch(() => {});
-    this.#link.onUp(() => void this.ready());
     this.#timer = setInterval(() => {
       if (this.#link.isUp) void this.ready();
     }, REREAD_MS);

@@ -17,21 +17,24 @@ export class SharedEvents {
   readonly #log: Logger;
   #mirror: ProxyEvent[] = [];
   #pending: ProxyEvent[] = [];
+  /** Events announced while the list is being read (they may be missing from what the read returns). */
+  #meanwhile: ProxyEvent[] | null = null;
 
   constructor(link: RedisLink, keys: ClusterKeys, instance: string, log: Logger) {
     this.#link = link;
     this.#keys = keys;
     this.#instance = instance;
     this.#log = log;
-  }
-
-  attach(events: EventLog): void {
-    this.#link.sub.on('message', (channel: string, text: string) => {
+    // Registered before the link can come up (it connects asynchronously), so the first load is never missed.
+    link.onUp(() => void this.#load());
+    link.sub.on('message', (channel: string, text: string) => {
       if (channel !== this.#keys.notify) return;
       const n = parseNotice(text);
       if (n?.t === 'event') this.#remember(n.e);
     });
-    this.#link.onUp(() => void this.#load());
+  }
+
+  attach(events: EventLog): void {
     for (const e of events.list()) this.#append(e);
     events.subscribe((e) => this.#append(e));
   }
@@ -64,6 +67,7 @@ export class SharedEvents {
   }
 
   #remember(e: ProxyEvent): void {
+    this.#meanwhile?.push(e);
     this.#mirror.push(e);
     if (this.#mirror.length > EVENT_LOG_SIZE) this.#mirror.splice(0, this.#mirror.length - EVENT_LOG_SIZE);
   }
@@ -76,7 +80,10 @@ export class SharedEvents {
       if (pending.length > 0) {
         await cmd.multi().rpush(this.#keys.events, ...pending.map((e) => JSON.stringify(e))).ltrim(this.#keys.events, -EVENT_LOG_SIZE, -1).exec();
       }
+      this.#meanwhile = [];
       const raw = await cmd.lrange(this.#keys.events, -EVENT_LOG_SIZE, -1);
+      const meanwhile = this.#meanwhile;
+      this.#meanwhile = null;
       const list: ProxyEvent[] = [];
       let bad = 0;
       for (const r of raw) {
@@ -85,9 +92,18 @@ export class SharedEvents {
         else list.push(e);
       }
       if (bad > 0) this.#log.warn({ entries: bad }, `cluster: ${bad} entries of the shared event history are not events: ignored`);
-      this.#mirror = list;
+      // An event announced during the read but appended after it is kept (the same event twice is not).
+      const seen = new Set(list.map(identity));
+      for (const e of meanwhile) if (!seen.has(identity(e))) list.push(e);
+      this.#mirror = list.slice(-EVENT_LOG_SIZE);
     } catch {
+      this.#meanwhile = null;
       this.#link.countError();
     }
   }
+}
+
+/** What makes two copies of an event the same one (their JSON may order keys differently). */
+function identity(e: ProxyEvent): string {
+  return `${e.time}\0${e.instance ?? ''}\0${e.kind}\0${e.pool ?? ''}\0${e.server ?? ''}\0${e.from ?? ''}\0${e.to ?? ''}\0${e.reason}`;
 }

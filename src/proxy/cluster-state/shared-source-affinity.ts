@@ -14,6 +14,7 @@ import { placeOn, takesBound } from '../affinity/pool-affinity.ts';
 import { SourceAffinity } from '../affinity/source-affinity.ts';
 import type { AffinityHost, AskingContext, SelectContext, SelectResult } from '../contracts.ts';
 import { Server } from '../server.ts';
+import type { AskOutcomes } from './redis-link.ts';
 import type { SharedBindings } from './shared-bindings.ts';
 
 /** One connection's exchange with Redis. */
@@ -36,15 +37,15 @@ export class SharedSourceAffinity extends SourceAffinity {
   readonly #host: AffinityHost;
   readonly #shared: SharedBindings;
   readonly #timeout: number;
-  readonly #onError: () => void;
+  readonly #outcomes: AskOutcomes;
   #ttl: number;
 
-  constructor(config: AffinityConfig, host: AffinityHost, shared: SharedBindings, timeoutMs: number, onError: () => void) {
+  constructor(config: AffinityConfig, host: AffinityHost, shared: SharedBindings, timeoutMs: number, outcomes: AskOutcomes) {
     super(config, host);
     this.#host = host;
     this.#shared = shared;
     this.#timeout = timeoutMs;
-    this.#onError = onError;
+    this.#outcomes = outcomes;
     this.#ttl = config.ttl;
   }
 
@@ -54,7 +55,7 @@ export class SharedSourceAffinity extends SourceAffinity {
     const a: SharedAsk = { ip, ctx, phase: 'asking', sent: false, proposal: this.#propose(ctx, ip), winner: '', used: false, timer: null };
     ctx.affinityRef = a;
     if (!this.#shared.usable) {
-      this.#onError();
+      this.#outcomes.error();
       a.phase = 'alone';
       return ctx.affinityAnswered();
     }
@@ -81,13 +82,14 @@ export class SharedSourceAffinity extends SourceAffinity {
       return this.#shared.settle(this.#host.name, a.ip, winner, this.table.peek(a.ip)?.name);
     }
     clearTimeout(a.timer!);
+    this.#outcomes.answered();
     a.phase = 'answered';
     a.winner = winner ?? '';
     a.ctx.affinityAnswered();
   }
 
   #failed(a: SharedAsk): void {
-    this.#onError();
+    this.#outcomes.error();
     if (a.phase !== 'asking') return;
     clearTimeout(a.timer!);
     a.sent = false;
@@ -97,7 +99,7 @@ export class SharedSourceAffinity extends SourceAffinity {
 
   #giveUp(a: SharedAsk): void {
     if (a.phase !== 'asking') return;
-    this.#onError();
+    this.#outcomes.timedOut();
     a.phase = 'alone';
     a.ctx.affinityAnswered();
   }
@@ -117,7 +119,7 @@ export class SharedSourceAffinity extends SourceAffinity {
       if (mine !== undefined && mine !== a.winner) {
         this.#shared.replace(pool, a.ip, a.winner, mine, this.#ttl).then(
           (winner) => this.#shared.settle(pool, a.ip, winner, this.table.peek(a.ip)?.name),
-          () => this.#onError(),
+          () => this.#outcomes.error(),
         );
       }
       return r;
@@ -180,7 +182,8 @@ export class SharedSourceAffinity extends SourceAffinity {
     const alone = (sent: boolean): void => {
       if (settled) return;
       settled = true;
-      this.#onError();
+      if (sent) this.#outcomes.timedOut();
+      else this.#outcomes.error();
       if (proposal !== null && !sent) this.#shared.decidedAlone(pool, ip, proposal.name, this.#ttl);
       done(proposal);
     };
@@ -191,12 +194,13 @@ export class SharedSourceAffinity extends SourceAffinity {
         if (settled) return this.#shared.settle(pool, ip, winner, this.table.peek(ip)?.name);
         settled = true;
         clearTimeout(timer);
+        this.#outcomes.answered();
         const w = winner === null ? undefined : this.#host.server(winner);
         if (w !== undefined && takesBound(w, this.#host.mode)) return done(w);
         if (proposal !== null && winner !== null) {
           this.#shared.replace(pool, ip, winner, proposal.name, this.#ttl).then(
             (won) => this.#shared.settle(pool, ip, won, this.table.peek(ip)?.name),
-            () => this.#onError(),
+            () => this.#outcomes.error(),
           );
         }
         done(proposal);
