@@ -96,6 +96,7 @@ export class RuntimeStatsSource implements StatsSource {
     const found = this.#find(pool, server);
     if (!('server' in found)) return found;
     found.server.clearBindings('admin API');
+    this.#app.cluster?.adminChanged(pool, server, { bindings: 'clear' });
     return { ok: true };
   }
 

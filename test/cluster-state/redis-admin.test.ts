@@ -136,3 +136,24 @@ maybe('clocks that differ: peer ages come from Redis TTLs, the history keeps Red
   // Its key has up to 60 s left: the age read from the TTL is never negative, however far its clock is ahead.
   t.true(peer.lastHeartbeatAgoMs !== null && peer.lastHeartbeatAgoMs >= 0);
 });
+
+maybe('bindings cleared through one instance are cleared in Redis and on every instance', async (t) => {
+  const redis = await startRedis(t);
+  const cfg = await spec(t);
+  const a = await startInstance(t, cfg(), { redisUrl: redis.url, instance: 'lb1' });
+  const b = await startInstance(t, cfg(), { redisUrl: redis.url, instance: 'lb2' });
+  const keep: Socket[] = [];
+  t.teardown(() => keep.forEach((s) => s.destroy()));
+  for (let i = 1; i <= 10; i++) await firstLine(a.app.runtime.port('lic'), `127.13.0.${i}`, keep);
+  const boundTo = async (name: string): Promise<number> => {
+    const keys = await redis.client.keys('licproxy:lic-lb:aff:lic:127.13.*');
+    const values = keys.length ? await redis.client.mget(...keys) : [];
+    return values.filter((v) => v === name).length;
+  };
+  t.true((await boundTo('s1')) > 0);
+  const epochB = b.app.runtime.server('lic', 's1')!.bindingEpoch;
+  t.is((await adminPost(a.stats, '/api/pools/lic/servers/s1', { bindings: 'clear' }, TOKEN)).status, 200);
+  await waitFor(async () => (await boundTo('s1')) === 0, { what: "s1's bindings gone from Redis" });
+  t.true((await boundTo('s2')) > 0, "s2's bindings stay");
+  await waitFor(() => b.app.runtime.server('lic', 's1')!.bindingEpoch > epochB, { what: 'lb2 cleared its own' });
+});

@@ -24,7 +24,7 @@ export interface ClusterStatus {
   peers: PeerStatus[];
 }
 
-export type AdminChange = { state: 'ready' | 'drain' | 'maint' } | { weight: number };
+export type AdminChange = { state: 'ready' | 'drain' | 'maint' } | { weight: number } | { bindings: 'clear' };
 
 export interface ClusterView {
   status(): ClusterStatus;

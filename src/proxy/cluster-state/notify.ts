@@ -4,7 +4,11 @@
  */
 import type { ProxyEvent } from '../event-log.ts';
 
-export type Notice = { t: 'admin'; from: string } | { t: 'event'; e: ProxyEvent };
+export type Notice =
+  | { t: 'admin'; from: string }
+  | { t: 'event'; e: ProxyEvent }
+  /** A server's bindings were cleared through the admin API of instance `from`: every instance clears its own. */
+  | { t: 'clear'; from: string; pool: string; server: string };
 
 /** Larger messages are not ours: dropped unread. */
 const MAX_NOTICE = 64 * 1024;
@@ -20,6 +24,9 @@ export function parseNotice(text: string): Notice | null {
   if (typeof m !== 'object' || m === null) return null;
   const o = m as Record<string, unknown>;
   if (o.t === 'admin' && typeof o.from === 'string') return { t: 'admin', from: o.from };
+  if (o.t === 'clear' && typeof o.from === 'string' && typeof o.pool === 'string' && typeof o.server === 'string') {
+    return { t: 'clear', from: o.from, pool: o.pool.slice(0, 200), server: o.server.slice(0, 200) };
+  }
   if (o.t === 'event') {
     const e = parseEvent(o.e);
     return e === null ? null : { t: 'event', e };

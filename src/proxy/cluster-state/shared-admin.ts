@@ -48,7 +48,9 @@ export class SharedAdmin {
     sub.on('message', (channel: string, text: string) => {
       if (channel !== this.#keys.notify) return;
       const n = parseNotice(text);
-      if (n?.t === 'admin' && n.from !== this.#instance) void this.ready();
+      if (n === null || n.t === 'event' || n.from === this.#instance) return;
+      if (n.t === 'admin') void this.ready();
+      else this.#rt?.server(n.pool, n.server)?.clearBindings('admin API (cluster)');
     });
     this.#timer = setInterval(() => {
       if (this.#link.isUp) void this.ready();
@@ -62,6 +64,7 @@ export class SharedAdmin {
 
   /** Shares a change made through this instance's API. */
   publish(pool: string, server: string, change: AdminChange): void {
+    if ('bindings' in change) return void this.#clear(pool, server);
     const [field, value] = 'state' in change ? [`state:${pool}/${server}`, change.state] : [`weight:${pool}/${server}`, String(change.weight)];
     this.#localSeq++;
     if (!this.#link.isUp) {
@@ -77,6 +80,31 @@ export class SharedAdmin {
         this.#link.countError();
         this.#pending.set(field, value);
       });
+  }
+
+  /**
+   * `{"bindings":"clear"}`: the server's bindings go from Redis too (else the next connection would find them there
+   * and bind to the server again), and every instance clears its own table. Redis away: this instance only.
+   */
+  async #clear(pool: string, server: string): Promise<void> {
+    if (!this.#link.isUp) return;
+    const cmd = this.#link.cmd;
+    try {
+      let cursor = '0';
+      let removed = 0;
+      do {
+        const [next, keys] = await cmd.scan(cursor, 'MATCH', `${this.#keys.binding(pool, '')}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length === 0) continue;
+        const values = await cmd.mget(...keys);
+        const mine = keys.filter((_, i) => values[i] === server);
+        if (mine.length > 0) removed += await cmd.del(...mine);
+      } while (cursor !== '0');
+      await cmd.publish(this.#keys.notify, JSON.stringify({ t: 'clear', from: this.#instance, pool, server }));
+      this.#log.info({ pool, server, removed }, `cluster: ${removed} shared bindings to ${pool}/${server} cleared`);
+    } catch {
+      this.#link.countError();
+    }
   }
 
   /** Writes what was set here while Redis was away, then applies the hash (coalesced: one read at a time). */
