@@ -7,6 +7,7 @@
  * back when it answers again, first writer winning, and the loser adopts the winner for later connections.
  */
 import type { Logger } from '../../common/logger.ts';
+import { printable } from '../../common/printable.ts';
 import type { ClusterKeys } from './keys.ts';
 import type { RedisLink } from './redis-link.ts';
 
@@ -131,7 +132,8 @@ export class SharedBindings {
   settle(pool: string, ip: string, winner: string | null, mine: string | undefined): void {
     if (winner === null || mine === undefined || winner === mine) return;
     this.#conflicts++;
-    this.#log.warn({ pool, client: ip, kept: winner, dropped: mine }, `cluster: binding conflict for ${ip} in pool ${pool}: ${winner} bound first (by another instance), ${mine} dropped; later connections go to ${winner}`);
+    const kept = printable(winner.slice(0, 100));
+    this.#log.warn({ pool, client: ip, kept, dropped: mine }, `cluster: binding conflict for ${ip} in pool ${pool}: ${kept} bound first (by another instance), ${mine} dropped; later connections go to ${kept}`);
     this.#adopt(pool, ip, winner);
   }
 
