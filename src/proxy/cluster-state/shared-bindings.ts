@@ -26,6 +26,8 @@ return ARGV[2]`;
 
 /** Bindings decided alone while Redis was away, kept for the write-back; beyond this the oldest are forgotten. */
 const MAX_PENDING = 100_000;
+const LOG_BURST = 20;
+const LOG_WINDOW_MS = 10_000;
 
 /** Adopts a winner named by Redis into the local table of `pool` (the instance's side, see SharedSourceAffinity). */
 export type Adopt = (pool: string, ip: string, server: string) => void;
@@ -54,6 +56,9 @@ export class SharedBindings {
   #writtenBack = 0;
   #resyncing = false;
   #inFlight = 0;
+  #windowStart = 0;
+  #inWindow = 0;
+  #suppressed = 0;
 
   constructor(link: RedisLink, keys: ClusterKeys, log: Logger) {
     this.#link = link;
@@ -132,9 +137,24 @@ export class SharedBindings {
   settle(pool: string, ip: string, winner: string | null, mine: string | undefined): void {
     if (winner === null || mine === undefined || winner === mine) return;
     this.#conflicts++;
+    this.#adopt(pool, ip, winner);
+    if (!this.#mayLog()) return;
     const kept = printable(winner.slice(0, 100));
     this.#log.warn({ pool, client: ip, kept, dropped: mine }, `cluster: binding conflict for ${ip} in pool ${pool}: ${kept} bound first (by another instance), ${mine} dropped; later connections go to ${kept}`);
-    this.#adopt(pool, ip, winner);
+  }
+
+  /** At most LOG_BURST conflict lines per LOG_WINDOW_MS (a re-sync after a long outage may settle thousands). */
+  #mayLog(): boolean {
+    const now = Date.now();
+    if (now - this.#windowStart >= LOG_WINDOW_MS) {
+      if (this.#suppressed > 0) this.#log.warn({ conflicts: this.#suppressed }, `cluster: ${this.#suppressed} more binding conflicts settled (first writer kept) without a line each`);
+      this.#windowStart = now;
+      this.#inWindow = 0;
+      this.#suppressed = 0;
+    }
+    if (this.#inWindow++ < LOG_BURST) return true;
+    this.#suppressed++;
+    return false;
   }
 
   /** Redis is back: every binding decided alone is written back; where another instance bound first, its binding wins. */
@@ -160,6 +180,10 @@ export class SharedBindings {
       }
     } finally {
       this.#resyncing = false;
+      if (this.#suppressed > 0) {
+        this.#log.warn({ conflicts: this.#suppressed }, `cluster: ${this.#suppressed} more binding conflicts settled in the re-sync (first writer kept) without a line each`);
+        this.#suppressed = 0;
+      }
     }
   }
 }
