@@ -9,7 +9,6 @@ import { loadProxyConfig } from '../config/proxy-schema.ts';
 import { createMonitorFactory } from '../health/health-monitor.ts';
 import { ProxyApp, type AppService } from '../proxy/app.ts';
 import { ClusterPrimary } from '../proxy/cluster/primary.ts';
-import { ClusterState } from '../proxy/cluster-state/cluster-state.ts';
 import { LicdDaemons } from './services/licd-daemons.ts';
 import { StatsService } from './services/stats-service.ts';
 
@@ -52,7 +51,8 @@ export async function startBalancer(opts: BalancerOptions): Promise<RunningBalan
   const cluster = config.global.workers > 1 ? new ClusterPrimary({ workers: config.global.workers, log, pretty: opts.pretty ?? false }) : null;
   const stats = new StatsService({ log, provider: cluster });
   // `cluster:` (SPEC 9): state shared with the other instances through Redis; in the primary when there are workers.
-  const shared = config.cluster ? new ClusterState(config.cluster, log) : null;
+  // Loaded only then: a balancer without `cluster:` never loads the Redis client.
+  const shared = config.cluster ? new (await import('../proxy/cluster-state/cluster-state.ts')).ClusterState(config.cluster, log) : null;
   // Stopped in reverse: the workers' grace period passes while the stats endpoint still answers.
   const services: AppService[] = [...(daemons ? [daemons] : []), ...(shared ? [shared] : []), stats, ...(cluster ? [cluster] : [])];
   const app = await ProxyApp.start({
