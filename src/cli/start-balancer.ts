@@ -55,14 +55,21 @@ export async function startBalancer(opts: BalancerOptions): Promise<RunningBalan
   const alerts = new AlertService({ log });
   const history = new EventHistory({ log });
   const stats = new StatsService({ log, provider: cluster, alerts });
+  // `cluster:` (SPEC 9): state shared with the other instances through Redis; in the primary when there are workers.
+  // Loaded only then: a balancer without `cluster:` never loads the Redis client.
+  const shared = config.cluster ? new (await import('../proxy/cluster-state/cluster-state.ts')).ClusterState(config.cluster, log) : null;
   // Stopped in reverse: the workers' grace period passes while the stats endpoint still answers.
-  const services: AppService[] = [history, alerts, ...(daemons ? [daemons] : []), stats, ...(cluster ? [cluster] : [])];
+  const services: AppService[] = [history, alerts, ...(daemons ? [daemons] : []), ...(shared ? [shared] : []), stats, ...(cluster ? [cluster] : [])];
   const app = await ProxyApp.start({
     config,
     log,
     monitorFactory: createMonitorFactory({ logger: log }),
     services,
-    ...(cluster ? { runtime: { listen: false, onServerChange: cluster.serverChanged } } : {}),
+    cluster: shared,
+    runtime: {
+      ...(cluster ? { listen: false, onServerChange: cluster.serverChanged } : {}),
+      ...(shared ? { affinityFactory: shared.affinityFactory } : {}),
+    },
   });
   log.info({ file: opts.file, frontends: config.frontends.length, pools: config.pools.length, workers: config.global.workers }, 'licproxy running');
   const running = { app, config, log, daemons, stats, cluster };

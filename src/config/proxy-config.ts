@@ -2,6 +2,7 @@
  * The validated, frozen shape of licproxy.yaml (SPEC section 2). Durations are milliseconds. Every default is in
  * DEFAULTS below, the one table the schema, the docs and `licproxy check` read.
  */
+import type { ClusterConfig } from './cluster-config.ts';
 import type { HostPort } from '../common/address.ts';
 import type { ConfigIssue } from '../common/errors.ts';
 
@@ -201,6 +202,8 @@ export interface ProxyConfig {
   daemons: readonly string[];
   /** SPEC 10 `alerts:` (empty: none). Optional so configurations built in code need not name it. */
   alerts?: readonly AlertConfig[];
+  /** Instances sharing state through Redis (SPEC 9); absent: this balancer runs alone. */
+  cluster?: ClusterConfig;
   /** Problems that do not stop the file from running (a pool `feature` no server is known to serve). */
   warnings?: readonly ConfigIssue[];
 }

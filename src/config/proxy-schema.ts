@@ -12,6 +12,7 @@ import { nearest } from './nearest.ts';
 import { MAX_TOKEN_FILE_BYTES, adminTokenProblem } from '../stats/admin-token.ts';
 import { buildFromYaml, readConfigText } from './yaml-file.ts';
 import { ALERT_KEYS, EVENT_FILE_KEYS, readAlerts, readEventFile } from './alerts-schema.ts';
+import { readCluster } from './cluster-config.ts';
 import {
   DEFAULTS,
   type AffinityConfig,
@@ -43,7 +44,7 @@ const ADMIN_STATES = ['ready', 'drain', 'maint'] as const;
 
 /** The keys of each section, the single list both validation and the docs' reference table are checked against. */
 export const KEYS = {
-  root: ['global', 'stats', 'defaults', 'pools', 'frontends', 'daemons', 'alerts'],
+  root: ['global', 'stats', 'defaults', 'pools', 'frontends', 'daemons', 'alerts', 'cluster'],
   global: ['log_level', 'max_connections', 'grace', 'workers', 'worker_accept'],
   stats: ['listen', 'refresh', 'admin', 'history', 'events'],
   admin: ['token_file', 'insecure'],
@@ -115,6 +116,7 @@ function readRoot(root: Cursor, file: string): ProxyConfig {
   const frontends = readFrontends(root.at('frontends'), pools);
   const daemons = readDaemons(root.at('daemons'), file);
   const alerts = readAlerts(root.at('alerts'));
+  const cluster = readCluster(root.at('cluster'));
   if (global.workers > 1) {
     // Worker processes see the servers' states, not their features: feature routing there would route blind.
     for (const p of pools) {
@@ -122,7 +124,7 @@ function readRoot(root: Cursor, file: string): ProxyConfig {
     }
   }
   const warnings = featureWarnings(root.at('pools'), pools);
-  return { file, global, stats, pools, frontends, daemons, alerts, ...(warnings.length > 0 ? { warnings } : {}) };
+  return { file, global, stats, pools, frontends, daemons, alerts, ...(cluster !== null ? { cluster } : {}), ...(warnings.length > 0 ? { warnings } : {}) };
 }
 
 /**

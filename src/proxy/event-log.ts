@@ -14,6 +14,8 @@ export interface ProxyEvent {
   from?: string;
   to?: string;
   reason: string;
+  /** The cluster instance it happened on (SPEC 9; only in a cluster's shared history). */
+  instance?: string;
 }
 
 export const EVENT_LOG_SIZE = 1000;

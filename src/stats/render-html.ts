@@ -9,6 +9,7 @@ import { checkoutTable } from './render-checkouts.ts';
 import { ADMIN_STYLE, adminBar, adminPoolForms, type AdminView } from './render-admin.ts';
 import { sessionsSection } from './render-sessions.ts';
 import { redundancySection } from './render-redundancy.ts';
+import { clusterHtml } from './render-cluster.ts';
 import { escapeHtml as e, formatDuration, formatMs, formatTime } from './format.ts';
 import type { FeatureStats, FrontendStats, PoolStats, ReloadStats, ServerStats, StatsEvent, StatsSnapshot } from './snapshot.ts';
 import { statusKind, upCounts } from './status.ts';
@@ -84,6 +85,7 @@ export function renderHtml(snapshot: StatsSnapshot, events: readonly StatsEvent[
     reloadLine(p.reloads),
     opts.admin ? adminBar(opts.admin) : '',
     opts.usageLink ? '<p class="links"><a href="/stats/usage">Usage history</a> (peak and mean seats per hour, per feature)</p>\n' : '',
+    clusterHtml(snapshot.cluster, snapshot.at),
     '<div class="legend">',
     '<span style="background:#c0ffc0">UP</span><span style="background:#b0d0ff">UP (backup tier)</span>',
     '<span style="background:#ffffa0">UP, going down</span><span style="background:#ffd020">DOWN, going up</span>',
@@ -232,7 +234,7 @@ function eventsTable(events: readonly StatsEvent[], limit: number): string {
   for (let i = events.length - 1; i >= 0 && rows.length < limit; i--) {
     const ev = events[i]!;
     const change = ev.from !== undefined || ev.to !== undefined ? `${e(ev.from ?? '')} &rarr; ${e(ev.to ?? '')}` : '';
-    rows.push(`<tr><td>${e(formatTime(ev.at))}</td><td>${e(ev.type)}</td><td>${e(ev.pool ?? '')}</td>` +
+    rows.push(`<tr><td>${e(formatTime(ev.at))}</td><td>${e(ev.type)}${ev.instance !== undefined ? ` <small class="muted">on ${e(ev.instance)}</small>` : ''}</td><td>${e(ev.pool ?? '')}</td>` +
       `<td>${e(ev.server ?? '')}</td><td>${change}</td><td class="r">${e(ev.reason)}</td></tr>\n`);
   }
   return `<h2>Recent events <small class="muted">(latest ${limit}, newest first; all in /api/events)</small></h2>\n` +

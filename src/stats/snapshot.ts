@@ -8,6 +8,7 @@
  */
 import type { SessionList, SessionQuery } from '../proxy/session-list.ts';
 import type { RedundancySet } from './redundancy-view.ts';
+import type { ClusterStatus } from '../proxy/cluster-state/cluster-view.ts';
 
 export type AdminState = 'ready' | 'drain' | 'maint';
 
@@ -201,6 +202,8 @@ export interface StatsSnapshot {
   pools: PoolStats[];
   /** Licd sets (pairs, triads, master pools): members, roles, who is missing (redundancy-view.ts); absent when none. */
   redundancySets?: RedundancySet[];
+  /** With `cluster:` (SPEC 9): this instance, its Redis link and its peers. */
+  cluster?: ClusterStatus;
 }
 
 export type StatsEventType = 'up' | 'down' | 'failover' | 'failback' | 'reload' | 'admin' | 'pool' | 'worker' | 'other';
@@ -213,6 +216,8 @@ export interface StatsEvent {
   from?: string;
   to?: string;
   reason: string;
+  /** The cluster instance it happened on (SPEC 9). */
+  instance?: string;
 }
 
 /** Outcome of an admin change; `no_pool` / `no_server` answer 404. */
