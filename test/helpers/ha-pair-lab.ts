@@ -63,6 +63,11 @@ export interface PairResult {
   /** Held clients of the client library: how many, how many lost their handle. */
   held: number;
   heldLost: number;
+  /**
+   * Held seats the triad freed after the kill because their connection closed (licd's `IN ... reason=closed` of a
+   * held user): licd frees a seat at once when its connection ends, and the killed licproxy's connections end.
+   */
+  heldFreedByClose: number;
   /** Source-bound clients: token connections answered UNKNOWN_HANDLE (misrouted), before and after the kill. */
   misrouted: number;
   boundOk: { before: number; after: number };
@@ -311,6 +316,15 @@ async function failover(r: Running, opts: PairOptions, log: (line: string) => vo
   const boundServersAfter: Record<string, string[]> = {};
   for (const l of bound) if (l.ok && l.at > movedAt) (boundServersAfter[l.src as string] ??= []).includes(l.server as string) || boundServersAfter[l.src as string]!.push(l.server as string);
   const summary = all.find((l) => l.k === 'summary');
+  let heldFreedByClose = 0;
+  for (const name of Object.keys(TRIAD)) {
+    const p = (labOutputs.get(lab) ?? []).find((x) => x.name === `licd ${name}`);
+    for (const line of p?.output().split('\n') ?? []) {
+      if (!line.includes('"event":"IN"')) continue;
+      const o = JSON.parse(line) as { time: number; user?: string; reason?: string };
+      if (o.time >= killAt && /^(held\d+|holder)$/.test(o.user ?? '') && (o.reason === 'closed' || o.reason === 'error')) heldFreedByClose++;
+    }
+  }
   const notify: Record<string, string[]> = {};
   for (const lb of ['lb1', 'lb2']) {
     try {
@@ -330,6 +344,7 @@ async function failover(r: Running, opts: PairOptions, log: (line: string) => vo
     holdResumed: /resumed .* on /.test(hold.output()),
     held: (summary?.held as number) ?? heldCount,
     heldLost: (summary?.lost as number) ?? heldCount,
+    heldFreedByClose,
     misrouted: bound.filter((l) => l.misrouted).length,
     boundOk: { before: bound.filter((l) => l.ok && l.at < killAt).length, after: bound.filter((l) => l.ok && l.at > movedAt).length },
     boundFailed: bound.filter((l) => !l.ok && !l.misrouted).length,
@@ -346,6 +361,7 @@ export function describePair(r: PairResult): string[] {
     `VIP move time (kill -> VIP on ${r.survivor}): ${r.vipMoveMs} ms (released by ${r.killed} after ${r.vipReleasedMs} ms)`,
     `kill -> first granted checkout through ${r.survivor}: ${r.firstGrantMs} ms`,
     `held licenses lost: ${r.heldLost + (r.holdLost ? 1 : 0)} of ${r.held + 1} (checkout --hold: ${r.holdLost ? 'license lost' : r.holdResumed ? 'resumed' : 'no resume seen'})`,
+    `held seats the triad freed at the kill (their licd connection closed): ${r.heldFreedByClose}`,
     `misrouted token connections: ${r.misrouted} (bound checkouts ok: ${r.boundOk.before} before, ${r.boundOk.after} after; failed during the move: ${r.boundFailed})`,
     `notify ${r.killed}: ${r.notify[r.killed]!.map((l) => l.replace(/^\S+ \S+ /, '')).join(' | ')}`,
     `notify ${r.survivor}: ${r.notify[r.survivor]!.map((l) => l.replace(/^\S+ \S+ /, '')).join(' | ')}`,

@@ -1,0 +1,50 @@
+/**
+ * A balancer pair with a virtual IP (issue 15, SPEC 9): conf/examples/ha-pair/ run with real keepalived,
+ * redis-server, licd and licproxy processes in network namespaces (test/helpers/ha-pair-lab.ts), clients on the VIP
+ * only. The licproxy holding the VIP is SIGKILLed: keepalived's track_script on /health fails, the VIP moves to the
+ * other instance, the clients reconnect through it. Figures are logged, never asserted (bench/ha-pair.ts).
+ *
+ * Skips, saying why, where it cannot run: not root, no `ip netns`, or no keepalived / redis-server / curl.
+ */
+import test from 'ava';
+import { describePair, haPairUnavailable, runPairFailover, type PairResult } from '../helpers/ha-pair-lab.ts';
+
+const unavailable = haPairUnavailable();
+let result: PairResult | undefined;
+
+if (unavailable) {
+  test('balancer pair with a VIP (skipped)', (t) => {
+    t.log(`skipped: ${unavailable}`);
+    t.pass();
+  });
+} else {
+  test.serial('SIGKILL of the licproxy holding the VIP: the VIP moves, clients are served by the other instance, no token connection is misrouted', async (t) => {
+    t.timeout(180_000);
+    result = await runPairFailover({ boundClients: 8, heldClients: 10, log: (l) => t.log(l) });
+    for (const line of describePair(result)) t.log(line);
+    const r = result;
+    t.not(r.survivor, r.killed);
+    t.true(r.notify[r.survivor]!.some((l) => /is now MASTER/.test(l)), 'the notify script logged the survivor becoming MASTER');
+    t.true(r.notify[r.killed]!.some((l) => /is now FAULT/.test(l)), 'the notify script logged the killed instance going FAULT');
+    t.true(r.firstGrantMs > 0, 'a checkout that began after the kill was granted');
+    t.is(r.misrouted, 0, 'token connections answered UNKNOWN_HANDLE: license and token port met different servers');
+    t.true(r.boundOk.after > 0, 'source-bound clients are served through the survivor');
+    for (const [src, servers] of Object.entries(r.boundServersAfter)) t.is(servers.length, 1, `${src} bound to one server after the move: ${servers.join(', ')}`);
+  });
+
+  /*
+   * Held licenses across the kill: the brief is 0 lost. licd frees a seat the moment its connection ends
+   * (src/licd/PROTOCOL.md "Lifetimes"), and a SIGKILLed licproxy's sockets are closed by the kernel at once, so the
+   * master frees every seat held through the killed instance seconds before the client's RESUME arrives through the
+   * other one (UNKNOWN_HANDLE: "license lost"). `heldFreedByClose` shows it. Closing it needs either licd keeping
+   * a closed connection's sessions detached for `resume_window` in a redundant set, or the instance's connections
+   * outliving the killed process (workers that survive the primary). `test.failing` until then: it reports when it
+   * starts passing.
+   */
+  test.serial.failing('held licenses survive the kill: `licproxy checkout --hold` and the held clients RESUME their handles through the other instance', (t) => {
+    if (!result) return t.fail('the pair scenario did not run');
+    t.false(result.holdLost, `checkout --hold printed "license lost":\n${result.holdOutput}`);
+    t.true(result.holdResumed, 'checkout --hold resumed its handle');
+    t.is(result.heldLost, 0, 'held clients of the client library lost their handle');
+  });
+}
