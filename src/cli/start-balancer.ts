@@ -9,6 +9,7 @@ import { loadProxyConfig } from '../config/proxy-schema.ts';
 import { createMonitorFactory } from '../health/health-monitor.ts';
 import { ProxyApp, type AppService } from '../proxy/app.ts';
 import { ClusterPrimary } from '../proxy/cluster/primary.ts';
+import { ClusterState } from '../proxy/cluster-state/cluster-state.ts';
 import { LicdDaemons } from './services/licd-daemons.ts';
 import { StatsService } from './services/stats-service.ts';
 
@@ -50,14 +51,20 @@ export async function startBalancer(opts: BalancerOptions): Promise<RunningBalan
   // More than one worker: this process is the cluster primary (checks, affinity, stats); the workers forward.
   const cluster = config.global.workers > 1 ? new ClusterPrimary({ workers: config.global.workers, log, pretty: opts.pretty ?? false }) : null;
   const stats = new StatsService({ log, provider: cluster });
+  // `cluster:` (SPEC 9): state shared with the other instances through Redis; in the primary when there are workers.
+  const shared = config.cluster ? new ClusterState(config.cluster, log) : null;
   // Stopped in reverse: the workers' grace period passes while the stats endpoint still answers.
-  const services: AppService[] = [...(daemons ? [daemons] : []), stats, ...(cluster ? [cluster] : [])];
+  const services: AppService[] = [...(daemons ? [daemons] : []), ...(shared ? [shared] : []), stats, ...(cluster ? [cluster] : [])];
   const app = await ProxyApp.start({
     config,
     log,
     monitorFactory: createMonitorFactory({ logger: log }),
     services,
-    ...(cluster ? { runtime: { listen: false, onServerChange: cluster.serverChanged } } : {}),
+    cluster: shared,
+    runtime: {
+      ...(cluster ? { listen: false, onServerChange: cluster.serverChanged } : {}),
+      ...(shared ? { affinityFactory: shared.affinityFactory } : {}),
+    },
   });
   log.info({ file: opts.file, frontends: config.frontends.length, pools: config.pools.length, workers: config.global.workers }, 'licproxy running');
   const running = { app, config, log, daemons, stats, cluster };

@@ -2,6 +2,7 @@
  * The validated, frozen shape of licproxy.yaml (SPEC section 2). Durations are milliseconds. Every default is in
  * DEFAULTS below, the one table the schema, the docs and `licproxy check` read.
  */
+import type { ClusterConfig } from './cluster-config.ts';
 import type { HostPort } from '../common/address.ts';
 import type { ConfigIssue } from '../common/errors.ts';
 
@@ -166,6 +167,8 @@ export interface ProxyConfig {
   frontends: readonly FrontendConfig[];
   /** licd config files this process runs itself (paths resolved against the config file's folder). */
   daemons: readonly string[];
+  /** Instances sharing state through Redis (SPEC 9); absent: this balancer runs alone. */
+  cluster?: ClusterConfig;
   /** Problems that do not stop the file from running (a pool `feature` no server is known to serve). */
   warnings?: readonly ConfigIssue[];
 }

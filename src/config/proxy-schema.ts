@@ -11,6 +11,7 @@ import type { Cursor } from './cursor.ts';
 import { nearest } from './nearest.ts';
 import { MAX_TOKEN_FILE_BYTES, adminTokenProblem } from '../stats/admin-token.ts';
 import { buildFromYaml, readConfigText } from './yaml-file.ts';
+import { readCluster } from './cluster-config.ts';
 import {
   DEFAULTS,
   type AffinityConfig,
@@ -42,7 +43,7 @@ const ADMIN_STATES = ['ready', 'drain', 'maint'] as const;
 
 /** The keys of each section, the single list both validation and the docs' reference table are checked against. */
 export const KEYS = {
-  root: ['global', 'stats', 'defaults', 'pools', 'frontends', 'daemons'],
+  root: ['global', 'stats', 'defaults', 'pools', 'frontends', 'daemons', 'cluster'],
   global: ['log_level', 'max_connections', 'grace', 'workers', 'worker_accept'],
   stats: ['listen', 'refresh', 'admin'],
   admin: ['token_file', 'insecure'],
@@ -110,6 +111,7 @@ function readRoot(root: Cursor, file: string): ProxyConfig {
   const pools = readPools(root.at('pools'), defaults);
   const frontends = readFrontends(root.at('frontends'), pools);
   const daemons = readDaemons(root.at('daemons'), file);
+  const cluster = readCluster(root.at('cluster'));
   if (global.workers > 1) {
     // Worker processes see the servers' states, not their features: feature routing there would route blind.
     for (const p of pools) {
@@ -117,7 +119,7 @@ function readRoot(root: Cursor, file: string): ProxyConfig {
     }
   }
   const warnings = featureWarnings(root.at('pools'), pools);
-  return { file, global, stats, pools, frontends, daemons, ...(warnings.length > 0 ? { warnings } : {}) };
+  return { file, global, stats, pools, frontends, daemons, ...(cluster !== null ? { cluster } : {}), ...(warnings.length > 0 ? { warnings } : {}) };
 }
 
 /**

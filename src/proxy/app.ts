@@ -7,6 +7,7 @@ import { ConfigError, errorMessage, formatIssue } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { ProxyConfig } from '../config/proxy-config.ts';
 import { loadProxyConfigOffThread } from '../config/off-thread.ts';
+import type { ClusterView } from './cluster-state/cluster-view.ts';
 import type { MonitorFactory } from './pool.ts';
 import { ProxyRuntime, type ApplySummary, type PreparedApply, type RuntimeOptions } from './runtime.ts';
 
@@ -35,6 +36,8 @@ export interface AppOptions {
   log: Logger;
   monitorFactory?: MonitorFactory;
   services?: AppService[];
+  /** Instances sharing state through Redis (SPEC 9): what the stats and admin API see of it. */
+  cluster?: ClusterView | null;
   /** More runtime options (a cluster primary's runtime does not listen and reports server changes). */
   runtime?: Omit<RuntimeOptions, 'log' | 'monitorFactory'>;
 }
@@ -53,6 +56,8 @@ export interface ReloadRecord {
 export class ProxyApp {
   readonly log: Logger;
   readonly runtime: ProxyRuntime;
+  /** Null without `cluster:` (this balancer runs alone). */
+  readonly cluster: ClusterView | null;
   /** Date.now() at start (a stats listener moved by a reload keeps showing the process's uptime). */
   readonly startedAt = Date.now();
   readonly reloads: ReloadRecord = { ok: 0, failed: 0, lastSuccessAt: this.startedAt, last: null };
@@ -63,6 +68,7 @@ export class ProxyApp {
   private constructor(opts: AppOptions) {
     this.log = opts.log;
     this.#services = opts.services ?? [];
+    this.cluster = opts.cluster ?? null;
     this.runtime = new ProxyRuntime(opts.config, {
       ...opts.runtime,
       log: opts.log,

@@ -14,6 +14,8 @@ export interface ProxyEvent {
   from?: string;
   to?: string;
   reason: string;
+  /** The cluster instance it happened on (SPEC 9; only in a cluster's shared history). */
+  instance?: string;
 }
 
 export const EVENT_LOG_SIZE = 1000;
@@ -22,6 +24,7 @@ export class EventLog {
   readonly #ring: (ProxyEvent | undefined)[];
   #next = 0;
   #count = 0;
+  #onAdd: ((e: ProxyEvent) => void) | null = null;
 
   constructor(size = EVENT_LOG_SIZE) {
     this.#ring = new Array<ProxyEvent | undefined>(size);
@@ -31,6 +34,12 @@ export class EventLog {
     this.#ring[this.#next] = { time, ...event };
     this.#next = (this.#next + 1) % this.#ring.length;
     if (this.#count < this.#ring.length) this.#count++;
+    this.#onAdd?.({ time, ...event });
+  }
+
+  /** One subscriber to every new event (a cluster's shared history, SPEC 9). */
+  subscribe(f: (e: ProxyEvent) => void): void {
+    this.#onAdd = f;
   }
 
   get size(): number {

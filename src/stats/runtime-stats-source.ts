@@ -63,17 +63,20 @@ export class RuntimeStatsSource implements StatsSource {
       },
       frontends: rt.frontends.map(frontendStats),
       pools: rt.pools.map(poolStats),
+      ...(this.#app.cluster ? { cluster: this.#app.cluster.status() } : {}),
     };
   }
 
   events(): readonly StatsEvent[] {
-    return this.#app.runtime.eventList().map(statsEvent);
+    // In a cluster: the shared history of every instance (SPEC 9).
+    return (this.#app.cluster?.events() ?? this.#app.runtime.eventList()).map(statsEvent);
   }
 
   setServerState(pool: string, server: string, state: AdminState): AdminResult {
     const found = this.#find(pool, server);
     if (!('server' in found)) return found;
     found.server.setAdminState(state, 'admin API');
+    this.#app.cluster?.adminChanged(pool, server, { state });
     return { ok: true };
   }
 
@@ -85,6 +88,7 @@ export class RuntimeStatsSource implements StatsSource {
     } catch (err) {
       return { ok: false, error: 'invalid', message: errorMessage(err) };
     }
+    this.#app.cluster?.adminChanged(pool, server, { weight });
     return { ok: true };
   }
 
@@ -225,5 +229,6 @@ function statsEvent(e: ProxyEvent): StatsEvent {
     ...(e.from !== undefined ? { from: e.from } : {}),
     ...(e.to !== undefined ? { to: e.to } : {}),
     reason: e.reason,
+    ...(e.instance !== undefined ? { instance: e.instance } : {}),
   };
 }

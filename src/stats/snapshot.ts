@@ -6,6 +6,7 @@
  * Conventions: times are `Date.now()` milliseconds; durations are milliseconds; byte directions follow HAProxy
  * (`bytesIn` = client -> server, the request direction; `bytesOut` = server -> client).
  */
+import type { ClusterStatus } from '../proxy/cluster-state/cluster-view.ts';
 
 export type AdminState = 'ready' | 'drain' | 'maint';
 
@@ -186,6 +187,8 @@ export interface StatsSnapshot {
   process: ProcessStats;
   frontends: FrontendStats[];
   pools: PoolStats[];
+  /** With `cluster:` (SPEC 9): this instance, its Redis link and its peers. */
+  cluster?: ClusterStatus;
 }
 
 export type StatsEventType = 'up' | 'down' | 'failover' | 'failback' | 'reload' | 'admin' | 'pool' | 'worker' | 'other';
@@ -198,6 +201,8 @@ export interface StatsEvent {
   from?: string;
   to?: string;
   reason: string;
+  /** The cluster instance it happened on (SPEC 9). */
+  instance?: string;
 }
 
 /** Outcome of an admin change; `no_pool` / `no_server` answer 404. */

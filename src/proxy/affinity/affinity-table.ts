@@ -200,6 +200,13 @@ export class AffinityTable<S extends BindingTarget> {
     return this.#map.size;
   }
 
+  /** Keys whose live binding has open connections (walks the table: a cluster's periodic TTL refresh only). */
+  busyKeys(): string[] {
+    const out: string[] = [];
+    for (const [key, b] of this.#map) if (b.conns > 0 && b.epoch === b.server.bindingEpoch) out.push(key);
+    return out;
+  }
+
   /** Live bindings per server, for the stats page (walks the table: call from snapshots only). */
   countByServer(): Map<S, number> {
     const now = this.#now();

@@ -1,0 +1,65 @@
+/**
+ * SPEC 9: two licproxy instances share source-affinity bindings through a real redis-server. A client whose license
+ * port reaches instance A and whose token port reaches instance B at the same instant meets one server.
+ */
+import test from 'ava';
+import type { Socket } from 'node:net';
+import { startNamed } from '../helpers/backend.ts';
+import type { ConfigSpec } from '../helpers/proxy.ts';
+import { REDIS_SERVER, SKIP_REASON, firstLine, startInstance, startRedis } from './redis-support.ts';
+
+const maybe = REDIS_SERVER === null ? test.skip : test.serial;
+if (REDIS_SERVER === null) test('cluster-state bindings', (t) => {
+  t.log(SKIP_REASON);
+  t.pass();
+});
+
+/** Two servers with a license and a token port each; `reversed` lists them the other way round, so that the two
+ *  instances' round robins disagree and, without sharing, a client's two ports would split. */
+async function servers(t: import('ava').ExecutionContext) {
+  const names = ['s1', 's2'];
+  const ports: Record<string, { license: number; tokens: number }> = {};
+  for (const n of names) {
+    const lic = await startNamed(t, `${n}/license`);
+    const tok = await startNamed(t, `${n}/tokens`);
+    ports[n] = { license: lic.port, tokens: tok.port };
+  }
+  return (reversed: boolean): ConfigSpec => ({
+    pools: [
+      {
+        name: 'lic',
+        ports: { license: 1, tokens: 1 },
+        affinity: { by: 'source', ttl: 3_600_000, maxBindings: 100_000 },
+        servers: (reversed ? [...names].reverse() : names).map((n) => ({ name: n, ports: ports[n]! })),
+      },
+    ],
+    frontends: [
+      { name: 'license', pool: 'lic', port: 'license' },
+      { name: 'tokens', pool: 'lic', port: 'tokens' },
+    ],
+  });
+}
+
+/** Client i's own loopback address (127.1.x.y): one source IP per client. */
+const ipOf = (i: number): string => `127.1.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+
+maybe('200 clients, license port on A and token port on B at the same instant: 0 split', async (t) => {
+  const redis = await startRedis(t);
+  const spec = await servers(t);
+  const a = await startInstance(t, spec(false), { redisUrl: redis.url, instance: 'lb1', timeout: 2_000 });
+  const b = await startInstance(t, spec(true), { redisUrl: redis.url, instance: 'lb2', timeout: 2_000 });
+  const keep: Socket[] = [];
+  t.teardown(() => keep.forEach((s) => s.destroy()));
+  const N = 200;
+  const results = await Promise.all(
+    Array.from({ length: N }, (_, i) =>
+      Promise.all([firstLine(a.app.runtime.port('license'), ipOf(i), keep), firstLine(b.app.runtime.port('tokens'), ipOf(i), keep)]),
+    ),
+  );
+  const split = results.filter(([lic, tok]) => lic.split('/')[0] !== tok.split('/')[0]);
+  t.is(split.length, 0, `split clients: ${split.slice(0, 5).map((x) => x.join(' vs ')).join('; ')}`);
+  t.true(results.some(([lic]) => lic.startsWith('s1')) && results.some(([lic]) => lic.startsWith('s2')), 'both servers took clients');
+  // The bindings are in Redis, under this cluster's name.
+  t.is((await redis.client.keys('licproxy:lic-lb:aff:lic:*')).length, N);
+  t.is(a.shared.status().redis.errors, 0);
+});
