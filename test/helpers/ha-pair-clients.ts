@@ -9,7 +9,9 @@
  *   `{ ok, server }` or `{ ok: false, code }`; gives "kill -> first granted checkout".
  * - `bound`: one loop per source address: a license connection and a token connection from that address to the
  *   source-affinity pool (CHECKOUT, then TOKENS with the handle): `{ ok, server }`, or `{ misrouted: true }` when
- *   the token port answered UNKNOWN_HANDLE (the two ports reached different servers), or `{ ok: false, code }`.
+ *   the token port answered UNKNOWN_HANDLE while the license session was still live (the two ports reached
+ *   different servers), or `{ ok: false, code }` (`LICENSE_ENDED`: UNKNOWN_HANDLE because the license connection
+ *   died with the killed instance).
  * - `held`: `held` clients of the client library (resume on) holding a triad seat: `granted`, `resumed`, `lost`.
  * - `summary` when stdin ends (or `seconds` pass): the held clients that still hold their handle, then they check in.
  */
@@ -70,7 +72,14 @@ async function boundLoop(src: string): Promise<void> {
         await tok.tokens(g.handle, 2);
       } catch (err) {
         if (codeOf(err) === 'UNKNOWN_HANDLE') {
-          say({ k: 'bound', src, ok: false, misrouted: true, server });
+          // Misrouted only if the license session still lives on its server (the CHECKIN is answered OK): the
+          // token connection then reached another server. Otherwise the license connection died with the killed
+          // instance and its server ended the grant, which is not a routing fault.
+          const live = await c.checkin(g.handle).then(
+            () => true,
+            () => false,
+          );
+          say({ k: 'bound', src, ok: false, ...(live ? { misrouted: true } : { code: 'LICENSE_ENDED' }), server });
           continue;
         }
         throw err;
