@@ -12,17 +12,20 @@
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { describePair, haPairUnavailable, runPairFailover, type PairResult } from '../test/helpers/ha-pair-lab.ts';
+import { describePair, haPairUnavailable, runPairFailover, type PairFault, type PairResult } from '../test/helpers/ha-pair-lab.ts';
 
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
     bound: { type: 'string', default: '8' },
     held: { type: 'string', default: '10' },
+    faults: { type: 'string', default: 'kill,power-off' },
     out: { type: 'string' },
   },
 });
 const runs = Number(values.runs);
+const faults = values.faults.split(',') as PairFault[];
+for (const f of faults) if (f !== 'kill' && f !== 'power-off') throw new Error(`--faults: kill or power-off, got ${f}`);
 const why = haPairUnavailable();
 if (why) {
   console.error(why);
@@ -33,21 +36,23 @@ const started = new Date();
 const load = loadavg().map((x) => x.toFixed(2)).join(' / ');
 const results: PairResult[] = [];
 for (let i = 0; i < runs; i++) {
-  console.log(`run ${i + 1} of ${runs}`);
-  const r = await runPairFailover({ boundClients: Number(values.bound), heldClients: Number(values.held), log: (l) => console.log(`  ${l}`) });
-  for (const line of describePair(r)) console.log(`  ${line}`);
-  results.push(r);
+  for (const fault of faults) {
+    console.log(`run ${i + 1} of ${runs}: ${fault}`);
+    const r = await runPairFailover({ fault, boundClients: Number(values.bound), heldClients: Number(values.held), log: (l) => console.log(`  ${l}`) });
+    for (const line of describePair(r)) console.log(`  ${line}`);
+    results.push(r);
+  }
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rows = results.map(
   (r, i) =>
-    `| ${i + 1} | ${r.killed} -> ${r.survivor} | ${r.vipMoveMs} ms | ${r.firstGrantMs} ms | ${r.heldLost + (r.holdLost ? 1 : 0)} of ${r.held + 1} | ${r.misrouted} | ${r.boundOk.before} / ${r.boundOk.after} | ${r.boundFailed} |`,
+    `| ${Math.floor(i / faults.length) + 1} | ${r.fault} | ${r.killed} -> ${r.survivor} | ${r.vipMoveMs} ms | ${r.firstGrantMs} ms | ${r.heldLost + (r.holdLost ? 1 : 0)} of ${r.held + 1} | ${r.misrouted} | ${r.boundOk.before} / ${r.boundOk.after} | ${r.boundFailed} |`,
 );
 const report = [
-  '# Balancer pair: SIGKILL of the licproxy holding the VIP',
+  '# Balancer pair: the instance holding the VIP fails',
   '',
-  `${started.toISOString().slice(0, 16).replace('T', ' ')} UTC. Command: \`node --import tsx bench/ha-pair.ts --runs ${runs} --bound ${values.bound} --held ${values.held}\``,
+  `${started.toISOString().slice(0, 16).replace('T', ' ')} UTC. Command: \`node --import tsx bench/ha-pair.ts --runs ${runs} --faults ${values.faults} --bound ${values.bound} --held ${values.held}\``,
   '',
   `- ${cpus().length} cores, load average at start ${load}; Node ${process.version}; keepalived and redis-server from Debian`,
   '- conf/examples/ha-pair/ as written (addresses, ports and paths changed): keepalived `advert_int 1`, track_script',
@@ -57,17 +62,24 @@ const report = [
   '  checkout every 50 ms (the triad), source-bound clients from distinct addresses (license port, then TOKENS on the',
   '  token port of the seats pool)',
   '',
+  '**Faults**: *kill* = SIGKILL of the licproxy process holding the VIP, its machine up (its kernel closes the',
+  'connections to licd at once). *power-off* = that machine lost: its link down first, then every process in it',
+  'SIGKILLed (nothing is closed towards the network).',
+  '',
   '**Columns**: *VIP move* = kill to the VIP on the other instance\'s eth0 (polled every 20 ms). *first grant* = kill to',
   'the first checkout granted that began after the kill. *held lost* = held licenses whose RESUME failed (the CLI',
   'client printed "license lost", or the library reported the handle lost). *misrouted* = token connections answered',
   'UNKNOWN_HANDLE (license and token port on different servers). *bound ok* = bound checkouts with tokens served',
   'before the kill / after the move. *failed* = bound checkouts that failed during the move (refused, reset).',
   '',
-  '| run | VIP | VIP move | first grant | held lost | misrouted | bound ok | failed |',
-  '|---|---|---:|---:|---:|---:|---:|---:|',
+  '| run | fault | VIP | VIP move | first grant | held lost | misrouted | bound ok | failed |',
+  '|---|---|---|---:|---:|---:|---:|---:|---:|',
   ...rows,
   '',
-  `Median VIP move ${median(results.map((r) => r.vipMoveMs))} ms, median kill -> first grant ${median(results.map((r) => r.firstGrantMs))} ms.`,
+  ...faults.map((f) => {
+    const of = results.filter((r) => r.fault === f);
+    return `- ${f}: median VIP move ${median(of.map((r) => r.vipMoveMs))} ms, median kill -> first grant ${median(of.map((r) => r.firstGrantMs))} ms, held lost ${of.map((r) => r.heldLost + (r.holdLost ? 1 : 0)).join(' / ')} of ${of[0]!.held + 1}, misrouted ${of.reduce((n, r) => n + r.misrouted, 0)}`;
+  }),
   '',
 ];
 console.log(report.join('\n'));

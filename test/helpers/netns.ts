@@ -161,6 +161,22 @@ export class NetnsLab {
   }
 
   /**
+   * A machine lost at once: its link goes down first (so nothing it held is closed towards the network: no FIN, no
+   * RST, as after a power loss or a cut cable), then every process in its namespace is SIGKILLed.
+   */
+  async powerOff(host: string): Promise<void> {
+    await ip('-n', this.ns(host), 'link', 'set', 'eth0', 'down');
+    const pids = spawnSync('ip', ['netns', 'pids', this.ns(host)], { encoding: 'utf8' });
+    for (const pid of (pids.stdout ?? '').split(/\s+/).filter(Boolean).map(Number)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+
+  /**
    * Stops every process it started (SIGTERM so keepalived takes its VRRP child with it, SIGKILL after 3 s), then
    * deletes the namespaces (their veths and bridge go with them). Safe to call twice.
    */
