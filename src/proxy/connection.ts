@@ -263,6 +263,8 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
   affinityAnswered(): void {
     if (this.#state !== State.Asking) return;
     this.#state = State.Placing;
+    // A licd pool's session is watched from the first byte, as when no binding had to be asked for.
+    if (this.license !== null) return this.#startLicensed(null);
     this.#place();
   }
 

@@ -5,6 +5,7 @@
  * through escapeHtml (server names, hosts, check reasons, feature names, event reasons, ...).
  */
 import { checkoutTable } from './render-checkouts.ts';
+import { clusterHtml } from './render-cluster.ts';
 import { escapeHtml as e, formatDuration, formatMs, formatTime } from './format.ts';
 import type { FeatureStats, FrontendStats, PoolStats, ReloadStats, ServerStats, StatsEvent, StatsSnapshot } from './snapshot.ts';
 import { statusKind, upCounts } from './status.ts';
@@ -72,6 +73,7 @@ export function renderHtml(snapshot: StatsSnapshot, events: readonly StatsEvent[
     p.workers ? ` &middot; ${p.workers.length} workers (pids ${e(p.workers.map((w) => w.pid || '-').join(' '))})` : '',
     ` &middot; ${e(formatTime(snapshot.at))}${refreshS > 0 ? ` &middot; refresh ${refreshS}s` : ''}</small></h1>\n`,
     reloadLine(p.reloads),
+    clusterHtml(snapshot.cluster, snapshot.at),
     '<div class="legend">',
     '<span style="background:#c0ffc0">UP</span><span style="background:#b0d0ff">UP (backup tier)</span>',
     '<span style="background:#ffffa0">UP, going down</span><span style="background:#ffd020">DOWN, going up</span>',
@@ -218,7 +220,7 @@ function eventsTable(events: readonly StatsEvent[], limit: number): string {
   for (let i = events.length - 1; i >= 0 && rows.length < limit; i--) {
     const ev = events[i]!;
     const change = ev.from !== undefined || ev.to !== undefined ? `${e(ev.from ?? '')} &rarr; ${e(ev.to ?? '')}` : '';
-    rows.push(`<tr><td>${e(formatTime(ev.at))}</td><td>${e(ev.type)}</td><td>${e(ev.pool ?? '')}</td>` +
+    rows.push(`<tr><td>${e(formatTime(ev.at))}</td><td>${e(ev.type)}${ev.instance !== undefined ? ` <small class="muted">on ${e(ev.instance)}</small>` : ''}</td><td>${e(ev.pool ?? '')}</td>` +
       `<td>${e(ev.server ?? '')}</td><td>${change}</td><td class="r">${e(ev.reason)}</td></tr>\n`);
   }
   return `<h2>Recent events <small class="muted">(latest ${limit}, newest first; all in /api/events)</small></h2>\n` +

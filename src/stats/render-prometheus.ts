@@ -17,6 +17,7 @@ import { CHECK_DURATION_BUCKETS } from '../health/types.ts';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { FrontendStats, PoolStats, ServerStats, StatsSnapshot } from './snapshot.ts';
 import { isHealthUp } from './status.ts';
+import { clusterMetrics } from './render-cluster.ts';
 
 export interface PrometheusOptions {
   /** Process metrics (`process_*`, `nodejs_*`) from prom-client; default true. */
@@ -189,6 +190,7 @@ export class PrometheusExporter {
       out += header('licproxy_worker_connections', 'gauge', 'Client connections of the worker');
       for (const w of workers) out += `licproxy_worker_connections{worker="${w.index}"} ${w.connections}\n`;
     }
+    out += clusterMetrics(snapshot.cluster, escapeLabel);
     return out;
   }
 

@@ -11,6 +11,7 @@ import { silentLogger, type Logger } from '../common/logger.ts';
 import { parseServerChange } from './admin-request.ts';
 import { AdminToken } from './admin-token.ts';
 import { readBody } from './read-body.ts';
+import { clusterWarning } from './render-cluster.ts';
 import { renderCsv } from './render-csv.ts';
 import { renderHtml } from './render-html.ts';
 import { renderEventsJson, renderJson } from './render-json.ts';
@@ -283,10 +284,12 @@ export class StatsServer {
     const snap = this.#source.snapshot();
     const down = snap.pools.filter((p) => !p.available).map((p) => p.name);
     const status = down.length === 0 ? 200 : 503;
+    // Redis away (SPEC 9) is no reason to take this instance out of service: a warning, not a 503.
+    const warning = clusterWarning(snap.cluster);
     if ((req.headers.accept ?? '').includes('application/json')) {
-      return json(res, status, { ready: down.length === 0, unavailablePools: down });
+      return json(res, status, { ready: down.length === 0, unavailablePools: down, ...(warning !== null ? { warnings: [warning] } : {}) });
     }
-    if (down.length === 0) return text(res, 200, `ready: ${snap.pools.length} pool(s), each with a usable server`);
+    if (down.length === 0) return text(res, 200, `ready: ${snap.pools.length} pool(s), each with a usable server${warning !== null ? `\nwarning: ${warning}` : ''}`);
     return text(res, 503, `not ready: no usable server in pool(s) ${down.join(', ')}`);
   }
 

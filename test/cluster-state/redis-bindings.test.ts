@@ -5,6 +5,7 @@
 import test from 'ava';
 import type { Socket } from 'node:net';
 import { startNamed } from '../helpers/backend.ts';
+import { LineClient, startLicd } from '../helpers/licd.ts';
 import type { ConfigSpec } from '../helpers/proxy.ts';
 import { REDIS_SERVER, SKIP_REASON, firstLine, startInstance, startRedis } from './redis-support.ts';
 
@@ -62,4 +63,33 @@ maybe('200 clients, license port on A and token port on B at the same instant: 0
   // The bindings are in Redis, under this cluster's name.
   t.is((await redis.client.keys('licproxy:lic-lb:aff:lic:*')).length, N);
   t.is(a.shared.status().redis.errors, 0);
+});
+
+maybe('a licd pool bound by source in a cluster: checkouts through both instances reach one real licd', async (t) => {
+  const redis = await startRedis(t);
+  const licds = [await startLicd({ name: 'l1' }), await startLicd({ name: 'l2' })];
+  t.teardown(() => Promise.all(licds.map((l) => l.stop())));
+  const spec = (order: number[]): ConfigSpec => ({
+    pools: [
+      {
+        name: 'lic',
+        protocol: 'licd',
+        ports: { license: 1, tokens: 1 },
+        affinity: { by: 'source', ttl: 3_600_000, maxBindings: 1000 },
+        servers: order.map((i) => ({ name: `l${i + 1}`, ports: { license: licds[i]!.ports.license, tokens: licds[i]!.ports.tokens } })),
+      },
+    ],
+    frontends: [{ name: 'license', pool: 'lic', port: 'license' }],
+  });
+  const a = await startInstance(t, spec([0, 1]), { redisUrl: redis.url, instance: 'lb1', timeout: 2_000 });
+  const b = await startInstance(t, spec([1, 0]), { redisUrl: redis.url, instance: 'lb2', timeout: 2_000 });
+  for (let i = 1; i <= 6; i++) {
+    const ip = `127.11.0.${i}`;
+    const [x, y] = await Promise.all([LineClient.connect(a.app.runtime.port('license'), { localAddress: ip }), LineClient.connect(b.app.runtime.port('license'), { localAddress: ip })]);
+    t.teardown(() => (x.destroy(), y.destroy()));
+    const [hx, hy] = await Promise.all([x.request('HELLO user=u host=h'), y.request('HELLO user=u host=h')]);
+    t.regex(hx, /^OK server=l[12] /);
+    t.is(hx, hy, `${ip}: both instances' connections reached one licd`);
+    t.regex(await x.request('CHECKOUT LS-DYNA'), /^GRANTED handle=l[12]\./);
+  }
 });

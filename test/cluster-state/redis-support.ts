@@ -62,6 +62,7 @@ export async function startRedis(t: ExecutionContext, opts: { password?: string 
   };
   await r.restart();
   r.client = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+  r.client.on('error', () => {}); // the tests kill and stop this Redis on purpose
   t.teardown(async () => {
     r.client.disconnect();
     r.child.kill('SIGCONT');

@@ -200,6 +200,17 @@ export class AffinityTable<S extends BindingTarget> {
     return this.#map.size;
   }
 
+  /** Every live binding as [key, server] (walks the table: a cluster's re-sync after a Redis restart only). */
+  liveEntries(): Array<[string, S]> {
+    const now = this.#now();
+    const out: Array<[string, S]> = [];
+    for (const [key, b] of this.#map) {
+      if (b.epoch !== b.server.bindingEpoch || (b.conns === 0 && now - b.idleSince >= this.#ttl)) continue;
+      out.push([key, b.server]);
+    }
+    return out;
+  }
+
   /** Keys whose live binding has open connections (walks the table: a cluster's periodic TTL refresh only). */
   busyKeys(): string[] {
     const out: string[] = [];

@@ -70,6 +70,12 @@ export class ClusterState implements AppService, ClusterView {
         const a = rt.pool(pool)?.affinity;
         return a instanceof SharedSourceAffinity ? a.table.peek(ip)?.name : undefined;
       },
+      () =>
+        rt.config.pools.flatMap((p) => {
+          const a = rt.pool(p.name)?.affinity;
+          if (!(a instanceof SharedSourceAffinity)) return [];
+          return [{ pool: p.name, ttl: p.affinity.ttl, entries: a.table.liveEntries().map(([ip, s]): [string, string] => [ip, s.name]) }];
+        }),
     );
     this.#admin.attach(rt);
     this.#events.attach(rt.events);

@@ -30,6 +30,8 @@ const MAX_PENDING = 100_000;
 export type Adopt = (pool: string, ip: string, server: string) => void;
 /** The server `ip` is bound to locally in `pool`, if any (conflict detection). */
 export type LocalBinding = (pool: string, ip: string) => string | undefined;
+/** Every live local binding, per pool with its TTL (written back after Redis lost them in a restart). */
+export type AllLocal = () => Array<{ pool: string; ttl: number; entries: Array<[string, string]> }>;
 
 interface Pending {
   pool: string;
@@ -45,9 +47,12 @@ export class SharedBindings {
   readonly #pending = new Map<string, Pending>();
   #adopt: Adopt = () => {};
   #local: LocalBinding = () => undefined;
+  #all: AllLocal = () => [];
+  #connectedBefore = false;
   #conflicts = 0;
   #writtenBack = 0;
   #resyncing = false;
+  #inFlight = 0;
 
   constructor(link: RedisLink, keys: ClusterKeys, log: Logger) {
     this.#link = link;
@@ -55,13 +60,20 @@ export class SharedBindings {
     this.#log = log;
     link.cmd.defineCommand('lpxClaim', { numberOfKeys: 1, lua: CLAIM });
     link.cmd.defineCommand('lpxReplace', { numberOfKeys: 1, lua: REPLACE });
-    link.onUp(() => void this.resync());
+    link.onUp(() => {
+      // Back after an outage: Redis may have restarted empty, so every live local binding is offered again (set
+      // only where absent); a Redis that kept its keys keeps its bindings, and this instance adopts them.
+      if (this.#connectedBefore) for (const p of this.#all()) for (const [ip, server] of p.entries) this.decidedAlone(p.pool, ip, server, p.ttl, false);
+      this.#connectedBefore = true;
+      void this.resync();
+    });
   }
 
   /** Wires the runtime in (the ClusterState service, once the app runs). */
-  attach(adopt: Adopt, local: LocalBinding): void {
+  attach(adopt: Adopt, local: LocalBinding, all: AllLocal): void {
     this.#adopt = adopt;
     this.#local = local;
+    this.#all = all;
   }
 
   get usable(): boolean {
@@ -71,8 +83,9 @@ export class SharedBindings {
   get conflicts(): number {
     return this.#conflicts;
   }
+  /** Bindings decided alone not yet settled with Redis (waiting, or being written back). */
   get pending(): number {
-    return this.#pending.size;
+    return this.#pending.size + this.#inFlight;
   }
   get writtenBack(): number {
     return this.#writtenBack;
@@ -103,8 +116,9 @@ export class SharedBindings {
   }
 
   /** Decided alone (Redis away): written back, first writer winning, when Redis answers again. */
-  decidedAlone(pool: string, ip: string, server: string, ttl: number): void {
+  decidedAlone(pool: string, ip: string, server: string, ttl: number, replace = true): void {
     const key = `${pool}\0${ip}`;
+    if (!replace && this.#pending.has(key)) return;
     this.#pending.delete(key);
     this.#pending.set(key, { pool, ip, server, ttl });
     if (this.#pending.size > MAX_PENDING) this.#pending.delete(this.#pending.keys().next().value as string);
@@ -129,7 +143,9 @@ export class SharedBindings {
       while (this.#pending.size > 0 && this.#link.isUp) {
         const batch = [...this.#pending.values()].slice(0, 500);
         for (const p of batch) this.#pending.delete(`${p.pool}\0${p.ip}`);
+        this.#inFlight = batch.length;
         const answers = await Promise.all(batch.map((p) => this.claim(p.pool, p.ip, p.server, p.ttl).catch(() => undefined)));
+        this.#inFlight = 0;
         batch.forEach((p, i) => {
           const winner = answers[i];
           if (winner === undefined) {

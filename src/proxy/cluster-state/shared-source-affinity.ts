@@ -168,6 +168,46 @@ export class SharedSourceAffinity extends SourceAffinity {
     this.#ttl = config.ttl;
   }
 
+  /**
+   * With workers (the primary's side, affinity-broker.ts): the server a worker's new client is bound to, decided
+   * with Redis as `ask` does (the proposal is the primary's balance), or with local state past `cluster.timeout`.
+   * `done(null)`: no server to bind to; the worker balances by itself.
+   */
+  decideFor(ip: string, done: (server: Server | null) => void): void {
+    const pool = this.#host.name;
+    const proposal = this.#propose({ clientIp: ip, exclude: null, frontendName: '' }, ip);
+    let settled = false;
+    const alone = (sent: boolean): void => {
+      if (settled) return;
+      settled = true;
+      this.#onError();
+      if (proposal !== null && !sent) this.#shared.decidedAlone(pool, ip, proposal.name, this.#ttl);
+      done(proposal);
+    };
+    if (!this.#shared.usable) return alone(false);
+    const timer = setTimeout(() => alone(true), this.#timeout);
+    this.#shared.claim(pool, ip, proposal?.name ?? '', this.#ttl).then(
+      (winner) => {
+        if (settled) return this.#shared.settle(pool, ip, winner, this.table.peek(ip)?.name);
+        settled = true;
+        clearTimeout(timer);
+        const w = winner === null ? undefined : this.#host.server(winner);
+        if (w !== undefined && takesBound(w, this.#host.mode)) return done(w);
+        if (proposal !== null && winner !== null) {
+          this.#shared.replace(pool, ip, winner, proposal.name, this.#ttl).then(
+            (won) => this.#shared.settle(pool, ip, won, this.table.peek(ip)?.name),
+            () => this.#onError(),
+          );
+        }
+        done(proposal);
+      },
+      () => {
+        clearTimeout(timer);
+        alone(false);
+      },
+    );
+  }
+
   /** Adopts a binding another instance made first, for the client's later connections. */
   adopt(ip: string, server: string): void {
     const s = this.#host.server(server);

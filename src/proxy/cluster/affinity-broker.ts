@@ -8,6 +8,7 @@
 import type { AffinityTable, Binding } from '../affinity/affinity-table.ts';
 import { takesBound } from '../affinity/pool-affinity.ts';
 import { SourceAffinity } from '../affinity/source-affinity.ts';
+import { SharedSourceAffinity } from '../cluster-state/shared-source-affinity.ts';
 import type { ProxyRuntime } from '../runtime.ts';
 import type { Server } from '../server.ts';
 
@@ -62,8 +63,21 @@ export class AffinityBroker {
       table.release(b);
       table.unbind(ip, b);
     }
-    this.#reserved.set(key, { worker, id, waiters: [] });
+    const r2: Reservation = { worker, id, waiters: [] };
+    this.#reserved.set(key, r2);
+    // `cluster:` (SPEC 9): Redis decides the client's server with the other instances; the primary asks it.
+    if (a instanceof SharedSourceAffinity) return a.decideFor(ip, (s) => this.#decided(key, r2, table, pool, ip, s));
     this.#reply(worker, id, null);
+  }
+
+  /** The cluster's decision for a reserved key: the asker holds it, the waiters ask again (and find it). */
+  #decided(key: string, r: Reservation, table: AffinityTable<Server>, pool: string, ip: string, s: Server | null): void {
+    if (this.#reserved.get(key) !== r) return; // its worker died meanwhile: workerGone passed the key on
+    if (s === null) return this.#reply(r.worker, r.id, null); // the worker balances and tells (aff-bind)
+    this.#reserved.delete(key);
+    this.#heldBy(r.worker).set(r.id, { table, binding: table.bind(ip, s) });
+    this.#reply(r.worker, r.id, s.name);
+    for (const w of r.waiters) this.ask(w.worker, w.id, pool, ip);
   }
 
   /** Connection `id` was balanced to `server` (null: to none). Also a rebind, when its bound server stopped taking it. */
