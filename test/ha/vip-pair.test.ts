@@ -11,7 +11,6 @@ import test, { type ExecutionContext } from 'ava';
 import { describePair, haPairUnavailable, runPairFailover, type PairResult } from '../helpers/ha-pair-lab.ts';
 
 const unavailable = haPairUnavailable();
-let result: PairResult | undefined;
 
 if (unavailable) {
   test('balancer pair with a VIP (skipped)', (t) => {
@@ -33,28 +32,23 @@ if (unavailable) {
     }
   };
 
-  test.serial('SIGKILL of the licproxy holding the VIP: the VIP moves, clients are served by the other instance, no token connection is misrouted', async (t) => {
+  /** Every held license RESUMEd through the survivor: none freed, none lost, and the CLI says `resumed`. */
+  const heldKept = (t: ExecutionContext, r: PairResult) => {
+    t.is(r.heldFreedByClose, 0, 'held seats freed by licd when their connection through the lost instance closed');
+    t.false(r.holdLost, `checkout --hold printed "license lost":\n${r.holdOutput}`);
+    t.true(r.holdResumed, `checkout --hold resumed its handle:\n${r.holdOutput}`);
+    t.is(r.heldLost, 0, 'held clients of the client library lost their handle');
+  };
+
+  test.serial('SIGKILL of the licproxy holding the VIP: the VIP moves, clients are served by the other instance, held licenses are RESUMEd, no token connection is misrouted', async (t) => {
     t.timeout(170_000);
-    result = await runPairFailover({ fault: 'kill', boundClients: 8, heldClients: 10, log: (l) => t.log(l) });
+    const result = await runPairFailover({ fault: 'kill', boundClients: 8, heldClients: 10, log: (l) => t.log(l) });
     for (const line of describePair(result)) t.log(line);
     movedAndServed(t, result);
     t.true(result.notify[result.killed]!.some((l) => /is now FAULT/.test(l)), 'the notify script logged the killed instance going FAULT (track_script on /health)');
-  });
-
-  /*
-   * Held licenses across the kill: the brief is 0 lost. licd frees a seat the moment its connection ends
-   * (src/licd/PROTOCOL.md "Lifetimes"), and a SIGKILLed licproxy's sockets are closed by the kernel at once, so the
-   * master frees every seat held through the killed instance seconds before the client's RESUME arrives through the
-   * other one (UNKNOWN_HANDLE: "license lost"). `heldFreedByClose` shows it. Closing it needs either licd keeping
-   * a closed connection's sessions detached for `resume_window` in a redundant set, or the instance's connections
-   * outliving the killed process (workers that survive the primary). `test.failing` until then: it reports when it
-   * starts passing.
-   */
-  test.serial.failing('held licenses survive the kill: `licproxy checkout --hold` and the held clients RESUME their handles through the other instance', (t) => {
-    if (!result) return t.fail('the pair scenario did not run');
-    t.false(result.holdLost, `checkout --hold printed "license lost":\n${result.holdOutput}`);
-    t.true(result.holdResumed, 'checkout --hold resumed its handle');
-    t.is(result.heldLost, 0, 'held clients of the client library lost their handle');
+    // The killed process's kernel closed its connections to licd at once; the triad (hold_on_disconnect in the
+    // example's licd files) kept those sessions detached, and the clients' RESUME through the survivor took them.
+    heldKept(t, result);
   });
 
   test.serial('the machine holding the VIP is lost (link down, every process killed): the VIP moves and every held license is RESUMEd through the other instance', async (t) => {
@@ -64,9 +58,6 @@ if (unavailable) {
     movedAndServed(t, r);
     // Nothing closed the lost instance's connections to licd: the master still holds every seat on them, and a
     // RESUME through the survivor moves each handle to the client's new connection.
-    t.is(r.heldFreedByClose, 0);
-    t.false(r.holdLost, `checkout --hold printed "license lost":\n${r.holdOutput}`);
-    t.true(r.holdResumed, `checkout --hold resumed its handle:\n${r.holdOutput}`);
-    t.is(r.heldLost, 0, 'held clients of the client library lost their handle');
+    heldKept(t, r);
   });
 }
