@@ -47,7 +47,7 @@ for (let i = 0; i < runs; i++) {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rows = results.map(
   (r, i) =>
-    `| ${Math.floor(i / faults.length) + 1} | ${r.fault} | ${r.killed} -> ${r.survivor} | ${r.vipMoveMs} ms | ${r.firstGrantMs} ms | ${r.heldLost + (r.holdLost ? 1 : 0)} of ${r.held + 1} | ${r.misrouted} | ${r.boundOk.before} / ${r.boundOk.after} | ${r.boundFailed} |`,
+    `| ${Math.floor(i / faults.length) + 1} | ${r.fault} | ${r.killed} -> ${r.survivor} | ${r.masterMs ?? '?'} ms (${r.vipMoveMs} ms) | ${r.firstGrantMs} ms | ${r.heldLost + (r.holdLost ? 1 : 0)} of ${r.held + 1} | ${r.misrouted} | ${r.boundOk.before} / ${r.boundOk.after} | ${r.boundFailed} |`,
 );
 const report = [
   '# Balancer pair: the instance holding the VIP fails',
@@ -66,7 +66,9 @@ const report = [
   'connections to licd at once). *power-off* = that machine lost: its link down first, then every process in it',
   'SIGKILLed (nothing is closed towards the network).',
   '',
-  '**Columns**: *VIP move* = kill to the VIP on the other instance\'s eth0 (polled every 20 ms). *first grant* = kill to',
+  '**Columns**: *VIP move* = kill to the other instance\'s keepalived entering MASTER (the notify script\'s timestamp;',
+  'keepalived sets the VIP as it enters MASTER), in brackets kill to the VIP seen on its eth0 by polling `ip addr` (late',
+  'by the poll itself on a loaded machine). *first grant* = kill to',
   'the first checkout granted that began after the kill. *held lost* = held licenses whose RESUME failed (the CLI',
   'client printed "license lost", or the library reported the handle lost). *misrouted* = token connections answered',
   'UNKNOWN_HANDLE (license and token port on different servers). *bound ok* = bound checkouts with tokens served',
@@ -78,7 +80,7 @@ const report = [
   '',
   ...faults.map((f) => {
     const of = results.filter((r) => r.fault === f);
-    return `- ${f}: median VIP move ${median(of.map((r) => r.vipMoveMs))} ms, median kill -> first grant ${median(of.map((r) => r.firstGrantMs))} ms, held lost ${of.map((r) => r.heldLost + (r.holdLost ? 1 : 0)).join(' / ')} of ${of[0]!.held + 1}, misrouted ${of.reduce((n, r) => n + r.misrouted, 0)}`;
+    return `- ${f}: median VIP move ${median(of.map((r) => r.masterMs ?? r.vipMoveMs))} ms, median kill -> first grant ${median(of.map((r) => r.firstGrantMs))} ms, held lost ${of.map((r) => r.heldLost + (r.holdLost ? 1 : 0)).join(' / ')} of ${of[0]!.held + 1}, misrouted ${of.reduce((n, r) => n + r.misrouted, 0)}`;
   }),
   '',
 ];

@@ -59,8 +59,10 @@ export interface PairResult {
   /** The instance that held the VIP and whose licproxy was killed, and the one that took over. */
   killed: string;
   survivor: string;
-  /** Kill -> the VIP on the survivor's eth0. */
+  /** Kill -> the VIP seen on the survivor's eth0 (polled with `ip addr`: late by the poll when the machine is loaded). */
   vipMoveMs: number;
+  /** Kill -> the survivor's notify script logging MASTER (keepalived has set the VIP by then); null if not logged. */
+  masterMs: number | null;
   /** Kill -> the VIP gone from the killed instance (null after a power-off: nobody removes it there). */
   vipReleasedMs: number | null;
   /** Kill -> the first checkout granted that started after the kill (so through the survivor). */
@@ -297,9 +299,9 @@ async function failover(r: Running, opts: PairOptions, log: (line: string) => vo
   const survivor = killed === 'lb1' ? 'lb2' : 'lb1';
   const fault = opts.fault ?? 'kill';
   log(`${fault === 'kill' ? 'SIGKILL licproxy on' : 'power off'} ${killed} (holds the VIP)`);
-  const killAt = Date.now();
+  let killAt = Date.now();
   if (fault === 'kill') r.licproxy[killed]!.child.kill('SIGKILL');
-  else await lab.powerOff(killed);
+  else killAt = await lab.powerOff(killed);
 
   const releasedAt = fault === 'kill' ? waitForAddress(lab, killed, VIP, false, 30_000) : null;
   const movedAt = await waitForAddress(lab, survivor, VIP, true, 30_000);
@@ -359,7 +361,9 @@ async function failover(r: Running, opts: PairOptions, log: (line: string) => vo
       notify[lb] = [];
     }
   }
+  const masterLine = notify[survivor]!.find((l) => / is now MASTER/.test(l) && Date.parse(l.split(' ')[0]!) >= killAt);
   return {
+    masterMs: masterLine ? Date.parse(masterLine.split(' ')[0]!) - killAt : null,
     fault,
     killed,
     survivor,
@@ -387,7 +391,7 @@ async function failover(r: Running, opts: PairOptions, log: (line: string) => vo
 export function describePair(r: PairResult): string[] {
   return [
     `${r.fault === 'kill' ? 'SIGKILL of licproxy' : 'power-off'} on ${r.killed}; VIP moved to ${r.survivor} (cluster state in Redis: ${r.clusterShared ? 'yes' : 'no'})`,
-    `VIP move time (kill -> VIP on ${r.survivor}): ${r.vipMoveMs} ms${r.vipReleasedMs === null ? '' : ` (released by ${r.killed} after ${r.vipReleasedMs} ms)`}`,
+    `VIP move time (kill -> VIP on ${r.survivor}): ${r.masterMs ?? '?'} ms by the notify log, ${r.vipMoveMs} ms by polling ip addr${r.vipReleasedMs === null ? '' : ` (released by ${r.killed} after ${r.vipReleasedMs} ms)`}`,
     `kill -> first granted checkout through ${r.survivor}: ${r.firstGrantMs} ms`,
     `held licenses lost: ${r.heldLost + (r.holdLost ? 1 : 0)} of ${r.held + 1} (checkout --hold: ${r.holdLost ? 'license lost' : r.holdResumed ? 'resumed' : `no resume seen: ${r.holdOutput.trim().split('\n').slice(-3).join(' / ')}`})`,
     `held seats the triad freed at the kill (their licd connection closed): ${r.heldFreedByClose}`,

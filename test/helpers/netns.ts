@@ -162,10 +162,13 @@ export class NetnsLab {
 
   /**
    * A machine lost at once: its link goes down first (so nothing it held is closed towards the network: no FIN, no
-   * RST, as after a power loss or a cut cable), then every process in its namespace is SIGKILLed.
+   * RST, as after a power loss or a cut cable), then every process in its namespace is SIGKILLed. Resolves the
+   * time the link was down.
    */
-  async powerOff(host: string): Promise<void> {
+  async powerOff(host: string): Promise<number> {
     await ip('-n', this.ns(host), 'link', 'set', 'eth0', 'down');
+    // The moment of the loss: nothing leaves the machine from here on.
+    const at = Date.now();
     const pids = spawnSync('ip', ['netns', 'pids', this.ns(host)], { encoding: 'utf8' });
     for (const pid of (pids.stdout ?? '').split(/\s+/).filter(Boolean).map(Number)) {
       try {
@@ -174,6 +177,7 @@ export class NetnsLab {
         /* gone */
       }
     }
+    return at;
   }
 
   /**
