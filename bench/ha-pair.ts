@@ -57,7 +57,7 @@ const report = [
   `- ${cpus().length} cores, load average at start ${load}; Node ${process.version}; keepalived and redis-server from Debian`,
   '- conf/examples/ha-pair/ as written (addresses, ports and paths changed): keepalived `advert_int 1`, track_script',
   '  `curl /health` every 1 s, `fall 2`; two network namespaces on a bridge, licd servers, Redis and clients in a third',
-  `- Redis-shared state (\`cluster:\`): ${results[0]?.clusterShared ? 'yes' : 'no (licproxy did not know the key in this run)'}`,
+  `- Redis-shared state (\`cluster:\`): ${results[0]?.clusterShared ? 'yes' : 'no (licproxy did not know the key in this run)'}; licd triad with the example\'s \`redundancy.hold_on_disconnect\``,
   '- clients: `licproxy checkout --hold` + held clients of the client library (the triad, RESUME by handle), a short',
   '  checkout every 50 ms (the triad), source-bound clients from distinct addresses (license port, then TOKENS on the',
   '  token port of the seats pool)',
