@@ -7,7 +7,8 @@ import type { Socket } from 'node:net';
 import { startNamed } from '../helpers/backend.ts';
 import { LineClient, startLicd } from '../helpers/licd.ts';
 import type { ConfigSpec } from '../helpers/proxy.ts';
-import { REDIS_SERVER, SKIP_REASON, firstLine, startInstance, startRedis } from './redis-support.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { REDIS_SERVER, SKIP_REASON, firstLine, startInstance, startRedis, startSentinel } from './redis-support.ts';
 
 const maybe = REDIS_SERVER === null ? test.skip : test.serial;
 if (REDIS_SERVER === null) test('cluster-state bindings', (t) => {
@@ -92,4 +93,21 @@ maybe('a licd pool bound by source in a cluster: checkouts through both instance
     t.is(hx, hy, `${ip}: both instances' connections reached one licd`);
     t.regex(await x.request('CHECKOUT LS-DYNA'), /^GRANTED handle=l[12]\./);
   }
+});
+
+maybe('Redis found through Sentinel: bindings are shared the same way', async (t) => {
+  const redis = await startRedis(t);
+  const sentinel = await startSentinel(t, redis);
+  const spec = await servers(t);
+  const via = { kind: 'sentinel' as const, sentinels: [{ host: '127.0.0.1', port: sentinel.port }], name: 'mymaster' };
+  const a = await startInstance(t, spec(false), { redis: via, instance: 'lb1', timeout: 2_000 });
+  const b = await startInstance(t, spec(true), { redis: via, instance: 'lb2', timeout: 2_000 });
+  await waitFor(() => a.shared.status().redis.connected && b.shared.status().redis.connected, { timeout: 10_000, what: 'connected through Sentinel' });
+  const keep: Socket[] = [];
+  t.teardown(() => keep.forEach((s) => s.destroy()));
+  for (let i = 1; i <= 10; i++) {
+    const [l, k] = await Promise.all([firstLine(a.app.runtime.port('license'), `127.12.0.${i}`, keep), firstLine(b.app.runtime.port('tokens'), `127.12.0.${i}`, keep)]);
+    t.is(l.split('/')[0], k.split('/')[0]);
+  }
+  t.is((await redis.client.keys('licproxy:lic-lb:aff:lic:127.12.*')).length, 10);
 });

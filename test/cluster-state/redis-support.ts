@@ -85,6 +85,21 @@ function pingable(port: number): Promise<boolean> {
   });
 }
 
+/** A Redis Sentinel (redis-server --sentinel) watching `master` as `mymaster`. */
+export async function startSentinel(t: ExecutionContext, master: RedisProcess): Promise<{ port: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'lpx-sentinel-'));
+  const port = await freePort();
+  const conf = join(dir, 'sentinel.conf');
+  writeFileSync(conf, `port ${port}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor mymaster 127.0.0.1 ${master.port} 1\n`);
+  const child = spawn(REDIS_SERVER!, [conf, '--sentinel'], { stdio: 'ignore' });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await waitFor(() => pingable(port), { timeout: 10_000, what: `sentinel on port ${port}` });
+  return { port };
+}
+
 export const TOKEN = 'cluster-test-token-0123456789';
 
 export interface Instance {
@@ -96,13 +111,13 @@ export interface Instance {
 }
 
 /** A licproxy instance in this process, its stats on an ephemeral port with the admin API, sharing through `cluster`. */
-export async function startInstance(t: ExecutionContext, spec: ConfigSpec, cluster: Partial<ClusterConfig> & { redisUrl: string; instance: string }): Promise<Instance> {
+export async function startInstance(t: ExecutionContext, spec: ConfigSpec, cluster: Partial<ClusterConfig> & { redisUrl?: string; instance: string }): Promise<Instance> {
   const dir = mkdtempSync(join(tmpdir(), 'lpx-inst-'));
   const tokenFile = join(dir, 'admin.token');
   writeFileSync(tokenFile, TOKEN);
   chmodSync(tokenFile, 0o600);
   const base = makeConfig(spec);
-  const c: ClusterConfig = { name: cluster.name ?? 'lic-lb', instance: cluster.instance, redis: { kind: 'url', url: cluster.redisUrl }, timeout: cluster.timeout ?? 50 };
+  const c: ClusterConfig = { name: cluster.name ?? 'lic-lb', instance: cluster.instance, redis: cluster.redis ?? { kind: 'url', url: cluster.redisUrl! }, timeout: cluster.timeout ?? 50 };
   const config: ProxyConfig = { ...base, stats: { listen: { host: '127.0.0.1', port: 0 }, refresh: 5_000, admin: { tokenFile, insecure: false } }, cluster: c };
   const { log, lines } = captureLogger();
   const shared = new ClusterState(c, log);

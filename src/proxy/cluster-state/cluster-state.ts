@@ -114,6 +114,7 @@ export class ClusterState implements AppService, ClusterView {
   async stop(): Promise<void> {
     if (this.#refresh) clearInterval(this.#refresh);
     this.#peers.stop();
+    this.#admin.stop();
     await this.#link.close();
   }
 

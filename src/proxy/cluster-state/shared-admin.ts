@@ -14,6 +14,8 @@ import { parseNotice } from './notify.ts';
 import type { RedisLink } from './redis-link.ts';
 
 const STATES = new Set(['ready', 'drain', 'maint']);
+/** The hash is also re-read this often: a lost announcement (subscriber reconnecting) costs at most this long. */
+const REREAD_MS = 1_000;
 
 export class SharedAdmin {
   readonly #link: RedisLink;
@@ -27,6 +29,9 @@ export class SharedAdmin {
   readonly #ignored = new Set<string>();
   #reading: Promise<void> | null = null;
   #again = false;
+  #timer: NodeJS.Timeout | null = null;
+  /** Bumped by every change made here: a hash read before it must not undo it (read again instead). */
+  #localSeq = 0;
 
   constructor(link: RedisLink, keys: ClusterKeys, instance: string, log: Logger) {
     this.#link = link;
@@ -45,11 +50,20 @@ export class SharedAdmin {
     });
     sub.subscribe(this.#keys.notify).catch(() => {});
     this.#link.onUp(() => void this.ready());
+    this.#timer = setInterval(() => {
+      if (this.#link.isUp) void this.ready();
+    }, REREAD_MS);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
   }
 
   /** Shares a change made through this instance's API. */
   publish(pool: string, server: string, change: AdminChange): void {
     const [field, value] = 'state' in change ? [`state:${pool}/${server}`, change.state] : [`weight:${pool}/${server}`, String(change.weight)];
+    this.#localSeq++;
     if (!this.#link.isUp) {
       this.#pending.set(field, value);
       return;
@@ -90,7 +104,10 @@ export class SharedAdmin {
         this.#pending.clear();
         await cmd.multi().hset(this.#keys.admin, fields).publish(this.#keys.notify, JSON.stringify({ t: 'admin', from: this.#instance })).exec();
       }
-      this.#apply(await cmd.hgetall(this.#keys.admin));
+      const seq = this.#localSeq;
+      const hash = await cmd.hgetall(this.#keys.admin);
+      if (seq !== this.#localSeq) this.#again = true;
+      else this.#apply(hash);
     } catch {
       this.#link.countError();
     }
