@@ -61,6 +61,12 @@ export interface LicdRedundancyConfig {
    * a held client resumes within seconds, and a session whose client is gone must not hold a seat for minutes.
    */
   resumeWindow: number;
+  /**
+   * How long a license connection that ends without QUIT (FIN, RST, error: e.g. the balancer it came through was
+   * killed) leaves its sessions detached for a RESUME on another connection, on the serving member (ms). 0: they
+   * are freed at once, as on a standalone daemon.
+   */
+  holdOnDisconnect: number;
 }
 
 export interface LicdConfig {
@@ -76,7 +82,7 @@ export interface LicdConfig {
 export const LICD_DEFAULTS = {
   server: { host: '127.0.0.1', allow: null, proxyProtocol: false, heartbeatTimeout: 600_000 },
   feature: { version: '1.0', kind: 'seats' },
-  redundancy: { order: 0, heartbeat: 1_000, resumeWindow: 30_000 },
+  redundancy: { order: 0, heartbeat: 1_000, resumeWindow: 30_000, holdOnDisconnect: 0 },
 } as const;
 
 const NAME = /^[A-Za-z0-9_-]+$/;
@@ -197,7 +203,7 @@ function readDate(c: Cursor): { text: string; at: number } | undefined {
 }
 
 function buildRedundancy(c: Cursor, file: string): LicdRedundancyConfig | null {
-  if (!c.map(['mode', 'peers', 'order', 'secret_file', 'heartbeat', 'resume_window'])) return null;
+  if (!c.map(['mode', 'peers', 'order', 'secret_file', 'heartbeat', 'resume_window', 'hold_on_disconnect'])) return null;
   const mode = c.at('mode').oneOf(['backup', 'triad'] as const);
   if (!c.at('mode').present) c.at('mode').error('is required: backup | triad');
   const peersC = c.at('peers');
@@ -216,6 +222,7 @@ function buildRedundancy(c: Cursor, file: string): LicdRedundancyConfig | null {
   const heartbeat = c.at('heartbeat').duration({ min: 10 }) ?? LICD_DEFAULTS.redundancy.heartbeat;
   // At least 100ms: a client needs a reconnect and a RESUME to get its session back.
   const resumeWindow = c.at('resume_window').duration({ min: 100 }) ?? LICD_DEFAULTS.redundancy.resumeWindow;
+  const holdOnDisconnect = c.at('hold_on_disconnect').duration({ min: 0 }) ?? LICD_DEFAULTS.redundancy.holdOnDisconnect;
   const secretC = c.at('secret_file');
   const secretName = secretC.str();
   const secretFile = secretName === undefined ? null : resolve(dirname(file), secretName);
@@ -231,7 +238,7 @@ function buildRedundancy(c: Cursor, file: string): LicdRedundancyConfig | null {
     // Without a secret only the source address vouches for a peer, and off loopback an address is easy to borrow.
     secretC.error('is required when a peer is not on loopback (a file holding a shared secret of 16+ characters)');
   }
-  return { mode: mode ?? 'backup', peers, order, secretFile, secret, heartbeat, resumeWindow };
+  return { mode: mode ?? 'backup', peers, order, secretFile, secret, heartbeat, resumeWindow, holdOnDisconnect };
 }
 
 function isLoopback(host: string): boolean {

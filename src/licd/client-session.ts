@@ -272,7 +272,15 @@ export class ClientSession extends SessionBase {
       if (this.ctx.replicating) this.ctx.replicate({ op: 'qdel', q: w.id });
     }
     this.#queued.clear();
-    for (const grant of [...this.#grants.values()]) this.#endGrant(grant, reason);
+    // The connection was lost rather than ended by the client (no QUIT), e.g. its balancer died: in a set the
+    // sessions may wait for a RESUME on another connection (redundancy.hold_on_disconnect).
+    const lost = reason === 'closed' || reason === 'error';
+    for (const grant of [...this.#grants.values()]) {
+      if (lost && this.ctx.holdDisconnected(grant)) {
+        this.#grants.delete(grant.handle);
+        this.#log('DETACHED', grant.pool, grant.count, grant.handle, grant.identity, reason);
+      } else this.#endGrant(grant, reason);
+    }
   }
 
   /** The vendor-daemon debug log: one line per OUT / IN / DENIED / QUEUED. */

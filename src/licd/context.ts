@@ -38,6 +38,11 @@ export interface LicdContext {
    * undefined when there is none here.
    */
   reclaim(req: string, pool: FeaturePool, count: number, identity: Identity, owner: { touch(): void }, port: number): Grant | undefined;
+  /**
+   * The grant's connection ended without QUIT: true when the grant was kept as a detached session awaiting a RESUME
+   * (`redundancy.hold_on_disconnect`, serving member), false when the caller must end it.
+   */
+  holdDisconnected(grant: Grant): boolean;
   /** Id of a queued checkout, unique in the set (replicated for status). */
   newQueueId(): string;
 }

@@ -338,6 +338,13 @@ export class LicenseServer implements LicdContext, ReplicaHost {
     return g;
   }
 
+  holdDisconnected(grant: Grant): boolean {
+    const hold = this.#config.redundancy?.holdOnDisconnect ?? 0;
+    if (hold <= 0 || !this.#replica || !this.#redundancy?.effective) return false;
+    this.#replica.holdDisconnected(grant, Date.now() + hold);
+    return true;
+  }
+
   reclaim(req: string, pool: FeaturePool, count: number, identity: Identity, owner: { touch(): void }, port: number): Grant | undefined {
     const g = this.#replica?.reclaim(req, pool, count, identity, owner, port);
     if (g) this.replicate({ op: 'res', h: g.handle });

@@ -142,6 +142,14 @@ export class ReplicaState {
     this.#queue.clear();
   }
 
+  /**
+   * A live grant whose connection ended without QUIT becomes a detached session that waits until `expiresAt` for a
+   * RESUME (nothing is freed now; the followers already hold it detached). Serving member only.
+   */
+  holdDisconnected(g: Grant, expiresAt: number): void {
+    this.#detachGrant(g).expiresAt = expiresAt;
+  }
+
   /** Frees the detached sessions whose resume window has passed (serving member only); returns their handles. */
   expire(now: number): DetachedSession[] {
     const out: DetachedSession[] = [];

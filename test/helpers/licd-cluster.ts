@@ -34,6 +34,8 @@ export interface ClusterSpec {
   heartbeatTimeout?: string;
   /** `redundancy.resume_window` (default: licd's, 30s). */
   resumeWindow?: string;
+  /** `redundancy.hold_on_disconnect` (default: licd's, 0). */
+  holdOnDisconnect?: string;
   /** Write a secret file for every member (default true). */
   secret?: boolean;
   logLevel?: string;
@@ -243,6 +245,7 @@ export class LicdCluster {
         order: m.index,
         heartbeat: this.spec.heartbeat ?? '600ms',
         ...(this.spec.resumeWindow ? { resume_window: this.spec.resumeWindow } : {}),
+        ...(this.spec.holdOnDisconnect ? { hold_on_disconnect: this.spec.holdOnDisconnect } : {}),
         ...(this.spec.secret !== false ? { secret_file: 'peer.secret' } : {}),
       },
     };

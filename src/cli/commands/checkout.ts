@@ -185,11 +185,19 @@ function holdLicense(
     const timer = setTimeout(() => done(), ms);
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    client.startHeartbeat(heartbeatMs, (err) => done(err));
+    // A heartbeat that failed with its connection (reset, closed, timed out: e.g. the RST of a balancer that took
+    // over a virtual IP and never had this connection) is the client library's to handle: it reconnects and
+    // RESUMEs, then says 'resumed', or gives up through onDisconnect. Only a server's answer ends the hold here.
+    client.startHeartbeat(heartbeatMs, (err) => {
+      if (!(err instanceof LicenseError && CONNECTION_LOSS.has(err.code))) done(err);
+    });
     client.setHooks({ onDisconnect: (err) => done(err ?? new LicenseError('CONNECTION_CLOSED', 'license connection closed while holding')) });
     tokens?.closed.then(() => done(new LicenseError('CONNECTION_CLOSED', 'token connection closed while holding')));
   });
 }
+
+/** Heartbeat failures that are the connection's, not the server's answer. */
+const CONNECTION_LOSS = new Set(['CONNECTION_CLOSED', 'TIMEOUT', 'CONNECT_FAILED']);
 
 function durationFlag(name: string, text: string, min: number): number {
   const ms = parseDuration(text);
