@@ -4,10 +4,12 @@
  * health and admin state; affinity by source asks the primary's table; limits are this worker's share. It logs
  * its own connection lines; server state changes are the primary's to log.
  */
+import cluster from 'node:cluster';
 import { errorMessage } from '../../common/errors.ts';
 import { createLogger, silentLogger } from '../../common/logger.ts';
 import type { ProxyConfig } from '../../config/proxy-config.ts';
 import { createAffinity } from '../affinity/create-affinity.ts';
+import { adoptInheritedSockets } from '../inherited-sockets.ts';
 import { ProxyRuntime, type PreparedApply } from '../runtime.ts';
 import { isToWorker, type MirrorEntry, type ToPrimary, type ToWorker } from './messages.ts';
 import { AffinityClient, RemoteSourceAffinity } from './remote-affinity.ts';
@@ -18,10 +20,19 @@ import { shareLimits } from './share-limits.ts';
 const EXIT_GUARD_MS = 5_000;
 
 export async function runWorker(): Promise<void> {
+  // node:cluster ends a worker at once when its channel closes unasked (the primary died): that would cut every
+  // connection it forwards. This worker decides for itself (orphaned(), below); a channel lost before the start
+  // message leaves nothing to keep.
+  cluster.worker!.exitedAfterDisconnect = true;
+  const beforeStart = (): void => process.exit(0);
+  process.once('disconnect', beforeStart);
+  // The primary's listening sockets from systemd, at the same descriptor numbers (none without socket activation).
+  adoptInheritedSockets();
   const send = (m: ToPrimary): void => {
     if (process.connected) process.send!(m);
   };
   const start = await firstMessage();
+  process.off('disconnect', beforeStart);
   const { index, workers } = start;
   const log = createLogger({
     level: start.config.global.logLevel,
@@ -98,6 +109,21 @@ export async function runWorker(): Promise<void> {
       case 'start':
         return;
     }
+  });
+  // The primary died (its IPC channel closed without a `stop`): stop accepting (closing this worker's listening
+  // handles, so the replacement primary can bind the port and its workers take the new clients), forward what is
+  // held until it ends or global.orphan_grace passes, then exit. What needed the primary is decided here from now:
+  // affinity asks in flight are answered "no binding" (the connection is balanced here), passive health reports
+  // and counters go nowhere, server states stay as last mirrored.
+  process.once('disconnect', () => {
+    if (stopping) return;
+    const grace = runtime.config.global.orphanGrace;
+    log.warn(
+      { connections: runtime.live.size, graceMs: grace },
+      `the primary is gone (IPC channel closed): stopped accepting; forwarding the ${runtime.live.size} connections held until they end or orphan_grace passes`,
+    );
+    affinity.orphaned();
+    stop(grace);
   });
   // systemd's stop signals every process of the unit: a worker then stops gracefully by itself, as the primary does.
   process.on('SIGTERM', () => stop(runtime.config.global.grace));
