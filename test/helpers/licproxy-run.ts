@@ -12,9 +12,24 @@ export interface LicproxyProcess {
   exited: Promise<number | string>;
 }
 
+export interface SpawnOptions {
+  /**
+   * Listening socket descriptors of this process to pass as systemd's socket activation does: as descriptors 3, 4,
+   * ... of licproxy, with LISTEN_FDS and LISTEN_PID (its own pid: a shell sets it, then execs node).
+   */
+  passFds?: number[];
+}
+
 /** `cleanup` runs at teardown once the process is gone (SIGKILLed if still running). */
-export function spawnLicproxy(t: ExecutionContext, file: string, cleanup: () => void = () => {}): LicproxyProcess {
-  const child = spawn(process.execPath, [LICPROXY, 'run', '-c', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnLicproxy(t: ExecutionContext, file: string, cleanup: () => void = () => {}, opts: SpawnOptions = {}): LicproxyProcess {
+  const fds = opts.passFds ?? [];
+  const child =
+    fds.length === 0
+      ? spawn(process.execPath, [LICPROXY, 'run', '-c', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('/bin/sh', ['-c', `LISTEN_PID=$$ LISTEN_FDS=${fds.length} exec "$0" "$@"`, process.execPath, LICPROXY, 'run', '-c', file], {
+          cwd: REPO,
+          stdio: ['ignore', 'pipe', 'pipe', ...fds],
+        });
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
