@@ -16,10 +16,11 @@ import { closedLines, isAlive, runCluster, type RunningCluster } from './support
 
 const HELD = 40;
 
-function config(licd: InProcessLicd, tokenFile: string, listen: string): string {
+function config(licd: InProcessLicd, tokenFile: string, listen: string, accept = 'round_robin'): string {
   return `
 global:
   workers: 2
+  worker_accept: ${accept}
   grace: 2s
 stats:
   listen: 127.0.0.1:0
@@ -76,10 +77,10 @@ async function killPrimary(t: ExecutionContext, c: RunningCluster): Promise<numb
   return workers;
 }
 
-test('SIGKILL of the primary: the workers keep forwarding every held connection, licd loses no seat, a replacement serves new clients', async (t) => {
+const survives = test.macro(async (t, accept: 'round_robin' | 'shared') => {
   const licd = await startLicd({ name: 'alpha', features: [{ name: 'LS-DYNA', count: 200 }] });
   t.teardown(() => licd.stop());
-  const first = await runCluster(t, (tf) => config(licd, tf, '127.0.0.1:0'));
+  const first = await runCluster(t, (tf) => config(licd, tf, '127.0.0.1:0', accept));
   const port = await first.port('license');
   await upAndServing(first);
   const clients = await holdSeats(port, HELD);
@@ -112,8 +113,12 @@ test('SIGKILL of the primary: the workers keep forwarding every held connection,
   const closedByOrphans = closedLines(first).filter((l) => workers.includes(Number(l.pid)));
   t.is(closedByOrphans.length, HELD);
   await waitFor(() => seatsInUse(licd) === 1, { timeout: 5_000, what: 'licd frees the seats of the ended connections' });
-  t.log(`held connections kept across SIGKILL of the primary: ${kept}/${HELD}; seats lost: ${HELD - kept}`);
+  t.log(`worker_accept ${accept}: held connections kept across SIGKILL of the primary: ${kept}/${HELD}; seats lost: ${HELD - kept}`);
 });
+
+test('SIGKILL of the primary: the workers keep forwarding every held connection, licd loses no seat, a replacement serves new clients', survives, 'round_robin');
+// With `shared` each worker holds the listening socket itself: it must close it for the replacement to bind.
+test('the same with worker_accept: shared', survives, 'shared');
 
 test('socket activation (LISTEN_FDS): the port stays open across the primary SIGKILL; a client connecting in between is served by the replacement', async (t) => {
   const licd = await startLicd({ name: 'alpha', features: [{ name: 'LS-DYNA', count: 200 }] });
