@@ -253,8 +253,12 @@ export class Pool implements ServerOwner, AffinityHost {
   serverChanged(server: Server): void {
     this.#onServerChange?.(this, server);
     if (this.#building) return;
+    const awaited = this.awaitingFirstChecks;
     this.#recompute('server state changed');
     if (this.#queue.length > 0) this.#queue.drain();
+    // The first results are in and no server takes clients: those who waited for them are refused now, as they
+    // would have been had the results been there when they came (a master pool's licd clients wait on for a master).
+    if (awaited && this.#target === null && !this.#settling() && this.#queue.length > 0 && this.#config.mode !== 'master') this.#queue.refuseAll();
   }
 
   slotFreed(_server: Server): void {
@@ -484,6 +488,15 @@ export class Pool implements ServerOwner, AffinityHost {
     const fields = { from: describe(last), to: describe(target), reason };
     this.log.warn(fields, `${kind}: new clients go to ${describe(target)}`);
     this.events.add({ kind, pool: this.name, ...fields }, now);
+  }
+
+  /**
+   * No server takes clients yet because first check results are still coming in (a process just started: with
+   * socket activation, clients that waited in the backlog arrive at once). A new client waits in the queue for them
+   * (`timeouts.queue`) instead of being refused.
+   */
+  get awaitingFirstChecks(): boolean {
+    return this.#target === null && this.#settling();
   }
 
   #settling(): boolean {
