@@ -96,6 +96,8 @@ export class Pool implements ServerOwner, AffinityHost {
   readonly #affinityFactory: AffinityFactory;
   readonly #onServerChange: ((pool: Pool, server: Server) => void) | undefined;
   #target: Target = null;
+  /** `awaitingFirstChecks` as of the last server change (the server calling serverChanged has changed already). */
+  #awaitedFirstChecks = true;
   #lastTarget: Target = null;
   /** Whether `#lastTarget` was chosen with every server's first check result in. */
   #lastTargetSettled = false;
@@ -253,11 +255,12 @@ export class Pool implements ServerOwner, AffinityHost {
   serverChanged(server: Server): void {
     this.#onServerChange?.(this, server);
     if (this.#building) return;
-    const awaited = this.awaitingFirstChecks;
     this.#recompute('server state changed');
     if (this.#queue.length > 0) this.#queue.drain();
     // The first results are in and no server takes clients: those who waited for them are refused now, as they
     // would have been had the results been there when they came (a master pool's licd clients wait on for a master).
+    const awaited = this.#awaitedFirstChecks;
+    this.#awaitedFirstChecks = this.awaitingFirstChecks;
     if (awaited && this.#target === null && !this.#settling() && this.#queue.length > 0 && this.#config.mode !== 'master') this.#queue.refuseAll();
   }
 
