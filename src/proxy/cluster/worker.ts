@@ -28,8 +28,10 @@ export async function runWorker(): Promise<void> {
   process.once('disconnect', beforeStart);
   // The primary's listening sockets from systemd, at the same descriptor numbers (none without socket activation).
   adoptInheritedSockets();
+  // A send can still fail after the check (the primary died, its 'disconnect' not seen yet): with no callback that
+  // error would be thrown as the process's 'error' event and end the worker with its connections.
   const send = (m: ToPrimary): void => {
-    if (process.connected) process.send!(m);
+    if (process.connected) process.send!(m, undefined, undefined, ignoreSendError);
   };
   const start = await firstMessage();
   process.off('disconnect', beforeStart);
@@ -42,6 +44,9 @@ export async function runWorker(): Promise<void> {
     bindings: { worker: index },
     sharedStdout: true,
   });
+  // node:cluster's own messages (a listener closing) are sent without a callback: a send failing as the primary
+  // dies is emitted here, and would end the worker if nothing listened.
+  process.on('error', (err: Error) => log.warn({ error: err.message }, 'message to the primary lost'));
   const book = new MirrorBook();
   const affinity = new AffinityClient(send);
   const runtime = new ProxyRuntime(shareLimits(start.config, index, workers), {
@@ -140,6 +145,8 @@ export async function runWorker(): Promise<void> {
   }
   send({ t: 'ready', pid: process.pid });
 }
+
+function ignoreSendError(): void {}
 
 function firstMessage(): Promise<Extract<ToWorker, { t: 'start' }>> {
   return new Promise((resolve) => {
