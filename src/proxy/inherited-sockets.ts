@@ -11,8 +11,8 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { fstatSync } from 'node:fs';
-import type { HostPort } from '../common/address.ts';
-import { formatHostPort } from '../common/address.ts';
+import { formatHostPort, type HostPort } from '../common/address.ts';
+import { printable } from '../common/printable.ts';
 import { openDescriptorSocket } from './node-internals.ts';
 
 /** sd_listen_fds(3): passed descriptors start here. */
@@ -52,7 +52,7 @@ export function adoptInheritedSockets(env: NodeJS.ProcessEnv = process.env, pid 
   descriptorCount = 0;
   if (text === undefined) return { sockets: table, problems: [] };
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || n > MAX_FDS) return { sockets: table, problems: [`LISTEN_FDS=${text.slice(0, 16)} is not a count of descriptors: ignored`] };
+  if (!Number.isInteger(n) || n < 0 || n > MAX_FDS) return { sockets: table, problems: [`LISTEN_FDS=${printable(text.slice(0, 16))} is not a count of descriptors: ignored`] };
   descriptorCount = n;
   const problems: string[] = [];
   for (let fd = FIRST_FD; fd < FIRST_FD + n; fd++) {
