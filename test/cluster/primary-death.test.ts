@@ -59,7 +59,7 @@ async function holdSeats(port: number, n: number): Promise<LineClient[]> {
 
 /** Every held connection still forwards both ways: a HEARTBEAT reaches licd and its OK comes back. */
 async function heartbeats(clients: LineClient[]): Promise<number> {
-  const answers = await Promise.all(clients.map((c) => settles(c.request('HEARTBEAT'), { what: 'HEARTBEAT answered' }).catch(() => 'lost')));
+  const answers = await Promise.all(clients.map((c) => c.request('HEARTBEAT', 30_000).catch(() => 'lost')));
   return answers.filter((a) => a === 'OK').length;
 }
 
@@ -152,14 +152,15 @@ test('socket activation (LISTEN_FDS): the port stays open across the primary SIG
   t.is(waiting, 'connected', 'the port is open between the kill and the replacement');
   const early = await LineClient.connect(port);
   t.teardown(() => early.destroy());
-  const earlyAnswer = early.request('CHECKOUT LS-DYNA');
+  // Answered once the replacement runs (its start-up under load may take long).
+  const earlyAnswer = early.request('CHECKOUT LS-DYNA', 60_000).catch((e: Error) => e.message);
 
   t.is(await heartbeats(clients), HELD);
   t.is(seatsInUse(licd), HELD);
 
   const second = await runCluster(t, () => '', { sameFileAs: first, passFds: [held.fd] });
   t.is(await second.port('license'), held.port);
-  t.regex(await settles(earlyAnswer, { timeout: 20_000, what: 'the queued client served by the replacement' }), /^GRANTED /);
+  t.regex(await settles(earlyAnswer, { timeout: 60_000, what: 'the queued client served by the replacement' }), /^GRANTED /);
   const newcomer = await LineClient.connect(port);
   t.teardown(() => newcomer.destroy());
   t.regex(await newcomer.request('CHECKOUT LS-DYNA'), /^GRANTED /);

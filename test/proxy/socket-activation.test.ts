@@ -63,10 +63,10 @@ frontends:
   // Nobody listens, the socket is open: this client's connect completes and its line waits for the next process.
   const c2 = await LineClient.connect(used.port);
   t.teardown(() => c2.destroy());
-  const answer = c2.request('CHECKOUT LS-DYNA');
+  const answer = c2.request('CHECKOUT LS-DYNA', 60_000).catch((e: Error) => e.message);
   // It reaches the new process before the first health check result: it waits for it in the queue.
   await start();
-  t.regex(await settles(answer, { timeout: 20_000, what: 'the waiting client served after the restart' }), /^GRANTED /);
+  t.regex(await settles(answer, { timeout: 60_000, what: 'the waiting client served after the restart' }), /^GRANTED /);
 });
 
 test('LISTEN_FDS for another process is not taken, and the variables do not reach child processes', (t) => {
