@@ -16,12 +16,12 @@ import { closedLines, isAlive, runCluster, type RunningCluster } from './support
 
 const HELD = 40;
 
-function config(licd: InProcessLicd, tokenFile: string, listen: string, accept = 'round_robin'): string {
+function config(licd: InProcessLicd, tokenFile: string, listen: string, accept = 'round_robin', global = ''): string {
   return `
 global:
   workers: 2
   worker_accept: ${accept}
-  grace: 2s
+  grace: 2s${global}
 stats:
   listen: 127.0.0.1:0
   admin: { token_file: ${tokenFile} }
@@ -119,6 +119,22 @@ const survives = test.macro(async (t, accept: 'round_robin' | 'shared') => {
 test('SIGKILL of the primary: the workers keep forwarding every held connection, licd loses no seat, a replacement serves new clients', survives, 'round_robin');
 // With `shared` each worker holds the listening socket itself: it must close it for the replacement to bind.
 test('the same with worker_accept: shared', survives, 'shared');
+
+test('an orphaned worker closes what it still holds once global.orphan_grace has passed, then exits', async (t) => {
+  const licd = await startLicd({ name: 'alpha', features: [{ name: 'LS-DYNA', count: 200 }] });
+  t.teardown(() => licd.stop());
+  const c = await runCluster(t, (tf) => config(licd, tf, '127.0.0.1:0', 'round_robin', '\n  orphan_grace: 1s'));
+  const port = await c.port('license');
+  await upAndServing(c);
+  const clients = await holdSeats(port, 6);
+  t.teardown(() => clients.forEach((x) => x.destroy()));
+  const workers = await killPrimary(t, c);
+  for (const l of orphanLines(c)) t.is(l.graceMs, 1_000);
+  await waitFor(() => clients.every((x) => x.isClosed), { timeout: 30_000, what: 'the held connections closed at the end of orphan_grace' });
+  await waitFor(() => workers.every((pid) => !isAlive(pid)), { timeout: 30_000, what: 'the orphaned workers exit' });
+  t.true(c.lines().some((l) => l.msg === 'grace period over: closing the remaining connections'));
+  await waitFor(() => seatsInUse(licd) === 0, { timeout: 5_000, what: 'licd frees the seats of the closed connections' });
+});
 
 test('socket activation (LISTEN_FDS): the port stays open across the primary SIGKILL; a client connecting in between is served by the replacement', async (t) => {
   const licd = await startLicd({ name: 'alpha', features: [{ name: 'LS-DYNA', count: 200 }] });
