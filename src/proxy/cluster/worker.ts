@@ -21,8 +21,8 @@ const EXIT_GUARD_MS = 5_000;
 
 export async function runWorker(): Promise<void> {
   // node:cluster ends a worker at once when its channel closes unasked (the primary died): that would cut every
-  // connection it forwards. This worker decides for itself (orphaned(), below); a channel lost before the start
-  // message leaves nothing to keep.
+  // connection it forwards. This worker decides for itself (the 'disconnect' handler below); a channel lost before
+  // the start message leaves nothing to keep.
   cluster.worker!.exitedAfterDisconnect = true;
   const beforeStart = (): void => process.exit(0);
   process.once('disconnect', beforeStart);
@@ -130,7 +130,7 @@ export async function runWorker(): Promise<void> {
     affinity.orphaned();
     stop(grace);
   });
-  // systemd's stop signals every process of the unit: a worker then stops gracefully by itself, as the primary does.
+  // SIGTERM to a worker (an orphan, or `systemctl kill` signalling every process of the unit): a graceful stop.
   process.on('SIGTERM', () => stop(runtime.config.global.grace));
   process.on('SIGINT', () => stop(runtime.config.global.grace));
   // A reload is the primary's (it sends the configuration); a HUP sent to the whole process group changes nothing here.
