@@ -19,38 +19,8 @@ import { startLicdBackends, startSinkBackend } from './lib/backends.ts';
 import { cleanup } from './lib/cleanup.ts';
 import { resolveTargets, TARGETS } from './lib/targets/registry.ts';
 import { WORKLOADS } from './lib/workloads/registry.ts';
+import { selfTimes, type CpuProfile } from './lib/cpu-profile.ts';
 import type { BenchSettings } from './lib/workloads/workload.ts';
-
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  hitCount?: number;
-}
-interface CpuProfile {
-  nodes: ProfileNode[];
-  startTime: number;
-  endTime: number;
-  samples: number[];
-  timeDeltas: number[];
-}
-
-/** Self time by function (name + file:line), in ms, from the samples and their time deltas. */
-export function selfTimes(p: CpuProfile): { total: number; rows: { key: string; ms: number }[] } {
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const ms = new Map<string, number>();
-  let total = 0;
-  for (let i = 0; i < p.samples.length; i++) {
-    const n = byId.get(p.samples[i]!)!;
-    const d = (p.timeDeltas[i + 1] ?? 0) / 1000;
-    total += d;
-    const f = n.callFrame;
-    const file = f.url.replace(/^.*\/(node_modules|src|bench)\//, '$1/').replace(/^node:/, '');
-    const key = f.url ? `${f.functionName || '(anonymous)'} ${file}:${f.lineNumber + 1}` : f.functionName;
-    ms.set(key, (ms.get(key) ?? 0) + d);
-  }
-  const rows = [...ms].map(([key, v]) => ({ key, ms: v })).sort((a, b) => b.ms - a.ms);
-  return { total, rows };
-}
 
 /** read/write syscalls of the process and context switches summed over its threads. */
 function procCounters(pid: number): { syscr: number; syscw: number; ctx: number } {

@@ -12,6 +12,8 @@ import { adoptInheritedSockets, describeInherited, findInheritedSocket } from '.
 import { ClusterPrimary } from '../proxy/cluster/primary.ts';
 import { LicdDaemons } from './services/licd-daemons.ts';
 import { StatsService } from './services/stats-service.ts';
+import { AlertService } from '../alerts/alert-service.ts';
+import { EventHistory } from './services/event-history.ts';
 
 /** After the grace period, stop() closes what is left; this only guards against a hung shutdown. */
 const EXIT_GUARD_MS = 5_000;
@@ -51,9 +53,12 @@ export async function startBalancer(opts: BalancerOptions): Promise<RunningBalan
     : null;
   // More than one worker: this process is the cluster primary (checks, affinity, stats); the workers forward.
   const cluster = config.global.workers > 1 ? new ClusterPrimary({ workers: config.global.workers, log, pretty: opts.pretty ?? false }) : null;
-  const stats = new StatsService({ log, provider: cluster });
+  // Alerts and the event file run here, in the one process that holds the event log (the primary with workers).
+  const alerts = new AlertService({ log });
+  const history = new EventHistory({ log });
+  const stats = new StatsService({ log, provider: cluster, alerts });
   // Stopped in reverse: the workers' grace period passes while the stats endpoint still answers.
-  const services: AppService[] = [...(daemons ? [daemons] : []), stats, ...(cluster ? [cluster] : [])];
+  const services: AppService[] = [history, alerts, ...(daemons ? [daemons] : []), stats, ...(cluster ? [cluster] : [])];
   const app = await ProxyApp.start({
     config,
     log,

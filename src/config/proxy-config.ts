@@ -45,6 +45,39 @@ export interface StatsConfig {
    * network in clear text (stats listen on a non-loopback address over plain HTTP).
    */
   admin: { tokenFile: string; insecure: boolean } | null;
+  /** `stats.history` (SPEC 10): hourly usage records kept in `dir` for `keep` ms; null = not kept. */
+  history?: { dir: string; keep: number } | null;
+  /** `stats.events`: the event log kept on disk (absent: in memory only, lost at restart). */
+  events?: EventFileConfig | null;
+}
+
+/** `stats.events: { file, keep }`: /api/events persisted as JSON lines, compacted to the last `keep`. */
+export interface EventFileConfig {
+  /** Absolute (a relative path is resolved against the configuration file's folder). */
+  file: string;
+  keep: number;
+}
+
+/** What an alert can be sent for (SPEC 10). */
+export type AlertEventName = 'down' | 'up' | 'failover' | 'failback' | 'pool_unavailable' | 'reload_failed' | 'feature_above';
+export type AlertFormat = 'slack' | 'teams' | 'json';
+
+/** One entry of `alerts:` (SPEC 10): a webhook and the events it is POSTed. */
+export interface AlertConfig {
+  /** Label of the alert in metrics and logs (default: the URL's host); the URL itself may hold a secret. */
+  name: string;
+  url: string;
+  format: AlertFormat;
+  events: readonly AlertEventName[];
+  /** `feature_above: 90%` as a share (0.9): in use / issued at or above it (from lmstat checks) raises the event. */
+  featureAbove: number;
+  /** Per (event, pool, server): messages closer together are folded into the next one. */
+  minInterval: number;
+  /** Per attempt. */
+  timeout: number;
+  /** Attempts after the first, with exponential backoff. */
+  retries: number;
+  headers: Readonly<Record<string, string>>;
 }
 
 export interface TimeoutsConfig {
@@ -171,6 +204,8 @@ export interface ProxyConfig {
   frontends: readonly FrontendConfig[];
   /** licd config files this process runs itself (paths resolved against the config file's folder). */
   daemons: readonly string[];
+  /** SPEC 10 `alerts:` (empty: none). Optional so configurations built in code need not name it. */
+  alerts?: readonly AlertConfig[];
   /** Problems that do not stop the file from running (a pool `feature` no server is known to serve). */
   warnings?: readonly ConfigIssue[];
 }
@@ -179,6 +214,8 @@ export interface ProxyConfig {
 export const DEFAULTS = {
   global: { logLevel: 'info', maxConnections: 50_000, grace: 30_000, workers: 1, workerAccept: 'round_robin', orphanGrace: 86_400_000 },
   stats: { listen: { host: '127.0.0.1', port: 8404 }, refresh: 5_000 },
+  /** `stats.history.keep`: 90 days of hourly usage records. */
+  historyKeep: 90 * 86_400_000,
   pool: {
     mode: 'balance',
     balance: 'roundrobin',

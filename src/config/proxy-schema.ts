@@ -12,6 +12,7 @@ import type { Cursor } from './cursor.ts';
 import { nearest } from './nearest.ts';
 import { MAX_TOKEN_FILE_BYTES, adminTokenProblem } from '../stats/admin-token.ts';
 import { buildFromYaml, readConfigText } from './yaml-file.ts';
+import { ALERT_KEYS, EVENT_FILE_KEYS, readAlerts, readEventFile } from './alerts-schema.ts';
 import {
   DEFAULTS,
   type AffinityConfig,
@@ -43,10 +44,13 @@ const ADMIN_STATES = ['ready', 'drain', 'maint'] as const;
 
 /** The keys of each section, the single list both validation and the docs' reference table are checked against. */
 export const KEYS = {
-  root: ['global', 'stats', 'defaults', 'pools', 'frontends', 'daemons'],
+  root: ['global', 'stats', 'defaults', 'pools', 'frontends', 'daemons', 'alerts'],
   global: ['log_level', 'max_connections', 'grace', 'workers', 'worker_accept', 'orphan_grace'],
-  stats: ['listen', 'refresh', 'admin'],
+  stats: ['listen', 'refresh', 'admin', 'history', 'events'],
   admin: ['token_file', 'insecure'],
+  history: ['dir', 'keep'],
+  alert: ALERT_KEYS,
+  events: EVENT_FILE_KEYS,
   poolSettings: ['mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'overflow', 'failover', 'protocol', 'route', 'retry_denied'],
   pool: [
     'mode', 'balance', 'retries', 'redispatch', 'timeouts', 'tcp_keepalive', 'check', 'affinity', 'failback', 'overflow', 'failover',
@@ -111,6 +115,7 @@ function readRoot(root: Cursor, file: string): ProxyConfig {
   const pools = readPools(root.at('pools'), defaults);
   const frontends = readFrontends(root.at('frontends'), pools);
   const daemons = readDaemons(root.at('daemons'), file);
+  const alerts = readAlerts(root.at('alerts'));
   if (global.workers > 1) {
     // Worker processes see the servers' states, not their features: feature routing there would route blind.
     for (const p of pools) {
@@ -118,7 +123,7 @@ function readRoot(root: Cursor, file: string): ProxyConfig {
     }
   }
   const warnings = featureWarnings(root.at('pools'), pools);
-  return { file, global, stats, pools, frontends, daemons, ...(warnings.length > 0 ? { warnings } : {}) };
+  return { file, global, stats, pools, frontends, daemons, alerts, ...(warnings.length > 0 ? { warnings } : {}) };
 }
 
 /**
@@ -193,7 +198,18 @@ function readStats(c: Cursor, file: string): StatsConfig | null {
     listen,
     refresh: c.at('refresh').duration({ min: 1000 }) ?? DEFAULTS.stats.refresh,
     admin: tokenFile !== undefined ? { tokenFile, insecure } : null,
+    history: readHistory(c.at('history'), file),
+    events: readEventFile(c.at('events'), file),
   };
+}
+
+/** `stats.history` (SPEC 10): where the hourly usage records go and how long they stay. */
+function readHistory(c: Cursor, file: string): StatsConfig['history'] {
+  if (!c.present || !c.map(KEYS.history)) return null;
+  const given = c.at('dir').str({ required: true });
+  // At least one closed hour must survive compaction, or the history would always be empty.
+  const keep = c.at('keep').duration({ min: 3_600_000 }) ?? DEFAULTS.historyKeep;
+  return given === undefined ? null : { dir: resolve(dirname(file), given), keep };
 }
 
 /** 127.0.0.0/8, ::1 (also IPv4-mapped) and `localhost`: traffic that never leaves the host. */

@@ -5,6 +5,7 @@
  * through escapeHtml (server names, hosts, check reasons, feature names, event reasons, ...).
  */
 import { checkoutTable } from './render-checkouts.ts';
+import { ADMIN_STYLE, adminBar, adminPoolForms, type AdminView } from './render-admin.ts';
 import { escapeHtml as e, formatDuration, formatMs, formatTime } from './format.ts';
 import type { FeatureStats, FrontendStats, PoolStats, ReloadStats, ServerStats, StatsEvent, StatsSnapshot } from './snapshot.ts';
 import { statusKind, upCounts } from './status.ts';
@@ -14,6 +15,10 @@ export interface HtmlOptions {
   refreshMs: number;
   /** How many of the latest events to list. */
   events?: number;
+  /** `stats.history` is set: link to /stats/usage. */
+  usageLink?: boolean;
+  /** `stats.admin` is set: the login form, or the admin buttons of a logged-in viewer. */
+  admin?: AdminView;
 }
 
 const STYLE = `
@@ -67,11 +72,13 @@ export function renderHtml(snapshot: StatsSnapshot, events: readonly StatsEvent[
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
     refreshS > 0 ? `<meta http-equiv="refresh" content="${refreshS}">` : '',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    '<title>licproxy stats</title><style>', STYLE, '</style></head><body>\n',
+    '<title>licproxy stats</title><style>', STYLE, opts.admin ? ADMIN_STYLE : '', '</style></head><body>\n',
     `<h1>licproxy <small>version ${e(p.version)} &middot; pid ${e(p.pid)} &middot; up ${formatDuration(p.uptimeMs)}`,
     p.workers ? ` &middot; ${p.workers.length} workers (pids ${e(p.workers.map((w) => w.pid || '-').join(' '))})` : '',
     ` &middot; ${e(formatTime(snapshot.at))}${refreshS > 0 ? ` &middot; refresh ${refreshS}s` : ''}</small></h1>\n`,
     reloadLine(p.reloads),
+    opts.admin ? adminBar(opts.admin) : '',
+    opts.usageLink ? '<p class="links"><a href="/stats/usage">Usage history</a> (peak and mean seats per hour, per feature)</p>\n' : '',
     '<div class="legend">',
     '<span style="background:#c0ffc0">UP</span><span style="background:#b0d0ff">UP (backup tier)</span>',
     '<span style="background:#ffffa0">UP, going down</span><span style="background:#ffd020">DOWN, going up</span>',
@@ -79,7 +86,7 @@ export function renderHtml(snapshot: StatsSnapshot, events: readonly StatsEvent[
     '<span style="background:#c8c8c8">MAINT</span><span style="background:#e8e8e8">no check</span></div>\n',
   );
   out.push(frontendsTable(snapshot.frontends));
-  for (const pool of snapshot.pools) out.push(poolSection(pool, snapshot.at));
+  for (const pool of snapshot.pools) out.push(poolSection(pool, snapshot.at), opts.admin ? adminPoolForms(pool, opts.admin) : '');
   out.push(eventsTable(events, opts.events ?? 20));
   out.push('</body></html>\n');
   return out.join('');

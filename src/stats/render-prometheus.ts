@@ -78,7 +78,7 @@ export const LICPROXY_METRICS: readonly string[] = [
   'licproxy_license_feature_issued', 'licproxy_license_feature_used', 'licproxy_license_feature_free', 'licproxy_pool_feature_served',
   'licproxy_license_checkouts_total', 'licproxy_build_info', 'licproxy_uptime_seconds',
   'licproxy_workers', 'licproxy_worker_restarts_total', 'licproxy_worker_connections', 'licproxy_reload_total',
-  'licproxy_last_reload_success_timestamp_seconds',
+  'licproxy_last_reload_success_timestamp_seconds', 'licproxy_alerts_sent_total', 'licproxy_alerts_dropped_total',
 ];
 
 interface CheckHistogram {
@@ -179,6 +179,7 @@ export class PrometheusExporter {
       out += header('licproxy_last_reload_success_timestamp_seconds', 'gauge', 'When the running configuration was loaded (Unix time; the start counts)');
       out += `licproxy_last_reload_success_timestamp_seconds ${fmt(reloads.lastSuccessAt / 1000)}\n`;
     }
+    out += alertFamilies(snapshot);
     const workers = snapshot.process.workers;
     if (workers !== undefined) {
       // With `global.workers`: a worker that keeps dying shows as restarts going up (and `licproxy_workers` below N).
@@ -243,6 +244,21 @@ export class PrometheusExporter {
     for (const [key, h] of this.#checks) if (!h.seen) this.#checks.delete(key);
     return out;
   }
+}
+
+/** SPEC 10: webhook deliveries per alert (`result`: ok, or failed after every retry) and messages dropped. */
+function alertFamilies(snapshot: StatsSnapshot): string {
+  const alerts = snapshot.process.alerts;
+  if (alerts === undefined) return '';
+  let out = header('licproxy_alerts_sent_total', 'counter', 'Alert messages POSTed to the webhook, by result (failed: given up after every retry)');
+  for (const a of alerts) {
+    const l = `alert="${escapeLabel(a.name)}"`;
+    out += `licproxy_alerts_sent_total{${l},result="ok"} ${fmt(a.ok, 'counter')}\n`;
+    out += `licproxy_alerts_sent_total{${l},result="failed"} ${fmt(a.failed, 'counter')}\n`;
+  }
+  out += header('licproxy_alerts_dropped_total', 'counter', 'Alert messages dropped because the queue of the webhook was full (oldest first)');
+  for (const a of alerts) out += `licproxy_alerts_dropped_total{alert="${escapeLabel(a.name)}"} ${fmt(a.dropped, 'counter')}\n`;
+  return out;
 }
 
 /** SPEC 8.2: licd pools only, one series per (pool, server, feature, result) seen. */

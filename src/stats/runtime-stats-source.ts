@@ -13,6 +13,7 @@ import type { Server, ServerSnapshot } from '../proxy/server.ts';
 import { VERSION } from '../cli/version.ts';
 import type {
   AdminAction,
+  AlertDeliveryStats,
   AdminResult,
   AdminState,
   FrontendStats,
@@ -40,11 +41,13 @@ export interface SnapshotProvider {
 export class RuntimeStatsSource implements StatsSource {
   readonly #app: ProxyApp;
   readonly #provider: SnapshotProvider | null;
+  readonly #alerts: { stats(): AlertDeliveryStats[] } | null;
   readonly refresh?: () => Promise<void>;
 
-  constructor(app: ProxyApp, provider: SnapshotProvider | null = null) {
+  constructor(app: ProxyApp, provider: SnapshotProvider | null = null, alerts: { stats(): AlertDeliveryStats[] } | null = null) {
     this.#app = app;
     this.#provider = provider;
+    this.#alerts = alerts;
     if (provider !== null) this.refresh = () => provider.refresh();
   }
 
@@ -60,6 +63,7 @@ export class RuntimeStatsSource implements StatsSource {
         startedAt: this.#app.startedAt,
         ...(p !== null ? { workers: p.workers } : {}),
         reloads: { ...this.#app.reloads, last: this.#app.reloads.last && { ...this.#app.reloads.last } },
+        ...(this.#alerts !== null ? { alerts: this.#alerts.stats() } : {}),
       },
       frontends: rt.frontends.map(frontendStats),
       pools: rt.pools.map(poolStats),

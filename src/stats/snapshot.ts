@@ -29,6 +29,17 @@ export interface ProcessStats {
   workers?: { index: number; pid: number; startedAt: number; restarts: number; connections: number }[];
   /** Reloads of the configuration since start (SIGHUP, `POST /api/reload`). */
   reloads?: ReloadStats;
+  /** SPEC 10 `alerts:`: delivery counters per alert (absent without alerts). */
+  alerts?: AlertDeliveryStats[];
+}
+
+export interface AlertDeliveryStats {
+  name: string;
+  /** Messages delivered (2xx) / given up after every retry / dropped from a full queue. */
+  ok: number;
+  failed: number;
+  dropped: number;
+  queued: number;
 }
 
 export interface ReloadStats {

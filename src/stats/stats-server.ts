@@ -8,7 +8,9 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { errorMessage } from '../common/errors.ts';
 import { silentLogger, type Logger } from '../common/logger.ts';
-import { parseServerChange } from './admin-request.ts';
+import { parseServerChange, type ServerChange } from './admin-request.ts';
+import { adminFormRoute, answerForm, type AdminFormRoute } from './admin-form.ts';
+import { AdminSessions } from './admin-session.ts';
 import { AdminToken } from './admin-token.ts';
 import { readBody } from './read-body.ts';
 import { renderCsv } from './render-csv.ts';
@@ -17,6 +19,8 @@ import { renderEventsJson, renderJson } from './render-json.ts';
 import { PrometheusExporter } from './render-prometheus.ts';
 import { parsePath } from './request-path.ts';
 import type { AdminAction, AdminResult, StatsSource } from './snapshot.ts';
+import type { UsageRecorder } from './history/usage-recorder.ts';
+import { answerUsage, usageRoute, type UsageRoute } from './history/usage-routes.ts';
 
 export interface StatsServerLimits {
   /** Time a client has to send the complete request headers (slowloris). */
@@ -61,6 +65,8 @@ export interface StatsServerOptions {
   stopGraceMs?: number;
   /** Default process metrics on /metrics (default true). */
   defaultMetrics?: boolean;
+  /** `stats.history` (SPEC 10): /api/usage and /stats/usage; absent = those answer 404. */
+  history?: UsageRecorder | null;
 }
 
 const READ_ROUTES = new Set(['stats', 'stats.json', 'stats.csv', 'metrics', 'health', 'ready']);
@@ -75,6 +81,19 @@ const HTML_HEADERS: Record<string, string> = {
   'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
   'X-Frame-Options': 'DENY',
   'Referrer-Policy': 'no-referrer',
+};
+
+/** /stats with stats.admin: its forms post to this listener, and send their Origin and Referer (admin-form.ts). */
+const ADMIN_HTML_HEADERS: Record<string, string> = {
+  ...HTML_HEADERS,
+  'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  'Referrer-Policy': 'same-origin',
+};
+
+/** /stats/usage: the same guarantees, and its filter form (a GET to itself) may submit. */
+const USAGE_HTML_HEADERS: Record<string, string> = {
+  ...HTML_HEADERS,
+  'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 };
 
 /** A page is rendered again only when its last rendering is older than this many times its cost (see #rendered). */
@@ -92,6 +111,9 @@ export class StatsServer {
   readonly #server: http.Server;
   #reloading = false;
   #started = false;
+  #history: UsageRecorder | null;
+  /** The page's admin sessions (a new token logs every session out). */
+  #sessions = new AdminSessions();
 
   constructor(opts: StatsServerOptions) {
     this.#opts = opts;
@@ -100,6 +122,7 @@ export class StatsServer {
     this.#log = opts.logger ?? silentLogger;
     this.#token = opts.adminToken ? new AdminToken(opts.adminToken) : null;
     this.#refreshMs = opts.refreshMs ?? 5_000;
+    this.#history = opts.history ?? null;
     this.#prom = new PrometheusExporter({ defaultMetrics: opts.defaultMetrics ?? true });
     const l = this.#limits;
     this.#server = http.createServer(
@@ -147,9 +170,13 @@ export class StatsServer {
   }
 
   /** A reload that keeps the listen address: the page's refresh and the admin token change in place. */
-  configure(opts: { refreshMs?: number; adminToken?: string | null }): void {
+  configure(opts: { refreshMs?: number; adminToken?: string | null; history?: UsageRecorder | null }): void {
     if (opts.refreshMs !== undefined) this.#refreshMs = opts.refreshMs;
-    if (opts.adminToken !== undefined) this.#token = opts.adminToken ? new AdminToken(opts.adminToken) : null;
+    if (opts.history !== undefined) this.#history = opts.history;
+    if (opts.adminToken !== undefined) {
+      this.#token = opts.adminToken ? new AdminToken(opts.adminToken) : null;
+      this.#sessions = new AdminSessions();
+    }
     this.#renders.clear();
   }
 
@@ -198,6 +225,17 @@ export class StatsServer {
       if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, READ_ALLOW);
       return send(res, 302, 'text/plain; charset=utf-8', 'see /stats\n', { Location: '/stats' });
     }
+    const usage = usageRoute(seg);
+    if (usage !== null) {
+      if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, READ_ALLOW);
+      return this.#usage(usage, req, res);
+    }
+    const form = adminFormRoute(seg);
+    if (form !== null) {
+      if (!this.#token) return text(res, 404, 'not found');
+      if (method !== 'POST') return methodNotAllowed(res, 'POST');
+      return void this.#form(form, req, res).catch((err: unknown) => this.#fail(res, err));
+    }
     const isApi = seg.length >= 2 && seg[0] === 'api';
     const read = seg.length === 1 && READ_ROUTES.has(seg[0]!) ? seg[0]! : isApi && seg.length === 2 && seg[1] === 'events' ? 'api/events' : null;
     if (read !== null) {
@@ -222,9 +260,21 @@ export class StatsServer {
     switch (path) {
       case 'health':
         return text(res, 200, 'ok', '');
-      case 'stats':
-        return this.#rendered(res, path, 'text/html; charset=utf-8', HTML_HEADERS, () =>
-          renderHtml(this.#source.snapshot(), this.#source.events(), { refreshMs: this.#refreshMs }));
+      case 'stats': {
+        const opts = { refreshMs: this.#refreshMs, usageLink: this.#history !== null };
+        if (this.#token === null) {
+          return this.#rendered(res, path, 'text/html; charset=utf-8', HTML_HEADERS, () => renderHtml(this.#source.snapshot(), this.#source.events(), opts));
+        }
+        // With stats.admin the page carries forms: a logged-in viewer's holds its session's CSRF token, so it is
+        // never served from the shared rendering.
+        const session = this.#sessions.fromCookie(req.headers.cookie);
+        if (session === null) {
+          return this.#rendered(res, 'stats+login', 'text/html; charset=utf-8', ADMIN_HTML_HEADERS, () =>
+            renderHtml(this.#source.snapshot(), this.#source.events(), { ...opts, admin: { loggedIn: false } }));
+        }
+        return this.#afterRefresh(res, () => this.#render(res, 'stats+session', 'text/html; charset=utf-8', ADMIN_HTML_HEADERS, () =>
+          renderHtml(this.#source.snapshot(), this.#source.events(), { ...opts, admin: { loggedIn: true, csrf: session.csrf } })));
+      }
       case 'stats.json':
         return this.#rendered(res, path, 'application/json; charset=utf-8', {}, () => renderJson(this.#source.snapshot()));
       case 'stats.csv':
@@ -236,6 +286,13 @@ export class StatsServer {
       case 'metrics':
         return this.#rendered(res, path, this.#prom.contentType, {}, () => this.#prom.render(this.#source.snapshot()));
     }
+  }
+
+  #usage(route: UsageRoute, req: IncomingMessage, res: ServerResponse): void {
+    answerUsage(route, req.url, this.#history).then(
+      (a) => send(res, a.status, a.type, a.body, route === 'page' && a.status === 200 ? USAGE_HTML_HEADERS : {}),
+      (err: unknown) => this.#fail(res, err),
+    );
   }
 
   /** Runs `f` on fresh counters: at once for a source that has them at hand, after its refresh otherwise. */
@@ -302,7 +359,34 @@ export class StatsServer {
     if (target === null) return this.#reload(res, remote);
     const parsed = parseServerChange(body.body);
     if (!parsed.ok) return json(res, 400, { error: parsed.message });
-    const { state, weight, bindings } = parsed.change;
+    const result = this.#apply(target, parsed.change, remote);
+    if (!result.ok) return json(res, result.error === 'invalid' ? 400 : 404, { error: result.message });
+    return json(res, 200, { ok: true, pool: target.pool, server: target.server, ...parsed.change });
+  }
+
+  /** The /stats page's login, logout and admin forms (admin-form.ts); the changes go through #apply. */
+  async #form(route: AdminFormRoute, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req, this.#limits.maxBodyBytes);
+    if (!body.ok) {
+      if (body.reason === 'too-large') return text(res, 413, `body larger than ${this.#limits.maxBodyBytes} bytes`, '\n', { Connection: 'close' });
+      res.destroy();
+      return;
+    }
+    const remote = remoteOf(req);
+    const a = answerForm(route, req, body.body, {
+      token: this.#token!,
+      sessions: this.#sessions,
+      apply: (pool, server, change) => this.#apply({ pool, server }, change, remote),
+    });
+    if (a.status === 401 || a.status === 403) this.#log.warn({ remote, path: req.url, status: a.status }, `admin form refused: ${a.body.trim()}`);
+    else if (route !== 'admin' && a.status === 303) this.#log.info({ remote }, `admin: ${route} on the stats page`);
+    this.#renders.delete('stats+session');
+    send(res, a.status, a.headers['Content-Type'] ?? 'text/plain; charset=utf-8', a.body, a.headers);
+  }
+
+  /** One server change, from the JSON API or the page's form: applied, recorded as an event, logged. */
+  #apply(target: { pool: string; server: string }, change: ServerChange, remote: string): AdminResult {
+    const { state, weight, bindings } = change;
     let result: AdminResult = { ok: true };
     if (state !== undefined) result = this.#source.setServerState(target.pool, target.server, state);
     if (result.ok && weight !== undefined) result = this.#source.setServerWeight(target.pool, target.server, weight);
@@ -316,8 +400,7 @@ export class StatsServer {
     this.#log.info({ remote, pool: target.pool, server: target.server, state, weight, ok: result.ok, error: action.error },
       `admin: set server ${target.pool}/${target.server}${state ? ` state=${state}` : ''}${weight !== undefined ? ` weight=${weight}` : ''}${bindings ? ' bindings=clear' : ''}` +
       (result.ok ? '' : ` failed: ${result.message}`));
-    if (!result.ok) return json(res, result.error === 'invalid' ? 400 : 404, { error: result.message });
-    return json(res, 200, { ok: true, pool: target.pool, server: target.server, ...parsed.change });
+    return result;
   }
 
   async #reload(res: ServerResponse, remote: string): Promise<void> {

@@ -61,6 +61,7 @@ export async function runCluster(t: ExecutionContext, yaml: (tokenFile: string) 
       }
       if (!opts.sameFileAs) rmSync(dir, { recursive: true, force: true });
     },
+    {},
     opts,
   );
   const err = (): string => stderr();

@@ -9,8 +9,11 @@ const readme = readFileSync(`${REPO}/README.md`, 'utf8');
 function schemaKeys(): string[] {
   const keys: string[] = [];
   for (const k of KEYS.global) keys.push(`global.${k}`);
-  for (const k of KEYS.stats) if (k !== 'admin') keys.push(`stats.${k}`);
+  for (const k of KEYS.stats) if (k !== 'admin' && k !== 'history' && k !== 'events') keys.push(`stats.${k}`);
   for (const k of KEYS.admin) keys.push(`stats.admin.${k}`);
+  for (const k of KEYS.history) keys.push(`stats.history.${k}`);
+  for (const k of KEYS.events) keys.push(`stats.events.${k}`);
+  for (const k of KEYS.alert) keys.push(`alerts[].${k}`);
   const nested = {
     timeouts: KEYS.timeouts,
     check: KEYS.check,
@@ -31,7 +34,7 @@ function schemaKeys(): string[] {
 }
 
 function tableKeys(): string[] {
-  return [...readme.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]!).filter((k) => /^(global|stats|defaults|pools|frontends|daemons)/.test(k));
+  return [...readme.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]!).filter((k) => /^(global|stats|defaults|pools|frontends|daemons|alerts)/.test(k));
 }
 
 test('the README reference table names every schema key', (t) => {

@@ -20,15 +20,22 @@ export interface SpawnOptions {
   passFds?: number[];
 }
 
-/** `cleanup` runs at teardown once the process is gone (SIGKILLed if still running). */
-export function spawnLicproxy(t: ExecutionContext, file: string, cleanup: () => void = () => {}, opts: SpawnOptions = {}): LicproxyProcess {
+/** `cleanup` runs at teardown once the process is gone (SIGKILLed if still running); `env` is added to ours. */
+export function spawnLicproxy(
+  t: ExecutionContext,
+  file: string,
+  cleanup: () => void = () => {},
+  env: NodeJS.ProcessEnv = {},
+  opts: SpawnOptions = {},
+): LicproxyProcess {
   const fds = opts.passFds ?? [];
   const child =
     fds.length === 0
-      ? spawn(process.execPath, [LICPROXY, 'run', '-c', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] })
+      ? spawn(process.execPath, [LICPROXY, 'run', '-c', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
       : spawn('/bin/sh', ['-c', `LISTEN_PID=$$ LISTEN_FDS=${fds.length} exec "$0" "$@"`, process.execPath, LICPROXY, 'run', '-c', file], {
           cwd: REPO,
           stdio: ['ignore', 'pipe', 'pipe', ...fds],
+          env: { ...process.env, ...env },
         });
   let out = '';
   let err = '';

@@ -39,7 +39,7 @@ frontends:
 `,
   );
   const start = async () => {
-    const p = spawnLicproxy(t, file, () => {}, { passFds: [used.fd, unused.fd] });
+    const p = spawnLicproxy(t, file, () => {}, {}, { passFds: [used.fd, unused.fd] });
     await waitFor(
       () => {
         if (p.child.exitCode !== null) throw new Error(`licproxy exited: ${p.stderr()}`);

@@ -10,8 +10,16 @@ import type { ProxyConfig, StatsConfig } from '../../config/proxy-config.ts';
 import type { AppService, PreparedReload, ProxyApp } from '../../proxy/app.ts';
 import { RuntimeStatsSource, type SnapshotProvider } from '../../stats/runtime-stats-source.ts';
 import { StatsServer } from '../../stats/stats-server.ts';
+import type { AlertDeliveryStats } from '../../stats/snapshot.ts';
 import { adminTokenProblem } from '../../stats/admin-token.ts';
 import { isLoopback } from '../../config/proxy-schema.ts';
+import { UsageRecorder } from '../../stats/history/usage-recorder.ts';
+
+/**
+ * Test hook: the usage history's bucket length in ms instead of an hour, so a test of a child `licproxy run` sees
+ * hours close in milliseconds. Not an operator setting (the files then carry the length in their names).
+ */
+const TEST_BUCKET_ENV = 'LICPROXY_TEST_HISTORY_BUCKET_MS';
 
 function readToken(stats: StatsConfig): string | null {
   if (!stats.admin) return null;
@@ -33,15 +41,54 @@ export class StatsService implements AppService {
   readonly stage = 'after-proxy' as const;
   readonly #log: Logger;
   readonly #provider: SnapshotProvider | null;
+  readonly #alerts: { stats(): AlertDeliveryStats[] } | null;
   #app: ProxyApp | null = null;
   #server: StatsServer | null = null;
   #current: string | null = null;
   /** `stats.listen` as configured for the running listener. */
   #listen: HostPort | null = null;
+  /** `stats.history`'s recorder and the configuration it runs with. */
+  #history: UsageRecorder | null = null;
+  #historyKey: string | null = null;
+  readonly #historyBucketMs: number | undefined;
 
-  constructor(opts: { log: Logger; provider?: SnapshotProvider | null }) {
+  constructor(opts: { log: Logger; provider?: SnapshotProvider | null; historyBucketMs?: number; alerts?: { stats(): AlertDeliveryStats[] } | null }) {
     this.#log = opts.log.child({ component: 'stats' });
     this.#provider = opts.provider ?? null;
+    this.#alerts = opts.alerts ?? null;
+    const env = Number(process.env[TEST_BUCKET_ENV]);
+    this.#historyBucketMs = opts.historyBucketMs ?? (Number.isSafeInteger(env) && env > 0 ? env : undefined);
+  }
+
+  /** The usage recorder while `stats.history` is set. */
+  get history(): UsageRecorder | null {
+    return this.#history;
+  }
+
+  /** A new recorder when `stats.history` changed (undefined: unchanged), and how to switch to it. */
+  #prepareHistory(stats: StatsConfig | null): { next: UsageRecorder | null | undefined; commit: () => void; abort: () => void } {
+    const h = stats?.history ?? null;
+    const key = h ? JSON.stringify(h) : null;
+    if (key === this.#historyKey) return { next: undefined, commit: () => {}, abort: () => {} };
+    let next: UsageRecorder | null = null;
+    if (h) {
+      try {
+        next = new UsageRecorder({ dir: h.dir, keepMs: h.keep, logger: this.#log, ...(this.#historyBucketMs ? { bucketMs: this.#historyBucketMs } : {}) });
+      } catch (err) {
+        throw new LpxError('LPX_ERR_CONFIG', `stats.history.dir ${h.dir}: ${errorMessage(err)}`);
+      }
+    }
+    return {
+      next,
+      commit: () => {
+        const old = this.#history;
+        this.#history = next;
+        this.#historyKey = key;
+        next?.start(new RuntimeStatsSource(this.#app!, this.#provider));
+        void old?.stop().catch((err: unknown) => this.#log.error({ error: errorMessage(err) }, 'stopping the usage recorder failed'));
+      },
+      abort: () => {},
+    };
   }
 
   /** The address the stats server listens on (port 0 resolved), or null without a `stats:` section. */
@@ -65,6 +112,7 @@ export class StatsService implements AppService {
     const token = stats ? readToken(stats) : null;
     const key = stats ? JSON.stringify({ ...stats, token }) : null;
     if (key === this.#current) return null;
+    const history = this.#prepareHistory(stats);
     const old = this.#server;
     const retire = (): void => {
       void old?.stop().catch((err: unknown) => this.#log.error({ error: errorMessage(err) }, 'stopping the old stats listener failed'));
@@ -75,6 +123,7 @@ export class StatsService implements AppService {
           this.#server = null;
           this.#current = null;
           this.#listen = null;
+          history.commit();
           retire();
         },
         abort: () => {},
@@ -83,7 +132,8 @@ export class StatsService implements AppService {
     if (old !== null && this.#listen !== null && sameHostPort(this.#listen, stats.listen)) {
       return {
         commit: () => {
-          old.configure({ refreshMs: stats.refresh, adminToken: token });
+          history.commit();
+          old.configure({ refreshMs: stats.refresh, adminToken: token, history: this.#history });
           this.#current = key;
         },
         abort: () => {},
@@ -92,10 +142,11 @@ export class StatsService implements AppService {
     const server = new StatsServer({
       host: stats.listen.host,
       port: stats.listen.port,
-      source: new RuntimeStatsSource(this.#app!, this.#provider),
+      source: new RuntimeStatsSource(this.#app!, this.#provider, this.#alerts),
       refreshMs: stats.refresh,
       adminToken: token,
       logger: this.#log,
+      history: history.next === undefined ? this.#history : history.next,
     });
     try {
       await server.start();
@@ -104,6 +155,7 @@ export class StatsService implements AppService {
     }
     return {
       commit: () => {
+        history.commit();
         this.#server = server;
         this.#current = key;
         this.#listen = stats.listen;
@@ -118,6 +170,10 @@ export class StatsService implements AppService {
 
   async stop(): Promise<void> {
     await this.#server?.stop();
+    // A graceful stop writes the hour in progress: a restart keeps it.
+    await this.#history?.stop();
+    this.#history = null;
+    this.#historyKey = null;
     this.#server = null;
     this.#current = null;
     this.#listen = null;
