@@ -8,6 +8,7 @@ import type { ProxyConfig } from '../config/proxy-config.ts';
 import { loadProxyConfig } from '../config/proxy-schema.ts';
 import { createMonitorFactory } from '../health/health-monitor.ts';
 import { ProxyApp, type AppService } from '../proxy/app.ts';
+import { adoptInheritedSockets, describeInherited, findInheritedSocket } from '../proxy/inherited-sockets.ts';
 import { ClusterPrimary } from '../proxy/cluster/primary.ts';
 import { LicdDaemons } from './services/licd-daemons.ts';
 import { StatsService } from './services/stats-service.ts';
@@ -46,6 +47,7 @@ export async function startBalancer(opts: BalancerOptions): Promise<RunningBalan
     flushMs: 100,
     sharedStdout: config.global.workers > 1,
   });
+  logInheritedSockets(config, log);
   const daemons = config.daemons.length
     ? new LicdDaemons(config.daemons, { log, childLogLevel: opts.daemonLogLevel ?? config.global.logLevel })
     : null;
@@ -76,6 +78,17 @@ export async function startBalancer(opts: BalancerOptions): Promise<RunningBalan
   opts.onReady?.(running);
   installSignals(app);
   return running;
+}
+
+/** Socket activation (systemd/licproxy.socket): which passed socket serves which frontend, and what serves none. */
+function logInheritedSockets(config: ProxyConfig, log: Logger): void {
+  const { sockets, problems } = adoptInheritedSockets();
+  for (const p of problems) log.warn(`socket activation: ${p}`);
+  for (const s of sockets) {
+    const fe = config.frontends.find((f) => findInheritedSocket(f.listen) === s);
+    if (fe) log.info({ fd: s.fd, frontend: fe.name }, `socket activation: ${describeInherited(s)} serves frontend ${fe.name}`);
+    else log.warn({ fd: s.fd }, `socket activation: ${describeInherited(s)} matches no frontend's listen address: unused`);
+  }
 }
 
 function installSignals(app: ProxyApp): void {

@@ -31,6 +31,11 @@ export interface GlobalConfig {
    * (no hand-off per connection; the kernel decides the spread).
    */
   workerAccept: 'round_robin' | 'shared';
+  /**
+   * With workers: how long a worker whose primary died (SIGKILL, crash: its IPC channel closed) goes on forwarding
+   * the connections it holds, having stopped accepting, before it closes what is left and exits.
+   */
+  orphanGrace: number;
 }
 
 export interface StatsConfig {
@@ -210,7 +215,7 @@ export interface ProxyConfig {
 
 /** Every default of the file, in one place (SPEC 2). */
 export const DEFAULTS = {
-  global: { logLevel: 'info', maxConnections: 50_000, grace: 30_000, workers: 1, workerAccept: 'round_robin' },
+  global: { logLevel: 'info', maxConnections: 50_000, grace: 30_000, workers: 1, workerAccept: 'round_robin', orphanGrace: 86_400_000 },
   stats: { listen: { host: '127.0.0.1', port: 8404 }, refresh: 5_000 },
   /** `stats.history.keep`: 90 days of hourly usage records. */
   historyKeep: 90 * 86_400_000,

@@ -6,6 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isScalar } from 'yaml';
 import { formatHostPort, type HostPort } from '../common/address.ts';
+import { formatDuration } from '../common/duration.ts';
 import type { ConfigIssue } from '../common/errors.ts';
 import type { Cursor } from './cursor.ts';
 import { nearest } from './nearest.ts';
@@ -45,7 +46,7 @@ const ADMIN_STATES = ['ready', 'drain', 'maint'] as const;
 /** The keys of each section, the single list both validation and the docs' reference table are checked against. */
 export const KEYS = {
   root: ['global', 'stats', 'defaults', 'pools', 'frontends', 'daemons', 'alerts', 'cluster'],
-  global: ['log_level', 'max_connections', 'grace', 'workers', 'worker_accept'],
+  global: ['log_level', 'max_connections', 'grace', 'workers', 'worker_accept', 'orphan_grace'],
   stats: ['listen', 'refresh', 'admin', 'history', 'events'],
   admin: ['token_file', 'insecure'],
   history: ['dir', 'keep'],
@@ -155,7 +156,21 @@ function readGlobal(c: Cursor): GlobalConfig {
     grace: c.at('grace').duration() ?? DEFAULTS.global.grace,
     workers: c.at('workers').int(1, MAX_WORKERS) ?? DEFAULTS.global.workers,
     workerAccept: c.at('worker_accept').oneOf(WORKER_ACCEPT) ?? DEFAULTS.global.workerAccept,
+    orphanGrace: readOrphanGrace(c.at('orphan_grace')),
   };
+}
+
+/** A timer cannot wait longer than 2^31 ms (24.8 days); a week is past any license job worth keeping. */
+const MAX_ORPHAN_GRACE_MS = 7 * 86_400_000;
+
+function readOrphanGrace(c: Cursor): number {
+  const ms = c.duration();
+  if (ms === undefined) return DEFAULTS.global.orphanGrace;
+  if (ms > MAX_ORPHAN_GRACE_MS) {
+    c.error(`must be at most 7d, got ${formatDuration(ms)}`);
+    return DEFAULTS.global.orphanGrace;
+  }
+  return ms;
 }
 
 function readStats(c: Cursor, file: string): StatsConfig | null {

@@ -329,7 +329,8 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
   #placed(r: SelectResult): void {
     if (r instanceof Server) return this.#connect(r);
     // A licd client of a master pool waits (timeouts.queue) while no member is master, instead of failing.
-    if (r === 'full' || (r === null && this.license !== null && this.pool.mode === 'master')) {
+    // So does any client while its pool awaits its first check results (a process just started).
+    if (r === 'full' || (r === null && ((this.license !== null && this.pool.mode === 'master') || this.pool.awaitingFirstChecks))) {
       this.#state = State.Queued;
       this.#queuedAt = Date.now();
       this.pool.enqueue(this);
@@ -350,6 +351,12 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
   queueTimedOut(): void {
     this.#queueMs += Date.now() - this.#queuedAt;
     this.#abort('queue_timeout');
+  }
+
+  queueRefused(): void {
+    this.#queueMs += Date.now() - this.#queuedAt;
+    this.pool.counters.noServer++;
+    this.#abort('no_server');
   }
 
   // ---- connecting ----

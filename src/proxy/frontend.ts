@@ -12,6 +12,7 @@ import { lineSink, type Logger } from '../common/logger.ts';
 import type { FrontendConfig } from '../config/proxy-config.ts';
 import { Connection, type Side } from './connection.ts';
 import type { Pool } from './pool.ts';
+import { takeInheritedSocket } from './inherited-sockets.ts';
 import { interceptAccept, listenerSocketOptionsSettable, setListenerSocketOptions } from './node-internals.ts';
 import { RawSocket } from './raw-socket.ts';
 import type { TimeoutSweeper } from './timeout-sweeper.ts';
@@ -104,10 +105,14 @@ export class Frontend {
         reject(new LpxError('LPX_ERR_LISTEN', `frontend ${this.name}: cannot listen on ${formatHostPort(listen)}: ${why}`));
       };
       srv.once('error', onError);
-      srv.listen({ host: listen.host, port: listen.port, backlog: 4096 }, () => {
+      const listening = (): void => {
         srv.off('error', onError);
         resolve();
-      });
+      };
+      // A socket passed by systemd (socket activation) for this address: listened on, not bound (inherited-sockets.ts).
+      const inherited = takeInheritedSocket(listen);
+      if (inherited !== null) srv.listen(inherited, 4096, listening);
+      else srv.listen({ host: listen.host, port: listen.port, backlog: 4096 }, listening);
     });
     this.#tuneListener(srv);
     this.#acceptRaw(srv);

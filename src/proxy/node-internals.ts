@@ -171,3 +171,45 @@ export function setSocketOnread(s: Socket, buffer: Uint8Array, callback: (n: num
   h.useUserBuffer(buffer);
   return true;
 }
+
+/** A TCP handle opened on a descriptor this process inherited (inherited-sockets.ts), and its bound address. */
+export interface DescriptorSocket {
+  /** For net.Server.listen(handle): listening on it neither binds nor goes through node:cluster. */
+  readonly handle: object;
+  readonly address: string;
+  readonly port: number;
+}
+
+/**
+ * Wraps an inherited socket descriptor in a TCP handle (uv_tcp_open), without listening on it, and reads its bound
+ * address: Node's public API can listen on a descriptor but not tell its address first, and in a cluster worker
+ * `listen({ fd })` asks the primary instead of using the worker's own descriptor. Independent of the self-test
+ * (it works with LICPROXY_RAW_HANDLES=0 too). A string: why not.
+ */
+export function openDescriptorSocket(fd: number): DescriptorSocket | string {
+  const pb = (process as unknown as { binding?: (name: string) => Record<string, unknown> }).binding;
+  if (typeof pb !== 'function') return 'this Node has no process.binding';
+  const quiet = process.noDeprecation;
+  process.noDeprecation = true;
+  try {
+    const tcp = pb('tcp_wrap') as { TCP?: new (type: number) => { open?(fd: number): number; getsockname(out: object): number; close(): void }; constants?: { SERVER?: number } };
+    if (typeof tcp.TCP !== 'function' || typeof tcp.constants?.SERVER !== 'number' || typeof tcp.TCP.prototype.open !== 'function') {
+      return 'this Node has no usable tcp_wrap binding';
+    }
+    const handle = new tcp.TCP(tcp.constants.SERVER);
+    const err = handle.open!(fd);
+    if (err !== 0) {
+      handle.close();
+      return `cannot open descriptor ${fd} (libuv error ${err})`;
+    }
+    const out: { address?: string; port?: number; family?: string } = {};
+    if (handle.getsockname(out) !== 0 || (out.family !== 'IPv4' && out.family !== 'IPv6') || out.address === undefined || out.port === undefined) {
+      return `descriptor ${fd} is not an IPv4/IPv6 TCP socket`;
+    }
+    return { handle, address: out.address, port: out.port };
+  } catch (err) {
+    return `descriptor ${fd}: ${err instanceof Error ? err.message : String(err)}`;
+  } finally {
+    process.noDeprecation = quiet;
+  }
+}

@@ -13,6 +13,8 @@ export interface Waiter extends SelectContext {
   dispatch(server: Server): void;
   /** Waited `timeouts.queue` in vain; already removed from the queue. */
   queueTimedOut(): void;
+  /** Waited for the pool's first check results, which found no server; already removed from the queue. */
+  queueRefused(): void;
 }
 
 /** What the queue needs of its pool: placing a waiter, and the owner of the timeout (`Pool.queueTimedOut`). */
@@ -83,6 +85,17 @@ export class PoolQueue {
       if (w.queueTimer) clearTimeout(w.queueTimer);
       w.queueTimer = null;
       w.dispatch(r);
+    }
+  }
+
+  /** Every waiter leaves the queue, refused (`queueRefused`), in arrival order. */
+  refuseAll(): void {
+    const all = this.#queue.splice(0);
+    this.#counters.queueCur = 0;
+    for (const w of all) {
+      if (w.queueTimer) clearTimeout(w.queueTimer);
+      w.queueTimer = null;
+      w.queueRefused();
     }
   }
 

@@ -96,6 +96,8 @@ export class Pool implements ServerOwner, AffinityHost {
   readonly #affinityFactory: AffinityFactory;
   readonly #onServerChange: ((pool: Pool, server: Server) => void) | undefined;
   #target: Target = null;
+  /** `awaitingFirstChecks` as of the last server change (the server calling serverChanged has changed already). */
+  #awaitedFirstChecks = true;
   #lastTarget: Target = null;
   /** Whether `#lastTarget` was chosen with every server's first check result in. */
   #lastTargetSettled = false;
@@ -259,6 +261,11 @@ export class Pool implements ServerOwner, AffinityHost {
     if (this.#building) return;
     this.#recompute('server state changed');
     if (this.#queue.length > 0) this.#queue.drain();
+    // The first results are in and no server takes clients: those who waited for them are refused now, as they
+    // would have been had the results been there when they came (a master pool's licd clients wait on for a master).
+    const awaited = this.#awaitedFirstChecks;
+    this.#awaitedFirstChecks = this.awaitingFirstChecks;
+    if (awaited && this.#target === null && !this.#settling() && this.#queue.length > 0 && this.#config.mode !== 'master') this.#queue.refuseAll();
   }
 
   slotFreed(_server: Server): void {
@@ -495,6 +502,15 @@ export class Pool implements ServerOwner, AffinityHost {
     const fields = { from: describe(last), to: describe(target), reason };
     this.log.warn(fields, `${kind}: new clients go to ${describe(target)}`);
     this.events.add({ kind, pool: this.name, ...fields }, now);
+  }
+
+  /**
+   * No server takes clients yet because first check results are still coming in (a process just started: with
+   * socket activation, clients that waited in the backlog arrive at once). A new client waits in the queue for them
+   * (`timeouts.queue`) instead of being refused.
+   */
+  get awaitingFirstChecks(): boolean {
+    return this.#target === null && this.#settling();
   }
 
   #settling(): boolean {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { spawnLicproxy } from '../helpers/licproxy-run.ts';
+import { spawnLicproxy, type SpawnOptions } from '../helpers/licproxy-run.ts';
 import { freeFrontendPorts } from '../helpers/ports.ts';
 import { getJson } from '../helpers/stats.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -34,23 +34,36 @@ export interface StatsJson {
   }[];
 }
 
+export interface ClusterOptions extends SpawnOptions {
+  /** Run from this cluster's configuration file (a replacement for a killed primary); its folder stays its. */
+  sameFileAs?: RunningCluster;
+}
+
 /** `yaml` gets the token file path; the stats listener must be `127.0.0.1:0`. */
-export async function runCluster(t: ExecutionContext, yaml: (tokenFile: string) => string): Promise<RunningCluster> {
-  const dir = mkdtempSync(join(tmpdir(), 'licproxy-cluster-'));
+export async function runCluster(t: ExecutionContext, yaml: (tokenFile: string) => string, opts: ClusterOptions = {}): Promise<RunningCluster> {
+  const dir = opts.sameFileAs?.dir ?? mkdtempSync(join(tmpdir(), 'licproxy-cluster-'));
   const tokenFile = join(dir, 'admin.token');
-  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
   const file = join(dir, 'licproxy.yaml');
-  writeFileSync(file, await freeFrontendPorts(yaml(tokenFile)));
+  if (!opts.sameFileAs) {
+    writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+    writeFileSync(file, await freeFrontendPorts(yaml(tokenFile)));
+  }
   let pids: number[] = [];
-  const { child, lines, stderr, exited } = spawnLicproxy(t, file, () => {
-    // The workers follow a killed primary (IPC gone); make sure of it.
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {}
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { child, lines, stderr, exited } = spawnLicproxy(
+    t,
+    file,
+    () => {
+      // A killed primary's workers outlive it (they forward what they hold, global.orphan_grace): end them here.
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {}
+      }
+      if (!opts.sameFileAs) rmSync(dir, { recursive: true, force: true });
+    },
+    {},
+    opts,
+  );
   const err = (): string => stderr();
   const alive = (): void => {
     if (child.exitCode !== null) throw new Error(`licproxy exited ${child.exitCode}: ${err()}`);

@@ -192,3 +192,10 @@ test('stats.admin.token_file: a relative path is relative to the configuration f
   const err = t.throws(() => parseProxyConfig(file, text('nope.token')));
   t.true(err!.message.includes(`token file "${join(dir, 'nope.token')}" does not exist`), err!.message);
 });
+
+test('global.orphan_grace: a duration up to 7d, 24h by default', (t) => {
+  t.is(parseProxyConfig('t.yaml', MINIMAL).global.orphanGrace, 86_400_000);
+  t.is(parseProxyConfig('t.yaml', `global:\n  orphan_grace: 90m\n${MINIMAL}`).global.orphanGrace, 5_400_000);
+  expectIssue(t, `global:\n  orphan_grace: 8d\n${MINIMAL}`, '2:17', 'global.orphan_grace', 'at most 7d', '8d');
+  expectIssue(t, `global:\n  orphan_grace: 30\n${MINIMAL}`, '2:17', 'global.orphan_grace', 'needs a unit');
+});

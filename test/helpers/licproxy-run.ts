@@ -12,9 +12,31 @@ export interface LicproxyProcess {
   exited: Promise<number | string>;
 }
 
+export interface SpawnOptions {
+  /**
+   * Listening socket descriptors of this process to pass as systemd's socket activation does: as descriptors 3, 4,
+   * ... of licproxy, with LISTEN_FDS and LISTEN_PID (its own pid: a shell sets it, then execs node).
+   */
+  passFds?: number[];
+}
+
 /** `cleanup` runs at teardown once the process is gone (SIGKILLed if still running); `env` is added to ours. */
-export function spawnLicproxy(t: ExecutionContext, file: string, cleanup: () => void = () => {}, env: NodeJS.ProcessEnv = {}): LicproxyProcess {
-  const child = spawn(process.execPath, [LICPROXY, 'run', '-c', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+export function spawnLicproxy(
+  t: ExecutionContext,
+  file: string,
+  cleanup: () => void = () => {},
+  env: NodeJS.ProcessEnv = {},
+  opts: SpawnOptions = {},
+): LicproxyProcess {
+  const fds = opts.passFds ?? [];
+  const child =
+    fds.length === 0
+      ? spawn(process.execPath, [LICPROXY, 'run', '-c', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+      : spawn('/bin/sh', ['-c', `LISTEN_PID=$$ LISTEN_FDS=${fds.length} exec "$0" "$@"`, process.execPath, LICPROXY, 'run', '-c', file], {
+          cwd: REPO,
+          stdio: ['ignore', 'pipe', 'pipe', ...fds],
+          env: { ...process.env, ...env },
+        });
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));

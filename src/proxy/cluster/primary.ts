@@ -16,6 +16,7 @@ import type { Pool } from '../pool.ts';
 import type { RuntimeSnapshot } from '../runtime.ts';
 import type { Server } from '../server.ts';
 import { listSessions, mergeSessionLists, type SessionList, type SessionQuery } from '../session-list.ts';
+import { inheritedDescriptorCount, WORKER_FDS_ENV } from '../inherited-sockets.ts';
 import { AffinityBroker } from './affinity-broker.ts';
 import { mergeSnapshots } from './merge-snapshots.ts';
 import { isToPrimary, type MirrorEntry, type ToPrimary, type ToWorker } from './messages.ts';
@@ -103,6 +104,7 @@ export class ClusterPrimary implements AppService {
       execArgv: [...process.execArgv, ...loaderArgs(process.execArgv)],
       args: [],
       serialization: 'advanced',
+      ...passedSocketsStdio(),
     });
     // A killed worker's IPC channel closes early in its exit, while the kernel may take seconds to tear down
     // thousands of its sockets before 'exit': the replacement starts at the disconnect.
@@ -225,7 +227,8 @@ export class ClusterPrimary implements AppService {
 
   #fork(slot: Slot): Promise<void> {
     const app = this.#app!;
-    const w = cluster.fork({ LICPROXY_WORKER: String(slot.index) });
+    const fds = inheritedDescriptorCount();
+    const w = cluster.fork({ LICPROXY_WORKER: String(slot.index), ...(fds > 0 ? { [WORKER_FDS_ENV]: String(fds) } : {}) });
     slot.worker = w;
     slot.pid = 0;
     slot.startedAt = Date.now();
@@ -342,6 +345,18 @@ export class ClusterPrimary implements AppService {
     const w = cluster.workers?.[workerId];
     if (w !== undefined && w.isConnected()) w.send(m);
   }
+}
+
+/**
+ * Listening sockets passed by systemd (socket activation) go to every worker at the same descriptor numbers (3, 4,
+ * ...; the IPC channel after them), and each worker listens on its own copy: the sockets stay open in the primary
+ * and in systemd whatever happens to a worker, where a socket node:cluster listened on for them would close with
+ * the last of them.
+ */
+function passedSocketsStdio(): { stdio?: (number | 'inherit' | 'ipc')[] } {
+  const n = inheritedDescriptorCount();
+  if (n === 0) return {};
+  return { stdio: ['inherit', 'inherit', 'inherit', ...Array.from({ length: n }, (_, i) => 3 + i), 'ipc'] };
 }
 
 function exitOf(w: Worker): Promise<void> {

@@ -53,6 +53,11 @@ export class AffinityClient {
     this.#send({ t: 'aff-ask', id: ref.id, pool, ip: ref.ip });
   }
 
+  /** The primary is gone: asks in flight will never be answered; each is answered "no binding" (balanced here). */
+  orphaned(): void {
+    for (const id of [...this.#asking.keys()]) this.answered(id, null);
+  }
+
   /** The primary's `aff` message. */
   answered(id: number, server: string | null): void {
     const ref = this.#asking.get(id);

@@ -4,10 +4,12 @@
  * health and admin state; affinity by source asks the primary's table; limits are this worker's share. It logs
  * its own connection lines; server state changes are the primary's to log.
  */
+import cluster from 'node:cluster';
 import { errorMessage } from '../../common/errors.ts';
 import { createLogger, silentLogger } from '../../common/logger.ts';
 import type { ProxyConfig } from '../../config/proxy-config.ts';
 import { createAffinity } from '../affinity/create-affinity.ts';
+import { adoptInheritedSockets } from '../inherited-sockets.ts';
 import { ProxyRuntime, type PreparedApply } from '../runtime.ts';
 import { listSessions } from '../session-list.ts';
 import { isToWorker, type MirrorEntry, type ToPrimary, type ToWorker } from './messages.ts';
@@ -19,10 +21,21 @@ import { shareLimits } from './share-limits.ts';
 const EXIT_GUARD_MS = 5_000;
 
 export async function runWorker(): Promise<void> {
+  // node:cluster ends a worker at once when its channel closes unasked (the primary died): that would cut every
+  // connection it forwards. This worker decides for itself (the 'disconnect' handler below); a channel lost before
+  // the start message leaves nothing to keep.
+  cluster.worker!.exitedAfterDisconnect = true;
+  const beforeStart = (): void => process.exit(0);
+  process.once('disconnect', beforeStart);
+  // The primary's listening sockets from systemd, at the same descriptor numbers (none without socket activation).
+  adoptInheritedSockets();
+  // A send can still fail after the check (the primary died, its 'disconnect' not seen yet): with no callback that
+  // error would be thrown as the process's 'error' event and end the worker with its connections.
   const send = (m: ToPrimary): void => {
-    if (process.connected) process.send!(m);
+    if (process.connected) process.send!(m, undefined, undefined, ignoreSendError);
   };
   const start = await firstMessage();
+  process.off('disconnect', beforeStart);
   const { index, workers } = start;
   const log = createLogger({
     level: start.config.global.logLevel,
@@ -32,6 +45,9 @@ export async function runWorker(): Promise<void> {
     bindings: { worker: index },
     sharedStdout: true,
   });
+  // node:cluster's own messages (a listener closing) are sent without a callback: a send failing as the primary
+  // dies is emitted here, and would end the worker if nothing listened.
+  process.on('error', (err: Error) => log.warn({ error: err.message }, 'message to the primary lost'));
   const book = new MirrorBook();
   const affinity = new AffinityClient(send);
   const runtime = new ProxyRuntime(shareLimits(start.config, index, workers), {
@@ -105,7 +121,22 @@ export async function runWorker(): Promise<void> {
         return;
     }
   });
-  // systemd's stop signals every process of the unit: a worker then stops gracefully by itself, as the primary does.
+  // The primary died (its IPC channel closed without a `stop`): stop accepting (closing this worker's listening
+  // handles, so the replacement primary can bind the port and its workers take the new clients), forward what is
+  // held until it ends or global.orphan_grace passes, then exit. What needed the primary is decided here from now:
+  // affinity asks in flight are answered "no binding" (the connection is balanced here), passive health reports
+  // and counters go nowhere, server states stay as last mirrored.
+  process.once('disconnect', () => {
+    if (stopping) return;
+    const grace = runtime.config.global.orphanGrace;
+    log.warn(
+      { connections: runtime.live.size, graceMs: grace },
+      `the primary is gone (IPC channel closed): stopped accepting; forwarding the ${runtime.live.size} connections held until they end or orphan_grace passes`,
+    );
+    affinity.orphaned();
+    stop(grace);
+  });
+  // SIGTERM to a worker (an orphan, or `systemctl kill` signalling every process of the unit): a graceful stop.
   process.on('SIGTERM', () => stop(runtime.config.global.grace));
   process.on('SIGINT', () => stop(runtime.config.global.grace));
   // A reload is the primary's (it sends the configuration); a HUP sent to the whole process group changes nothing here.
@@ -120,6 +151,8 @@ export async function runWorker(): Promise<void> {
   }
   send({ t: 'ready', pid: process.pid });
 }
+
+function ignoreSendError(): void {}
 
 function firstMessage(): Promise<Extract<ToWorker, { t: 'start' }>> {
   return new Promise((resolve) => {
