@@ -207,6 +207,9 @@ export class LicenseClient extends EventEmitter {
       if (opts.count !== undefined) cmd += ` count=${positive('count', opts.count)}`;
       if (opts.version !== undefined) cmd += ` version=${word('version', opts.version)}`;
       if (opts.queue) cmd += ' queue=1';
+      // This client never RESUMEs: licd frees the seat as soon as its connection or its master is gone, instead of
+      // keeping it for resume_window after a master change (PROTOCOL.md "CHECKOUT").
+      if (!this.#resume.enabled) cmd += ' resume=no';
     } catch (err) {
       return Promise.reject(err);
     }

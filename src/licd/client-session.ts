@@ -7,7 +7,7 @@ import type { SessionRecord } from './peer-messages.ts';
 import { SessionBase } from './session-base.ts';
 
 const HELLO_KEYS = ['user', 'host', 'display', 'pid'] as const;
-const CHECKOUT_KEYS = ['count', 'version', 'queue', 'req'] as const;
+const CHECKOUT_KEYS = ['count', 'version', 'queue', 'req', 'resume'] as const;
 
 /** A CHECKOUT ... queue=1 waiting in a feature's FIFO queue. */
 class QueuedCheckout implements Waiter {
@@ -19,6 +19,7 @@ class QueuedCheckout implements Waiter {
     readonly version: string | null,
     readonly identity: Identity,
     readonly req: string | null,
+    readonly resumable: boolean,
   ) {}
 
   grantQueued(pool: FeaturePool): void {
@@ -109,7 +110,9 @@ export class ClientSession extends SessionBase {
     const version = a?.get('version') ?? null;
     const queue = a?.get('queue') ?? '0';
     const req = a?.get('req') ?? null;
-    if (count < 1 || (version !== null && !VERSION_PATTERN.test(version)) || (queue !== '0' && queue !== '1') || (req !== null && !REQ_PATTERN.test(req))) {
+    // `resume=no`: this client never RESUMEs (PROTOCOL.md "CHECKOUT"), so no member keeps the seat after its connection.
+    const resume = a?.get('resume') ?? 'yes';
+    if (count < 1 || (version !== null && !VERSION_PATTERN.test(version)) || (queue !== '0' && queue !== '1') || (req !== null && !REQ_PATTERN.test(req)) || (resume !== 'yes' && resume !== 'no')) {
       return this.send(ANSWER.BAD_ARGUMENT);
     }
     const refused = this.ctx.gate();
@@ -122,9 +125,10 @@ export class ClientSession extends SessionBase {
     if (version !== null && compareVersions(version, f.version) > 0) return this.#deny(pool, 'VERSION', count);
     if (count > f.count) return this.#deny(pool, 'COUNT', count);
     if (req !== null && this.ctx.replicating && this.#reclaim(req, pool, count)) return;
-    if (pool.canGrant(count)) return this.#grant(pool, count, version, this.identity, req);
+    const resumable = resume === 'yes';
+    if (pool.canGrant(count)) return this.#grant(pool, count, version, this.identity, req, resumable);
     if (queue === '0') return this.#deny(pool, 'EXHAUSTED', count);
-    const w = new QueuedCheckout(this.ctx.newQueueId(), this, count, version, this.identity, req);
+    const w = new QueuedCheckout(this.ctx.newQueueId(), this, count, version, this.identity, req, resumable);
     this.#queued.set(w, pool);
     const position = pool.enqueue(w);
     this.send(`QUEUED position=${position}\n`);
@@ -149,7 +153,7 @@ export class ClientSession extends SessionBase {
     return true;
   }
 
-  #grant(pool: FeaturePool, count: number, version: string | null, identity: Identity, req: string | null): void {
+  #grant(pool: FeaturePool, count: number, version: string | null, identity: Identity, req: string | null, resumable: boolean): void {
     const handle = this.ctx.newHandle();
     const grant = new Grant({
       handle,
@@ -160,6 +164,7 @@ export class ClientSession extends SessionBase {
       port: this.ctx.licensePort,
       owner: this,
       req,
+      resumable,
     });
     pool.take(grant, count);
     this.#grants.set(handle, grant);
@@ -174,6 +179,7 @@ export class ClientSession extends SessionBase {
     const slot = this.hold();
     const r: SessionRecord = { h: handle, f: pool.name, n: count, v: grant.version, u: identity.user, host: identity.host, d: identity.display, s: grant.start, tok: {} };
     if (req !== null) r.rq = req;
+    if (!resumable) r.nr = 1;
     this.ctx.replicate({ op: 'grant', r }, (ok) => {
       if (ok) {
         this.fill(slot, answer);
@@ -223,7 +229,7 @@ export class ClientSession extends SessionBase {
   serveQueued(w: QueuedCheckout, pool: FeaturePool): void {
     if (!this.#queued.delete(w) || this.closed) return;
     if (this.ctx.replicating) this.ctx.replicate({ op: 'qdel', q: w.id });
-    this.#grant(pool, w.count, w.version, w.identity, w.req);
+    this.#grant(pool, w.count, w.version, w.identity, w.req, w.resumable);
   }
 
   denyQueued(w: QueuedCheckout, pool: FeaturePool, reason: DenyReason): void {

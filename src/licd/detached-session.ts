@@ -17,6 +17,11 @@ export class DetachedSession implements Holder {
   readonly port: number;
   /** The CHECKOUT's request id (a secret: never in status or logs), null without one. */
   readonly req: string | null;
+  /**
+   * False for a `resume=no` checkout: its connection was to another member (or is gone) and its client never
+   * RESUMEs, so a member that serves, or loses its master, frees it at once instead of waiting resume_window.
+   */
+  readonly resumable: boolean;
   /** Token pools it holds tokens of. */
   readonly tokenPools: FeaturePool[] = [];
   /**
@@ -26,7 +31,7 @@ export class DetachedSession implements Holder {
   expiresAt: number | null = null;
   #ended = false;
 
-  constructor(opts: { handle: string; seatPool: FeaturePool; count: number; version: string; identity: Identity; start: number; port: number; req: string | null }) {
+  constructor(opts: { handle: string; seatPool: FeaturePool; count: number; version: string; identity: Identity; start: number; port: number; req: string | null; resumable: boolean }) {
     this.handle = opts.handle;
     this.seatPool = opts.seatPool;
     this.count = opts.count;
@@ -35,6 +40,7 @@ export class DetachedSession implements Holder {
     this.start = opts.start;
     this.port = opts.port;
     this.req = opts.req;
+    this.resumable = opts.resumable;
   }
 
   get ended(): boolean {

@@ -50,6 +50,11 @@ export class Grant implements Holder {
    * a replayed CHECKOUT re-attaches this session once it is detached (PROTOCOL.md "CHECKOUT").
    */
   readonly req: string | null;
+  /**
+   * False when the CHECKOUT said `resume=no` (PROTOCOL.md "CHECKOUT"): its client never RESUMEs, so nothing keeps
+   * the seat once its connection is gone (no resume_window, no hold_on_disconnect).
+   */
+  readonly resumable: boolean;
   /** The license session that holds it; token connections refresh its activity. */
   readonly owner: { touch(): void };
   #tokens: Set<TokenHolder> | null = null;
@@ -67,6 +72,7 @@ export class Grant implements Holder {
     owner: { touch(): void };
     start?: number;
     req?: string | null;
+    resumable?: boolean;
   }) {
     this.handle = opts.handle;
     this.pool = opts.pool;
@@ -77,6 +83,7 @@ export class Grant implements Holder {
     this.owner = opts.owner;
     this.start = opts.start ?? Date.now();
     this.req = opts.req ?? null;
+    this.resumable = opts.resumable ?? true;
   }
 
   get ended(): boolean {

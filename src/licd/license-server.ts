@@ -341,8 +341,8 @@ export class LicenseServer implements LicdContext, ReplicaHost {
   holdDisconnected(grant: Grant): boolean {
     const hold = this.#config.redundancy?.holdOnDisconnect ?? 0;
     if (hold <= 0 || !this.#replica || !this.#redundancy?.effective) return false;
-    this.#replica.holdDisconnected(grant, Date.now() + hold);
-    return true;
+    // A `resume=no` grant is never held: nobody would come back for it.
+    return this.#replica.holdDisconnected(grant, Date.now() + hold);
   }
 
   reclaim(req: string, pool: FeaturePool, count: number, identity: Identity, owner: { touch(): void }, port: number): Grant | undefined {
@@ -367,13 +367,31 @@ export class LicenseServer implements LicdContext, ReplicaHost {
 
   startServing(): void {
     this.#replica!.startServing(this.#config.redundancy!.resumeWindow);
+    // Before any follower's snapshot, so none of them copies the freed seats; the `end`s keep the op stream exact.
+    for (const d of this.#replica!.dropUnresumable()) {
+      this.#redundancy!.replicate({ op: 'end', h: d.handle });
+      this.#logUnresumable(d, 'its connection was to the previous master');
+    }
   }
 
   stopServing(reason: string): void {
-    this.#replica!.stopServing();
+    for (const d of this.#replica!.stopServing()) this.#logUnresumable(d, 'this member stopped serving');
     // Clients reconnect (through the balancer) to the member that serves now, and RESUME there.
     for (const s of [...this.#clients]) s.close(`stopped serving: ${reason}`);
     for (const s of [...this.#tokenSessions]) s.close(`stopped serving: ${reason}`);
+  }
+
+  lostMaster(): void {
+    for (const d of this.#replica!.dropUnresumable()) this.#logUnresumable(d, 'the master link was lost');
+  }
+
+  /** One IN line per `resume=no` session freed by a master change (PROTOCOL.md "CHECKOUT"). */
+  #logUnresumable(d: DetachedSession, why: string): void {
+    const id = publicHandle(d.handle);
+    this.logger.info(
+      { event: 'IN', handle: id, user: d.identity.user, host: d.identity.host, feature: d.seatPool.name, count: d.count, reason: 'resume=no' },
+      `IN: "${d.seatPool.name}" ${d.identity.user}@${d.identity.host} ${d.count} ${d.count === 1 ? 'license' : 'licenses'} (${id}) (resume=no: ${why})`,
+    );
   }
 
   forget(session: object): void {

@@ -34,6 +34,11 @@ export interface SessionRecord {
    * instead of taking a second seat. Optional, so records of members that never send it stay valid.
    */
   rq?: string;
+  /**
+   * 1: the checkout said `resume=no` (its client never RESUMEs; a new master frees it at once). Absent means
+   * resumable, so the records of members that never send it keep their meaning.
+   */
+  nr?: 1;
 }
 
 /** One replicated queued checkout (status only: a queue entry cannot outlive its connection). */
@@ -100,7 +105,7 @@ function onlyKeys(o: Record<string, unknown>, keys: readonly string[]): boolean 
   return true;
 }
 
-const SESSION_KEYS = ['h', 'f', 'n', 'v', 'u', 'host', 'd', 's', 'tok', 'x', 'rq'] as const;
+const SESSION_KEYS = ['h', 'f', 'n', 'v', 'u', 'host', 'd', 's', 'tok', 'x', 'rq', 'nr'] as const;
 const QUEUE_KEYS = ['q', 'f', 'n', 'u', 'host', 'd', 's'] as const;
 
 function isSession(r: unknown): r is SessionRecord {
@@ -108,6 +113,7 @@ function isSession(r: unknown): r is SessionRecord {
   if (!str(r.h) || !str(r.f) || !int(r.n, 1) || !str(r.v) || !str(r.u) || !str(r.host) || !str(r.d) || !int(r.s)) return false;
   if (!isObj(r.tok) || (r.x !== undefined && !int(r.x))) return false;
   if (r.rq !== undefined && (typeof r.rq !== 'string' || !REQ_PATTERN.test(r.rq))) return false;
+  if (r.nr !== undefined && r.nr !== 1) return false;
   const tok = Object.entries(r.tok);
   if (tok.length > 64) return false;
   return tok.every(([f, n]) => str(f) && int(n, 1));

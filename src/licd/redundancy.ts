@@ -21,6 +21,8 @@ export interface ReplicaHost extends ReplicaSource {
   startServing(): void;
   /** This member stopped serving: live sessions become detached (nothing freed), client connections close. */
   stopServing(reason: string): void;
+  /** This member stopped following its master (link lost, master stopped serving): `resume=no` sessions are freed. */
+  lostMaster(): void;
 }
 
 export type RedundancyState = 'paired and synced' | 'peer not available' | 'not synced' | 'recovering';
@@ -490,6 +492,7 @@ export class Redundancy {
 
   #unfollow(): void {
     this.#followLink = null;
+    this.#host.lostMaster();
     this.#rep.dropSnapshot();
     if (this.#role === 'following' || this.#role === 'recovering') this.#setRole('waiting', null);
   }

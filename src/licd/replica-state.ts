@@ -70,6 +70,7 @@ export class ReplicaState {
         if (holder instanceof DetachedSession && holder.expiresAt !== null) r.x = holder.expiresAt;
         const req = holder instanceof DetachedSession || holder instanceof Grant ? holder.req : null;
         if (req !== null) r.rq = req;
+        if ((holder instanceof DetachedSession || holder instanceof Grant) && !holder.resumable) r.nr = 1;
         sessions.push(r);
       }
       for (const w of pool.waiters()) {
@@ -136,18 +137,41 @@ export class ReplicaState {
     this.#queue.clear();
   }
 
-  /** This member stopped serving: live grants become detached (nothing is freed, their clients may resume). */
-  stopServing(): void {
+  /**
+   * This member stopped serving: live grants become detached (nothing is freed, their clients may resume), except
+   * `resume=no` ones, whose connections close now and never come back: those are freed and returned.
+   */
+  stopServing(): DetachedSession[] {
     this.#detachLive();
     this.#queue.clear();
+    return this.dropUnresumable();
+  }
+
+  /**
+   * Frees every detached `resume=no` session (PROTOCOL.md "CHECKOUT"): its client's connection was to another member
+   * or to this one before it stopped serving, and that client never RESUMEs, so keeping it for resume_window would
+   * only strand its seats. Called when this member starts serving, stops serving, or loses the master it followed.
+   * Returns them, so that a serving member replicates their `end`.
+   */
+  dropUnresumable(): DetachedSession[] {
+    const out: DetachedSession[] = [];
+    for (const d of [...this.#detached.values()]) {
+      if (d.resumable) continue;
+      this.#detached.delete(d.handle);
+      d.end();
+      out.push(d);
+    }
+    return out;
   }
 
   /**
    * A live grant whose connection ended without QUIT becomes a detached session that waits until `expiresAt` for a
    * RESUME (nothing is freed now; the followers already hold it detached). Serving member only.
    */
-  holdDisconnected(g: Grant, expiresAt: number): void {
+  holdDisconnected(g: Grant, expiresAt: number): boolean {
+    if (!g.resumable) return false;
     this.#detachGrant(g).expiresAt = expiresAt;
+    return true;
   }
 
   /** Frees the detached sessions whose resume window has passed (serving member only); returns their handles. */
@@ -169,10 +193,12 @@ export class ReplicaState {
    */
   resume(handle: string, owner: { touch(): void }, port: number): Grant | undefined {
     let d = this.#detached.get(handle);
+    // A `resume=no` session cannot be resumed: it answers like an unknown handle (a member that serves frees it).
+    if (d && !d.resumable) return undefined;
     if (!d) {
       // The handle is still held by another connection here (the client's old one, not yet seen closing): take it over.
       const live = this.#store.grants.get(handle);
-      if (!live || live.ended) return undefined;
+      if (!live || live.ended || !live.resumable) return undefined;
       (live.owner as ClientSession).detachGrant(handle);
       d = this.#detachGrant(live);
     }
@@ -196,7 +222,7 @@ export class ReplicaState {
 
   #attach(d: DetachedSession, owner: { touch(): void }, port: number): Grant {
     this.#detached.delete(d.handle);
-    const g = new Grant({ handle: d.handle, pool: d.seatPool, count: d.count, version: d.version, identity: d.identity, port, owner, start: d.start, req: d.req });
+    const g = new Grant({ handle: d.handle, pool: d.seatPool, count: d.count, version: d.version, identity: d.identity, port, owner, start: d.start, req: d.req, resumable: d.resumable });
     d.seatPool.transfer(d, g);
     for (const p of d.tokenPools) {
       if (p.heldBy(d) === 0) continue;
@@ -211,7 +237,7 @@ export class ReplicaState {
 
   /** Moves a live grant's seats and tokens to a detached session (nothing is freed, no queue is served). */
   #detachGrant(g: Grant): DetachedSession {
-    const d = new DetachedSession({ handle: g.handle, seatPool: g.pool, count: g.count, version: g.version, identity: g.identity, start: g.start, port: g.port, req: g.req });
+    const d = new DetachedSession({ handle: g.handle, seatPool: g.pool, count: g.count, version: g.version, identity: g.identity, start: g.start, port: g.port, req: g.req, resumable: g.resumable });
     g.pool.transfer(g, d);
     const move = (pool: FeaturePool, from: Holder) => {
       if (pool.transfer(from, d) > 0 && !d.tokenPools.includes(pool)) d.tokenPools.push(pool);
@@ -249,6 +275,7 @@ export class ReplicaState {
       start: r.s,
       port: this.#store.licensePort,
       req: r.rq ?? null,
+      resumable: r.nr !== 1,
     });
     d.expiresAt = r.x ?? null;
     pool.take(d, r.n);

@@ -304,8 +304,24 @@ test('checkout sends a fresh random req= (idempotent replay through the balancer
   t.teardown(() => c.destroy());
   t.is((await c.checkout('F', { count: 2 })).count, 2);
   const err = await t.throwsAsync(c.checkout('F', { timeout: 300 }));
-  t.regex(lines[0]!, /^CHECKOUT F count=2 req=[0-9a-f]{32}$/);
-  t.regex(lines[1]!, /^CHECKOUT F req=[0-9a-f]{32}$/);
+  t.regex(lines[0]!, /^CHECKOUT F count=2 resume=no req=[0-9a-f]{32}$/);
+  t.regex(lines[1]!, /^CHECKOUT F resume=no req=[0-9a-f]{32}$/);
   t.not(lines[0]!.slice(-32), lines[1]!.slice(-32));
   t.false(err!.message.includes(lines[1]!.slice(-32)), err!.message);
+});
+
+test('resume: false sends CHECKOUT ... resume=no (licd frees the seat at a master change); resume on sends no such option', async (t) => {
+  const lines: string[] = [];
+  const fake = await fakeServer(t, (line, socket) => {
+    lines.push(line);
+    socket.write(`GRANTED handle=x.00112233445566778899aabbccddeeff00112233445566${lines.length.toString().padStart(2, '0')} feature=F count=1\n`);
+  });
+  const once = await connect('127.0.0.1', fake.port, { timeout: 5_000, resume: false });
+  t.teardown(() => once.destroy());
+  await once.checkout('F', { version: '2.0', queue: true });
+  const resumable = await connect('127.0.0.1', fake.port, { timeout: 5_000 });
+  t.teardown(() => resumable.destroy());
+  await resumable.checkout('F');
+  t.regex(lines[0]!, /^CHECKOUT F version=2\.0 queue=1 resume=no req=[0-9a-f]{32}$/);
+  t.regex(lines[1]!, /^CHECKOUT F req=[0-9a-f]{32}$/);
 });
