@@ -1,23 +1,12 @@
 import test from 'ava';
-import { ConfigError, type ConfigIssue } from '../../src/common/errors.ts';
+import type { ConfigIssue } from '../../src/common/errors.ts';
 import { parseProxyConfig } from '../../src/config/proxy-schema.ts';
+import { MINIMAL_PROXY_YAML, proxyConfigIssues } from '../helpers/config-issues.ts';
 
-const BASE = `pools:
-  lmx:
-    servers:
-      - { name: a, address: 10.0.0.1:6200 }
-frontends:
-  - { name: lmx, listen: 0.0.0.0:6200, pool: lmx }
-`;
+const BASE = MINIMAL_PROXY_YAML;
 
 function issuesOf(text: string): ConfigIssue[] {
-  try {
-    parseProxyConfig('/etc/licproxy/t.yaml', text);
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.issues];
-    throw err;
-  }
-  return [];
+  return proxyConfigIssues(text, '/etc/licproxy/t.yaml');
 }
 
 function one(t: import('ava').ExecutionContext, text: string, where: string, path: string, fragment: string): void {

@@ -3,8 +3,9 @@
  * clear line with YAML path and line:column for every mistake.
  */
 import test from 'ava';
-import { ConfigError, type ConfigIssue } from '../../src/common/errors.ts';
+import type { ConfigIssue } from '../../src/common/errors.ts';
 import { parseProxyConfig } from '../../src/config/proxy-schema.ts';
+import { proxyConfigIssues } from '../helpers/config-issues.ts';
 
 function pool(extra: string, defaults = ''): string {
   return `${defaults}pools:
@@ -18,13 +19,7 @@ frontends:
 }
 
 function issuesOf(text: string): ConfigIssue[] {
-  try {
-    parseProxyConfig('t.yaml', text);
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.issues];
-    throw err;
-  }
-  return [];
+  return proxyConfigIssues(text);
 }
 
 test('defaults: tcp, no routing, no retry; route: feature and retry_denied imply licd', (t) => {

@@ -2,25 +2,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { ConfigError, type ConfigIssue } from '../../src/common/errors.ts';
+import type { ConfigIssue } from '../../src/common/errors.ts';
 import { parseProxyConfig } from '../../src/config/proxy-schema.ts';
+import { MINIMAL_PROXY_YAML, proxyConfigIssues } from '../helpers/config-issues.ts';
 
-const MINIMAL = `pools:
-  lmx:
-    servers:
-      - { name: a, address: 10.0.0.1:6200 }
-frontends:
-  - { name: lmx, listen: 0.0.0.0:6200, pool: lmx }
-`;
+const MINIMAL = MINIMAL_PROXY_YAML;
 
 function issuesOf(text: string): ConfigIssue[] {
-  try {
-    parseProxyConfig('t.yaml', text);
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.issues];
-    throw err;
-  }
-  return [];
+  return proxyConfigIssues(text);
 }
 
 /** Asserts exactly one issue at `line:col` whose text contains every fragment. */

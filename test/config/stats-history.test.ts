@@ -1,7 +1,8 @@
 /** `stats.history` (SPEC 10): defaults, the directory relative to the file, and one line:column error per mistake. */
 import test from 'ava';
-import { ConfigError, type ConfigIssue } from '../../src/common/errors.ts';
+import type { ConfigIssue } from '../../src/common/errors.ts';
 import { parseProxyConfig } from '../../src/config/proxy-schema.ts';
+import { proxyConfigIssues } from '../helpers/config-issues.ts';
 
 const POOLS = `pools:
   p:
@@ -10,13 +11,7 @@ frontends: [{ name: f, listen: "127.0.0.1:9", pool: p }]
 `;
 
 function issuesOf(text: string): ConfigIssue[] {
-  try {
-    parseProxyConfig('/etc/licproxy/licproxy.yaml', text);
-  } catch (err) {
-    if (err instanceof ConfigError) return [...err.issues];
-    throw err;
-  }
-  return [];
+  return proxyConfigIssues(text, '/etc/licproxy/licproxy.yaml');
 }
 
 test('stats.history: keep defaults to 90 days; a relative dir is relative to the configuration file', (t) => {

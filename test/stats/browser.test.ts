@@ -2,33 +2,14 @@
  * The stats page in a real browser: headless Chromium loads /stats, the rendered DOM holds the tables, and a
  * screenshot lands in test/artifacts/stats.png (ignored by git) for a human look. Skipped where Chromium is absent.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import { ARTIFACTS, CHROMIUM, chromium } from '../helpers/chromium.ts';
 import { HOSTILE_NAME, startStats } from '../helpers/stats.ts';
 
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
-const ARTIFACTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
 const browserTest = CHROMIUM ? test.serial : test.skip;
 if (!CHROMIUM) console.log('browser.test.ts: skipped, no Chromium at /usr/bin/chromium (apt-get install -y chromium)');
-
-function chromium(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const profile = mkdtempSync(path.join(tmpdir(), 'lpx-chromium-'));
-  const flags = [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-dev-shm-usage', `--user-data-dir=${profile}`,
-  ];
-  return new Promise((resolve, reject) => {
-    execFile(CHROMIUM!, [...flags, ...args], { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      rmSync(profile, { recursive: true, force: true });
-      if (err) reject(new Error(`chromium failed: ${err.message}\n${stderr.slice(-2000)}`));
-      else resolve({ stdout, stderr });
-    });
-  });
-}
 
 browserTest('headless Chromium renders /stats: server names, statuses, no script ran', async (t) => {
   const { url } = await startStats(t);

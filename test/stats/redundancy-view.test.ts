@@ -4,7 +4,7 @@
  * went missing, and the set as degraded. A member cut off from its peers (the proxy still reaches it) is missing
  * too: the view reads what the members report of each other, not only the proxy's checks.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,8 +24,8 @@ async function view(base: { host: string; port: number }): Promise<RedundancySet
   return r.json.redundancySets?.find((s) => s.pool === 'triad');
 }
 
-test('triad: roles, connected and synced per member; a killed member shows missing since it died', async (t) => {
-  t.timeout(90_000);
+/** A real licd triad, and a balancer with a stats listener in front of it in a `mode: master` pool. */
+async function triadBehindProxy(t: ExecutionContext): Promise<{ set: LicdCluster; base: { host: string; port: number } }> {
   const set = await LicdCluster.start({ mode: 'triad', heartbeatTimeout: '5m' });
   t.teardown(async () => {
     if (!t.passed) t.log(set.dump());
@@ -52,6 +52,12 @@ frontends:
   const app = await ProxyApp.start({ config, log: silentLogger, monitorFactory: createMonitorFactory(), services: [stats] });
   t.teardown(() => app.stop(0));
   const base = stats.address!;
+  return { set, base };
+}
+
+test('triad: roles, connected and synced per member; a killed member shows missing since it died', async (t) => {
+  t.timeout(90_000);
+  const { set, base } = await triadBehindProxy(t);
 
   const whole = await waitFor(async () => {
     const v = await view(base);
@@ -91,32 +97,7 @@ frontends:
 
 test('triad: a member cut off from its peers is missing though the proxy reaches it', async (t) => {
   t.timeout(90_000);
-  const set = await LicdCluster.start({ mode: 'triad', heartbeatTimeout: '5m' });
-  t.teardown(async () => {
-    if (!t.passed) t.log(set.dump());
-    await set.close();
-  });
-  t.is(await set.waitSynced(), 0);
-  const dir = mkdtempSync(join(tmpdir(), 'lpx-redundancy-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const [a, b, c] = set.members;
-  const config = parseProxyConfig(join(dir, 'licproxy.yaml'), await freeFrontendPorts(`stats:
-  listen: 127.0.0.1:0
-pools:
-  triad:
-    mode: master
-    check: { type: lmstat, interval: 300ms, fast_interval: 200ms, down_interval: 500ms, timeout: 500ms, rise: 1, fall: 2 }
-    servers:
-      - { name: ${a!.name}, address: 127.0.0.1:${a!.ports.license} }
-      - { name: ${b!.name}, address: 127.0.0.1:${b!.ports.license} }
-      - { name: ${c!.name}, address: 127.0.0.1:${c!.ports.license} }
-frontends:
-  - { name: triad, listen: 127.0.0.1:0, pool: triad }
-`));
-  const stats = new StatsService({ log: silentLogger });
-  const app = await ProxyApp.start({ config, log: silentLogger, monitorFactory: createMonitorFactory(), services: [stats] });
-  t.teardown(() => app.stop(0));
-  const base = stats.address!;
+  const { set, base } = await triadBehindProxy(t);
   await waitFor(async () => (await view(base))?.state === 'complete', { timeout: 20_000, what: 'the whole triad in the view' });
 
   set.isolate(2);

@@ -3,36 +3,18 @@
  * afternoon at exhaustion with denials) served by a StatsServer; headless Chromium's DOM holds one SVG chart per
  * feature with its lines and marked peak, no script ran, and a screenshot lands in test/artifacts/usage.png.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { UsageRecorder } from '../../src/stats/history/usage-recorder.ts';
 import type { UsageRecord } from '../../src/stats/history/usage-record.ts';
 import { HOUR_MS } from '../../src/stats/history/usage-store.ts';
+import { ARTIFACTS, CHROMIUM, chromium } from '../helpers/chromium.ts';
 import { HOSTILE_NAME, startStats } from '../helpers/stats.ts';
 
-const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
-const ARTIFACTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
 const browserTest = CHROMIUM ? test.serial : test.skip;
 if (!CHROMIUM) console.log('usage-browser.test.ts: skipped, no Chromium at /usr/bin/chromium (apt-get install -y chromium)');
-
-function chromium(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const profile = mkdtempSync(path.join(tmpdir(), 'lpx-chromium-'));
-  const flags = [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-dev-shm-usage', `--user-data-dir=${profile}`,
-  ];
-  return new Promise((resolve, reject) => {
-    execFile(CHROMIUM!, [...flags, ...args], { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      rmSync(profile, { recursive: true, force: true });
-      if (err) reject(new Error(`chromium failed: ${err.message}\n${stderr.slice(-2000)}`));
-      else resolve({ stdout, stderr });
-    });
-  });
-}
 
 /** 48 closed hours ending at the current hour: a daily curve of LS-DYNA (10 seats), full 14:00-16:00 with denials. */
 function twoDays(): UsageRecord[] {
