@@ -4,11 +4,10 @@
  */
 import test from 'ava';
 import type { Socket } from 'node:net';
-import { startNamed } from '../helpers/backend.ts';
 import { LineClient, startLicd } from '../helpers/licd.ts';
 import type { ConfigSpec } from '../helpers/proxy.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { REDIS_SERVER, SKIP_REASON, firstLine, startInstance, startRedis, startSentinel } from './redis-support.ts';
+import { REDIS_SERVER, SKIP_REASON, firstLine, startInstance, startRedis, startSentinel, twoPortSpec } from './redis-support.ts';
 
 const maybe = REDIS_SERVER === null ? test.skip : test.serial;
 if (REDIS_SERVER === null) test('cluster-state bindings', (t) => {
@@ -16,38 +15,12 @@ if (REDIS_SERVER === null) test('cluster-state bindings', (t) => {
   t.pass();
 });
 
-/** Two servers with a license and a token port each; `reversed` lists them the other way round, so that the two
- *  instances' round robins disagree and, without sharing, a client's two ports would split. */
-async function servers(t: import('ava').ExecutionContext) {
-  const names = ['s1', 's2'];
-  const ports: Record<string, { license: number; tokens: number }> = {};
-  for (const n of names) {
-    const lic = await startNamed(t, `${n}/license`);
-    const tok = await startNamed(t, `${n}/tokens`);
-    ports[n] = { license: lic.port, tokens: tok.port };
-  }
-  return (reversed: boolean): ConfigSpec => ({
-    pools: [
-      {
-        name: 'lic',
-        ports: { license: 1, tokens: 1 },
-        affinity: { by: 'source', ttl: 3_600_000, maxBindings: 100_000 },
-        servers: (reversed ? [...names].reverse() : names).map((n) => ({ name: n, ports: ports[n]! })),
-      },
-    ],
-    frontends: [
-      { name: 'license', pool: 'lic', port: 'license' },
-      { name: 'tokens', pool: 'lic', port: 'tokens' },
-    ],
-  });
-}
-
 /** Client i's own loopback address (127.1.x.y): one source IP per client. */
 const ipOf = (i: number): string => `127.1.${Math.floor(i / 250)}.${(i % 250) + 1}`;
 
 maybe('200 clients, license port on A and token port on B at the same instant: 0 split', async (t) => {
   const redis = await startRedis(t);
-  const spec = await servers(t);
+  const spec = await twoPortSpec(t);
   const a = await startInstance(t, spec(false), { redisUrl: redis.url, instance: 'lb1', timeout: 2_000 });
   const b = await startInstance(t, spec(true), { redisUrl: redis.url, instance: 'lb2', timeout: 2_000 });
   const keep: Socket[] = [];
@@ -98,7 +71,7 @@ maybe('a licd pool bound by source in a cluster: checkouts through both instance
 maybe('Redis found through Sentinel: bindings are shared the same way', async (t) => {
   const redis = await startRedis(t);
   const sentinel = await startSentinel(t, redis);
-  const spec = await servers(t);
+  const spec = await twoPortSpec(t);
   const via = { kind: 'sentinel' as const, sentinels: [{ host: '127.0.0.1', port: sentinel.port }], name: 'mymaster' };
   const a = await startInstance(t, spec(false), { redis: via, instance: 'lb1', timeout: 2_000 });
   const b = await startInstance(t, spec(true), { redis: via, instance: 'lb2', timeout: 2_000 });

@@ -5,37 +5,15 @@
  */
 import test from 'ava';
 import type { Socket } from 'node:net';
-import { startNamed } from '../helpers/backend.ts';
-import type { ConfigSpec } from '../helpers/proxy.ts';
 import { request } from '../helpers/stats.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { REDIS_SERVER, SKIP_REASON, firstLine, startInstance, startRedis, type Instance } from './redis-support.ts';
+import { REDIS_SERVER, SKIP_REASON, firstLine, startInstance, startRedis, twoPortSpec, type Instance } from './redis-support.ts';
 
 const maybe = REDIS_SERVER === null ? test.skip : test.serial;
 if (REDIS_SERVER === null) {
   test('cluster-state faults', (t) => {
     t.log(SKIP_REASON);
     t.pass();
-  });
-}
-
-async function twoPortSpec(t: import('ava').ExecutionContext): Promise<(reversed: boolean) => ConfigSpec> {
-  const names = ['s1', 's2'];
-  const ports: Record<string, { license: number; tokens: number }> = {};
-  for (const n of names) ports[n] = { license: (await startNamed(t, `${n}/license`)).port, tokens: (await startNamed(t, `${n}/tokens`)).port };
-  return (reversed) => ({
-    pools: [
-      {
-        name: 'lic',
-        ports: { license: 1, tokens: 1 },
-        affinity: { by: 'source', ttl: 3_600_000, maxBindings: 100_000 },
-        servers: (reversed ? [...names].reverse() : names).map((n) => ({ name: n, ports: ports[n]! })),
-      },
-    ],
-    frontends: [
-      { name: 'license', pool: 'lic', port: 'license' },
-      { name: 'tokens', pool: 'lic', port: 'tokens' },
-    ],
   });
 }
 

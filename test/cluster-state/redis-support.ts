@@ -8,6 +8,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startNamed } from '../helpers/backend.ts';
 import type { ExecutionContext } from 'ava';
 import { Redis } from 'ioredis';
 import { StatsService } from '../../src/cli/services/stats-service.ts';
@@ -145,5 +146,30 @@ export function firstLine(port: number, localAddress: string, keep: Socket[]): P
     });
     s.once('error', reject);
     s.once('close', () => reject(new Error(`closed before a line (from ${localAddress})`)));
+  });
+}
+
+/**
+ * Two servers s1, s2 with a license and a token port each, in one source-affinity pool with a frontend per port.
+ * `reversed` lists them the other way round, so two instances' round robins disagree: without shared bindings a
+ * client's two ports would split.
+ */
+export async function twoPortSpec(t: ExecutionContext): Promise<(reversed: boolean) => ConfigSpec> {
+  const names = ['s1', 's2'];
+  const ports: Record<string, { license: number; tokens: number }> = {};
+  for (const n of names) ports[n] = { license: (await startNamed(t, `${n}/license`)).port, tokens: (await startNamed(t, `${n}/tokens`)).port };
+  return (reversed) => ({
+    pools: [
+      {
+        name: 'lic',
+        ports: { license: 1, tokens: 1 },
+        affinity: { by: 'source', ttl: 3_600_000, maxBindings: 100_000 },
+        servers: (reversed ? [...names].reverse() : names).map((n) => ({ name: n, ports: ports[n]! })),
+      },
+    ],
+    frontends: [
+      { name: 'license', pool: 'lic', port: 'license' },
+      { name: 'tokens', pool: 'lic', port: 'tokens' },
+    ],
   });
 }
