@@ -40,7 +40,7 @@ async function triadBehindProxy(t: ExecutionContext): Promise<{ set: LicdCluster
 pools:
   triad:
     mode: master
-    check: { type: lmstat, interval: 300ms, fast_interval: 200ms, down_interval: 500ms, timeout: 500ms, rise: 1, fall: 2 }
+    check: { type: lmstat, interval: 300ms, fast_interval: 200ms, down_interval: 500ms, timeout: 2s, rise: 1, fall: 2 }
     servers:
       - { name: ${a!.name}, address: 127.0.0.1:${a!.ports.license} }
       - { name: ${b!.name}, address: 127.0.0.1:${b!.ports.license} }
@@ -104,7 +104,7 @@ test('triad: a member cut off from its peers is missing though the proxy reaches
   const v = await waitFor(async () => {
     const x = await view(base);
     return x?.missing.includes('c') && x.members.find((m) => m.name === 'c')!.answering ? x : undefined;
-  }, { timeout: 20_000, what: 'c missing while it still answers' });
+  }, { timeout: 45_000, what: 'c missing while it still answers' });
   t.deepEqual(v.missing, ['c']);
   t.is(v.master, 'a');
   t.is(v.members.find((m) => m.name === 'a')!.role, 'master');
