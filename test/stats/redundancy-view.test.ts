@@ -101,8 +101,12 @@ test('triad: a member cut off from its peers is missing though the proxy reaches
   await waitFor(async () => (await view(base))?.state === 'complete', { timeout: 20_000, what: 'the whole triad in the view' });
 
   set.isolate(2);
+  let last: RedundancySet | undefined;
+  t.teardown(() => {
+    if (!t.passed) t.log('last view:', JSON.stringify(last));
+  });
   const v = await waitFor(async () => {
-    const x = await view(base);
+    const x = (last = await view(base));
     return x?.missing.includes('c') && x.members.find((m) => m.name === 'c')!.answering ? x : undefined;
   }, { timeout: 45_000, what: 'c missing while it still answers' });
   t.deepEqual(v.missing, ['c']);
