@@ -46,6 +46,12 @@ export class PeerLinks {
   readonly #handshaking = new Set<PeerLink>();
   /** Member name found at each configured peer address (learned by dialing it). */
   readonly #slotName: Array<string | null>;
+  /**
+   * Every member that was ever linked, for STATUS only: one that linked to us from an address we never dialed (a
+   * NAT, a relay) has no slot name, and once its link is lost STATUS must still say it by name that it is missing,
+   * or a balancer could not tell which member is gone.
+   */
+  readonly #everLinked = new Set<string>();
   readonly #dialing: boolean[];
   readonly #nextDial: number[];
   #allowedIps = new Set<string>();
@@ -134,11 +140,17 @@ export class PeerLinks {
       const link = name ? this.#active.get(name) : undefined;
       return { name, address: formatHostPort(p), connected: !!link?.view, role: link?.view?.role ?? null };
     });
-    // Members that linked to us but whose address we have not dialed yet.
+    // Members that linked to us but whose address we have not dialed yet; then those that did and are gone.
     for (const [name, link] of this.#active) {
       if (!peers.some((p) => p.name === name)) {
         const free = peers.find((p) => p.name === null && !p.connected);
         if (free) Object.assign(free, { name, connected: !!link.view, role: link.view?.role ?? null });
+      }
+    }
+    for (const name of this.#everLinked) {
+      if (!peers.some((p) => p.name === name)) {
+        const free = peers.find((p) => p.name === null && !p.connected);
+        if (free) free.name = name;
       }
     }
     return peers;
@@ -233,6 +245,7 @@ export class PeerLinks {
       this.#active.set(name, link);
       old.close('replaced by a new link');
     } else this.#active.set(name, link);
+    this.#everLinked.add(name);
     this.#log.info({ event: 'peer-up', peer: name, address: link.remoteIp }, `peer ${name} linked`);
     this.#events.onReady(link);
   }
