@@ -19,22 +19,27 @@ test('a heartbeat answered by a reset: the hold resumes its handle on a new conn
   const master = await set.waitMaster();
   const target = set.members[master]!.ports.license;
 
-  // A relay to the master. `resetNext` resets the client side of every open connection at its next byte from the
-  // client, and leaves the upstream open, as a lost balancer leaves its connections to licd.
-  let resetNext = false;
+  // A relay to the master. `resetOpen()` marks every connection open now: each is reset at its next byte from the
+  // client, its upstream left open, as a lost balancer leaves its connections to licd. Connections the client opens
+  // afterwards (its reconnect) are relayed as usual, however soon they come.
+  const clients = new Set<Socket>();
+  const doomed = new Set<Socket>();
   const sockets = new Set<Socket>();
+  const resetOpen = (): void => clients.forEach((c) => doomed.add(c));
   const relay = createServer((client) => {
     const upstream = connect({ host: '127.0.0.1', port: target });
+    clients.add(client);
     sockets.add(client).add(upstream);
     client.on('error', () => {});
     upstream.on('error', () => {});
     client.on('data', (d) => {
-      if (resetNext) return void client.resetAndDestroy();
+      if (doomed.has(client)) return void client.resetAndDestroy();
       upstream.write(d);
     });
     upstream.on('data', (d) => client.write(d));
     client.on('close', () => {
-      if (!resetNext) upstream.destroy();
+      clients.delete(client);
+      if (!doomed.has(client)) upstream.destroy();
     });
   });
   await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
@@ -54,9 +59,11 @@ test('a heartbeat answered by a reset: the hold resumes its handle on a new conn
   await waitFor(() => out.includes('holding for 5m'), { timeout: 30_000, what: 'holding' });
   const handle = /handle=(\S+)/.exec(out)![1]!;
 
-  resetNext = true;
+  t.teardown(() => {
+    if (!t.passed) t.log(`stdout:\n${out}\nstderr:\n${err}`);
+  });
+  resetOpen();
   await waitFor(() => /license connection lost/.test(out) || child.exitCode !== null, { timeout: 10_000, what: 'the heartbeat to meet the reset' });
-  resetNext = false;
   await waitFor(() => /resumed /.test(out) || child.exitCode !== null, { timeout: 20_000, what: 'the resume' });
   t.is(child.exitCode, null, `the client exited: ${err}`);
   t.regex(out, new RegExp(`resumed ${handle.replace('.', '\\.')} on `));
