@@ -37,6 +37,7 @@ interface WriteReq {
 }
 interface ShutdownReq {
   handle: Handle;
+  oncomplete: (this: ShutdownReq, status: number) => void;
 }
 
 const kRaw = Symbol('licproxy.raw');
@@ -52,8 +53,9 @@ const enum F {
   ReadEnded = 8,
   /** end() was called. */
   WriteEnded = 16,
-  /** end() reached the handle: this side's FIN is out, or goes with the close. */
   ShutdownSent = 32,
+  /** The shutdown completed: this side's FIN is out. */
+  Finished = 64,
   Destroyed = 128,
   Errored = 256,
   NeedDrain = 512,
@@ -112,7 +114,6 @@ export class RawSocket {
     req.port = port;
     const err = family === 4 ? h.connect(req, host, port) : h.connect6(req, host, port);
     if (err !== 0) process.nextTick(connectFailed, s, err);
-    else s.#readWhileConnecting();
     return s;
   }
 
@@ -273,36 +274,17 @@ export class RawSocket {
     if (err !== 0) this.#destroy(errnoError(err, 'read'), false);
   }
 
-  /**
-   * Reading starts with the connect: libuv registers the socket for reads and the connect together (one epoll_ctl
-   * ADD), where starting after the connect costs an ADD refused with EEXIST and a MOD, because libuv leaves the
-   * socket in the epoll set when the connect's write interest ends. libuv reports the connect before any read of
-   * the same socket, so the reader still sees 'connect' first.
-   */
-  #readWhileConnecting(): void {
-    this.#buf = sharedReadBuffer;
-    this.#h.onread = onRead;
-    this.#h.useUserBuffer(sharedReadBuffer);
-    this.#f |= F.Reading;
-    if (this.#h.readStart() !== 0) this.#f &= ~F.Reading; // tried again once connected (#readStart)
-  }
-
   #readStop(): void {
     if ((this.#f & F.Reading) === 0) return;
     this.#f &= ~F.Reading;
     if (!this.destroyed) this.#h.readStop();
   }
 
-  /**
-   * The shutdown's completion is not waited for (its request has no `oncomplete`, so Node makes no call into
-   * JavaScript for it): once the peer's FIN has been read as well, the socket is closed, which sends the FIN too
-   * when the shutdown had not run yet (nothing unread), and cancels it. Its late errors (ENOTCONN after a reset)
-   * are the read side's to report.
-   */
   #shutdown(): void {
     this.#f |= F.ShutdownSent;
     const req = new rawTcp!.ShutdownWrap() as ShutdownReq;
     req.handle = this.#h;
+    req.oncomplete = afterShutdown;
     const err = this.#h.shutdown(req);
     if (err !== 0) this.#destroy(errnoError(err, 'shutdown'), false);
   }
@@ -347,7 +329,7 @@ export class RawSocket {
     this.#readStop();
     this.#f |= F.ReadEnded;
     this.#onEnd?.call(this);
-    if ((this.#f & F.ShutdownSent) !== 0) this.#destroy(null, false);
+    if ((this.#f & F.Finished) !== 0) this.#destroy(null, false);
     return undefined;
   }
 
@@ -374,6 +356,15 @@ export class RawSocket {
       d?.call(this);
     }
     if ((this.#f & (F.WriteEnded | F.ShutdownSent | F.Destroyed)) === F.WriteEnded) this.#shutdown();
+  }
+
+  /** @internal */
+  _shutdownDone(status: number): void {
+    if (this.destroyed) return;
+    // ENOTCONN: the peer reset meanwhile; the read side reports it.
+    if (status < 0 && getSystemErrorName(status) !== 'ENOTCONN') return this.#destroy(errnoError(status, 'shutdown'), false);
+    this.#f |= F.Finished;
+    if ((this.#f & F.ReadEnded) !== 0) this.#destroy(null, false);
   }
 
   /** @internal */
@@ -414,6 +405,9 @@ function afterWrite(this: WriteReq, status: number): void {
   this.handle = null;
   this.buffer = null;
   h[kRaw]!._written(status);
+}
+function afterShutdown(this: ShutdownReq, status: number): void {
+  this.handle[kRaw]!._shutdownDone(status);
 }
 function onClosed(this: Handle): void {
   this[kRaw]!._closed();
