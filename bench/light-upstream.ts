@@ -29,6 +29,7 @@ import { freePort } from './lib/ports.ts';
 import { resolveTargets, type ResolvedTarget } from './lib/targets/registry.ts';
 import { proxyCpu, type RunningTarget, type StartContext, type TargetSpec } from './lib/targets/target.ts';
 import { idleWorkload } from './lib/workloads/idle.ts';
+import { median, ratioSummary } from './lib/summary.ts';
 
 const { values } = parseArgs({
   options: {
@@ -71,11 +72,6 @@ if (process.env.LICPROXY_REF && !values.profile) {
 }
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 interface Sample {
   round: number;
@@ -219,7 +215,7 @@ function section(name: string, samples: Map<string, Sample[]>): string[] {
   if (hb) {
     for (const n of names.filter((x) => x !== base)) {
       const ratios = samples.get(n)!.map((s, i) => s.perCpu / hb[i]!.perCpu);
-      lines.push('', `${n} / ${base}, ops per proxy CPU-second: median of the per-round ratios **${median(ratios).toFixed(2)}x** (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})`);
+      lines.push('', `${n} / ${base}, ops per proxy CPU-second: median of the per-round ratios ${ratioSummary(ratios)}`);
     }
   }
   lines.push('');

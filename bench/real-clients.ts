@@ -23,6 +23,7 @@ import { cleanup } from './lib/cleanup.ts';
 import { freePort } from './lib/ports.ts';
 import { resolveTargets, type ResolvedTarget } from './lib/targets/registry.ts';
 import { proxyCpu, type RunningTarget, type StartContext, type TargetSpec } from './lib/targets/target.ts';
+import { median, ratioSummary } from './lib/summary.ts';
 
 const { values } = parseArgs({
   options: {
@@ -46,11 +47,6 @@ const SPECS: TargetSpec[] = [
 ];
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
-const median = (xs: number[]): number => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 /** Runs a client program to its end (bounded by a timeout); its stdout. */
@@ -260,7 +256,7 @@ function section(w: Workload, samples: Map<string, Sample[]>): string[] {
     const o = samples.get(other);
     if (!lic || !o) return null;
     const rs = lic.map((s, i) => s[key] / o[i]![key]);
-    return `**${median(rs).toFixed(2)}x** (rounds: ${rs.map((r) => r.toFixed(2)).join(', ')})`;
+    return ratioSummary(rs);
   };
   lines.push('');
   const h = ratio('haproxy-1t', 'rate');

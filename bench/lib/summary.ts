@@ -22,3 +22,13 @@ export function fmt(x: number, digits?: number): string {
   const d = digits ?? (a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : 3);
   return x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 }
+
+/** The median of the finite values (NaN when there is none). */
+export function median(xs: readonly number[]): number {
+  return spread(xs)?.median ?? NaN;
+}
+
+/** Per-round ratios against a baseline of the same run, as the reports print them: the median, then each round. */
+export function ratioSummary(ratios: readonly number[]): string {
+  return `**${median(ratios).toFixed(2)}x** (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})`;
+}
