@@ -13,7 +13,7 @@
  * `licproxy-ref` target runs the same configuration from that tree (A/B of a change in the same run).
  *
  * Usage: npm run build && node --import tsx bench/light-upstream.ts [--rounds 5] [--seconds 4] [--warmup 1]
- *          [--only short,persistent,idle] [--idle 5000] [--short 50] [--persistent 200] [--out FILE]
+ *          [--only short,persistent,idle] [--idle 5000] [--idle-settle 2] [--short 50] [--persistent 200] [--out FILE]
  *        ... --profile [--top 25]   licproxy alone, with --cpu-prof: its top self-time functions per workload
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,6 +38,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '1' },
     only: { type: 'string', default: 'short,persistent,idle' },
     idle: { type: 'string', default: '5000' },
+    'idle-settle': { type: 'string', default: '2' },
     short: { type: 'string', default: '50' },
     persistent: { type: 'string', default: '200' },
     out: { type: 'string' },
@@ -57,6 +58,9 @@ const ROUNDS = Math.min(50, Math.floor(num('rounds')));
 const WINDOW_MS = Math.min(60_000, num('seconds') * 1000);
 const WARMUP_MS = Math.min(30_000, num('warmup') * 1000);
 const IDLE = Math.min(9_500, Math.floor(num('idle')));
+/** Seconds between opening the held connections and reading RSS (a held license lives hours: 6 s shows it after
+ * licproxy's first idle sweep, which hands quiet connections to the native relay). */
+const IDLE_SETTLE_MS = Math.min(60_000, num('idle-settle') * 1000);
 const SHORT_C = Math.min(1000, Math.floor(num('short')));
 const PERSISTENT_C = Math.min(5000, Math.floor(num('persistent')));
 const ONLY = new Set(values.only!.split(','));
@@ -132,7 +136,7 @@ async function main(): Promise<void> {
         try {
           await waitAnswer(t);
           if (w.name === 'idle') {
-            const m = await idleWorkload.run(t, { idleConnections: IDLE, idleSettleMs: 2_000, dir } as Parameters<typeof idleWorkload.run>[1]);
+            const m = await idleWorkload.run(t, { idleConnections: IDLE, idleSettleMs: IDLE_SETTLE_MS, dir } as Parameters<typeof idleWorkload.run>[1]);
             const kb = m.figures.kbPerConn ?? NaN;
             samples.get(rt.spec.name)!.push({ round, opsPerSec: m.figures.held ?? 0, perCpu: kb, cpu: 0, errors: m.figures.errors ?? 0 });
             log(`idle r${round} ${rt.spec.name}: ${kb.toFixed(2)} KiB/conn (${m.figures.held} held)`);

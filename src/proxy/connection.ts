@@ -9,6 +9,7 @@
  * net.Socket's streams, see raw-socket.ts) where possible, net.Sockets otherwise; the code here is the same for both.
  */
 import { connect, type Socket } from 'node:net';
+import { getSystemErrorName } from 'node:util';
 import { plainIp } from '../common/allow-list.ts';
 import { encodeProxyV1, encodeProxyV2 } from '../common/proxy-protocol.ts';
 import { ResponseWatch } from '../health/observe-response.ts';
@@ -21,6 +22,7 @@ import type { Frontend } from './frontend.ts';
 import { releaseAbandonedCheckout } from './license-session/abandoned-checkout.ts';
 import { LicenseSession, type SessionHost } from './license-session/license-session.ts';
 import type { SessionSeen } from './license-session/session-seen.ts';
+import { nativeRelay, RelayStat, type NativeRelay, type RelayOwner } from './native-relay.ts';
 import { rawTcp } from './node-internals.ts';
 import type { Pool, SelectResult, Waiter } from './pool.ts';
 import { RawSocket } from './raw-socket.ts';
@@ -73,7 +75,16 @@ const enum State {
   Done,
 }
 
-export class Connection implements Waiter, Closable, TimedConnection, SessionHost {
+/** A promoted connection's pair id once the native relay reported its end (see nativeEnded). */
+const NATIVE_DONE = -2;
+/**
+ * Reads relayed in JavaScript before a plain connection is handed to the native relay: a short transaction (a
+ * request, an answer, two FINs) never gets there and keeps its cheaper path; a connection still talking after this
+ * many reads is long-lived and stops paying Node's per-callback cost (native-relay.ts).
+ */
+const PROMOTE_AFTER_READS = 6;
+
+export class Connection implements Waiter, Closable, TimedConnection, SessionHost, RelayOwner {
   readonly client: Side;
   readonly frontend: Frontend;
   /** The pool and port the frontend pointed to at accept; a reload does not move a connection in flight. */
@@ -126,6 +137,15 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
   licd: SessionSeen | null = null;
   /** The client's unanswered CHECKOUT was handed to an abandoned-checkout cleanup (see #releaseAbandoned). */
   #abandonedReleased = false;
+  /** Reads left before promotion to the native relay (0: not by reads; see PROMOTE_AFTER_READS). */
+  readsBeforeNative = 0;
+  /** The native relay's pair id: -1 relayed here, >= 0 relayed in C, NATIVE_DONE after it. */
+  #native = -1;
+  #relay: NativeRelay | null = null;
+  /** Byte counts at promotion (client read/written, server read); the final ones once the pair ended. */
+  #nIn = 0;
+  #nOut = 0;
+  #nUp = 0;
 
   /** `clientIp` is given when the frontend already read it (allow list, logging); otherwise read lazily. */
   constructor(client: Side, frontend: Frontend, clientIp: string | null) {
@@ -149,12 +169,24 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
 
   /** Client -> server bytes so far (read from the client). */
   get bytesIn(): number {
-    return this.client.bytesRead;
+    if (this.#native >= 0) return this.#nIn + this.#relay!.read(this.#native)[RelayStat.ClientRead]!;
+    return this.#native === NATIVE_DONE ? this.#nIn : this.client.bytesRead;
   }
 
   /** Server -> client bytes so far (written to the client). */
   get bytesOut(): number {
-    return this.client.bytesWritten;
+    if (this.#native >= 0) return this.#nOut + this.#relay!.read(this.#native)[RelayStat.ClientWritten]!;
+    return this.#native === NATIVE_DONE ? this.#nOut : this.client.bytesWritten;
+  }
+
+  /** The bytes are relayed by the native relay (tests, /api/sessions). */
+  get native(): boolean {
+    return this.#native >= 0;
+  }
+
+  /** The native relay's pair id (tests). */
+  get nativeId(): number {
+    return this.#native;
   }
 
   /** Date.now() at accept. */
@@ -247,7 +279,11 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
   sessionPlain(): void {
     this.license = null;
     const c = this.client;
-    if (c instanceof RawSocket) c.setReader(onClientRead as ReadCallback);
+    if (c instanceof RawSocket) {
+      c.setReader(onClientRead as ReadCallback);
+      // A licd session (heartbeats for days) is the connection that gains most from the native relay.
+      if (nativeRelay !== null && this.#upstream instanceof RawSocket && this.watch === null) this.#eligible();
+    }
     else {
       (c as Socket).off('data', onClientDataLicensed);
       (c as Socket).on('data', onClientData);
@@ -434,8 +470,10 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     // the seven listeners per direction pipe() attaches and removes.
     // The server side reads into the shared buffer from its creation (connect's onread); the client side switches
     // to it here, before it reads anything (accepted paused).
-    if (c instanceof RawSocket) c.setReader(onClientRead as ReadCallback);
-    else if (!useSharedReadBuffer(c as Socket, onClientRead as ReadCallback)) (c as Socket).on('data', onClientData);
+    if (c instanceof RawSocket) {
+      c.setReader(onClientRead as ReadCallback);
+      if (nativeRelay !== null && u instanceof RawSocket && this.watch === null) this.#eligible();
+    } else if (!useSharedReadBuffer(c as Socket, onClientRead as ReadCallback)) (c as Socket).on('data', onClientData);
     if (c.readableEnded) u.end();
     else c.resume();
   }
@@ -488,14 +526,24 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
 
   checkIdle(now: number): void {
     if (this.#state !== State.Open) return;
+    const id = this.#native;
     if (this.#keepAliveAt !== 0 && now >= this.#keepAliveAt) {
       this.#keepAliveAt = 0;
-      this.#upstream?.setKeepAlive(true, this.pool.config.tcpKeepalive);
+      if (id >= 0) this.#relay!.keepAlive(id, Math.floor(this.pool.config.tcpKeepalive / 1000));
+      else this.#upstream?.setKeepAlive(true, this.pool.config.tcpKeepalive);
+    }
+    let bytes: number;
+    if (id >= 0) {
+      const st = this.#relay!.read(id);
+      // The server's FIN, passed on in C: the client now has client_fin to close its side (as in upstreamEnd).
+      if ((st[RelayStat.Ended]! & 2) !== 0 && !this.#serverEnded) this.#startClientFin(now);
+      bytes = this.#nIn + this.#nUp + st[RelayStat.ClientRead]! + st[RelayStat.ServerRead]!;
+    } else {
+      // Every byte forwarded was first read on one side, so the two read counters see all activity.
+      const u = this.#upstream;
+      bytes = this.client.bytesRead + (u !== null ? u.bytesRead : 0);
     }
     if (this.#idleMs === 0) return;
-    // Every byte forwarded was first read on one side, so the two read counters see all activity.
-    const u = this.#upstream;
-    const bytes = this.client.bytesRead + (u !== null ? u.bytesRead : 0);
     if (bytes !== this.#lastBytes) {
       this.#lastBytes = bytes;
       this.#lastActive = now;
@@ -513,13 +561,94 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     // Half-close: the server's FIN is passed on once what it sent before is written.
     const c = this.client;
     if (!c.destroyed && !c.writableEnded) endOrClose(c);
-    if (this.#state === State.Open && !c.destroyed && !this.#serverEnded) {
-      // The client now has `client_fin` of silence to close its side; a silent one (hung, stopped) never would,
-      // and would count as current until the idle timeout.
-      this.#serverEnded = true;
-      this.#idleMs = this.#idleMs === 0 ? this.pool.config.timeouts.clientFin : Math.min(this.#idleMs, this.pool.config.timeouts.clientFin);
-      this.#lastActive = Date.now();
+    // The client now has `client_fin` of silence to close its side; a silent one (hung, stopped) never would,
+    // and would count as current until the idle timeout.
+    if (this.#state === State.Open && !c.destroyed && !this.#serverEnded) this.#startClientFin(Date.now());
+  }
+
+  #startClientFin(now: number): void {
+    this.#serverEnded = true;
+    this.#idleMs = this.#idleMs === 0 ? this.pool.config.timeouts.clientFin : Math.min(this.#idleMs, this.pool.config.timeouts.clientFin);
+    this.#lastActive = now;
+  }
+
+  // ---- the native relay (native-relay.ts) ----
+
+  /**
+   * Counts down to promotion. Only reads promote: a quiet connection (a license held with a heartbeat every few
+   * minutes) gains no CPU from C, and handing it over early costs memory until the garbage collector next runs.
+   */
+  #eligible(): void {
+    this.readsBeforeNative = PROMOTE_AFTER_READS;
+  }
+
+  /**
+   * Hands the open connection to the native relay when nothing is in flight in JavaScript: both sides raw sockets
+   * still reading, nothing queued to write, no FIN seen, no watcher of the bytes. Otherwise it stays here.
+   */
+  promote(): void {
+    const relay = nativeRelay;
+    const c = this.client;
+    const u = this.#upstream;
+    if (relay === null || this.#state !== State.Open || this.license !== null || this.watch !== null || this.#native !== -1) return;
+    if (!(c instanceof RawSocket) || !(u instanceof RawSocket)) return;
+    if (c.destroyed || u.destroyed || c.isPaused() || u.isPaused() || c.readableEnded || u.readableEnded) return;
+    if (c.writableEnded || u.writableEnded || c.writableLength !== 0 || u.writableLength !== 0) return;
+    void this.clientIp; // read while the descriptor is ours (getpeername)
+    let id: number;
+    try {
+      id = relay.adopt(c.fd, u.fd, this);
+    } catch {
+      return; // out of descriptors, say: this connection stays on the JavaScript path
     }
+    this.#relay = relay;
+    this.#native = id;
+    this.readsBeforeNative = 0;
+    this.#nIn = c.bytesRead;
+    this.#nOut = c.bytesWritten;
+    this.#nUp = u.bytesRead;
+    c.detach();
+    u.detach();
+  }
+
+  /** RelayOwner: the pair ended by itself (both FINs passed on, or an error); its counters are in relay.stats. */
+  nativeEnded(): void {
+    const st = this.#relay!.stats;
+    this.#nativeFinal(st);
+    const side = st[RelayStat.ErrSide]!;
+    if (side >= 0) {
+      const code = st[RelayStat.ErrCode]!;
+      let name: string;
+      try {
+        name = getSystemErrorName(-code);
+      } catch {
+        name = `E${code}`;
+      }
+      this.#error ??= `${side === 0 ? 'client' : 'server'}: ${name}`;
+      this.#end ??= side === 0 ? 'client_close' : 'server_close';
+    } else {
+      this.#end ??= st[RelayStat.FirstEnd] === 2 ? 'server_close' : 'client_close';
+    }
+    this.#finish();
+  }
+
+  #nativeFinal(st: Float64Array): void {
+    this.#nIn += st[RelayStat.ClientRead]!;
+    this.#nOut += st[RelayStat.ClientWritten]!;
+    this.#native = NATIVE_DONE;
+    this.#upstream = null;
+    this.#clientClosed = true;
+  }
+
+  /** Ends a promoted connection from here (timeout, admin, server down): finished on the next tick, as a close event. */
+  #nativeClose(resetClient: boolean, resetServer: boolean): void {
+    this.#nativeFinal(this.#relay!.close(this.#native, resetClient, resetServer));
+    process.nextTick(finishConnection, this);
+  }
+
+  /** @internal nextTick target of #nativeClose. */
+  _finishNow(): void {
+    this.#finish();
   }
 
   upstreamClose(u: Side, hadError: boolean): void {
@@ -590,6 +719,7 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
   #timedOut(reason: 'idle_timeout' | 'client_fin_timeout'): void {
     if (this.#state !== State.Open) return;
     this.#end = reason;
+    if (this.#native >= 0) return this.#nativeClose(false, false);
     this.client.destroy();
     if (this.#upstream !== null) this.#upstream.destroy();
   }
@@ -614,6 +744,8 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
   close(reason: EndReason): void {
     if (this.#state === State.Done) return;
     this.#end = reason;
+    if (this.#native >= 0) return this.#nativeClose(false, false);
+    if (this.#native === NATIVE_DONE) return;
     if (this.#state === State.Queued) this.pool.cancel(this);
     if (this.#state === State.Connecting) this.#dropUpstream();
     this.client.destroy();
@@ -632,9 +764,8 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     this.#state = State.Done;
     this.frontend.sweeper.connecting.delete(this);
     this.watch?.close();
-    const c = this.client;
-    const bytesIn = c.bytesRead;
-    const bytesOut = c.bytesWritten;
+    const bytesIn = this.bytesIn;
+    const bytesOut = this.bytesOut;
     this.server?.detach(this, bytesIn, bytesOut);
     this.frontend.connectionEnded(this, bytesIn, bytesOut);
     if (this.binding !== null || this.affinityRef !== null) this.pool.release(this);
@@ -691,6 +822,10 @@ function destroySocket(s: Side): void {
   s.destroy();
 }
 
+function finishConnection(c: Connection): void {
+  c._finishNow();
+}
+
 /**
  * Client -> server, from the shared read buffer (see relay.ts). A full server-side buffer pauses the client until
  * the server side drains.
@@ -703,7 +838,7 @@ function onClientRead(this: ConnSocket, n: number, buf: Uint8Array): boolean {
   if (!relay(u, n, buf) && !this.isPaused()) {
     this.pause();
     u.once('drain', onUpstreamDrain);
-  }
+  } else if (conn.readsBeforeNative > 0 && --conn.readsBeforeNative === 0) conn.promote();
   return true;
 }
 /** The same on the stream path, where this Node offers no shared buffer for accepted sockets. */
@@ -730,7 +865,7 @@ function onUpstreamRead(this: ConnSocket, n: number, buf: Uint8Array): boolean {
   if (!relay(c, n, buf) && !this.isPaused()) {
     this.pause();
     c.once('drain', onClientDrain);
-  }
+  } else if (conn.readsBeforeNative > 0 && --conn.readsBeforeNative === 0) conn.promote();
   return true;
 }
 const UPSTREAM_ONREAD = onreadOption(onUpstreamRead as ReadCallback);

@@ -14,6 +14,8 @@ import { Socket, type Server as NetServer } from 'node:net';
 
 /** The part of node's TCPWrap (a libuv uv_tcp_t) used here. */
 export interface TcpHandle {
+  /** The socket's descriptor (-1 once closed). */
+  readonly fd: number;
   onread: ((this: TcpHandle) => Uint8Array | undefined) | null;
   readonly writeQueueSize: number;
   readStart(): number;

@@ -41,6 +41,8 @@ interface ShutdownReq {
 }
 
 const kRaw = Symbol('licproxy.raw');
+/** What a detached RawSocket holds instead of its handle (never called: see detach). */
+const DETACHED = {} as Handle;
 
 const UV_EOF = -4095;
 /** write() answers false (back-pressure) from this many queued bytes, as net.Socket's default highWaterMark. */
@@ -253,6 +255,29 @@ export class RawSocket {
   destroy(): this {
     this.#destroy(null, false);
     return this;
+  }
+
+  /** The socket's descriptor, for the native relay to duplicate (-1 when none). */
+  get fd(): number {
+    return this.destroyed ? -1 : this.#h.fd;
+  }
+
+  /**
+   * Closes this handle without a word to the owner: no 'close' or any other event. The native relay holds a
+   * duplicate of the descriptor, so the connection itself stays open (native-relay.ts).
+   */
+  detach(): void {
+    if (this.destroyed) return;
+    this.#f = (this.#f | F.Destroyed) & ~F.Reading;
+    this.#read = null;
+    this.#buf = null;
+    this.#onConnect = this.#onEnd = this.#onError = this.#onClose = this.#onDrain = null;
+    const h = this.#h;
+    h[kRaw] = undefined;
+    h.close();
+    // Let the closed handle (and its uv_tcp_t) be collected while this object lives on in its Connection; every
+    // use of #h below is behind a `destroyed` check.
+    this.#h = DETACHED;
   }
 
   /** Closes with RST (SO_LINGER 0). */

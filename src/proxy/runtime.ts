@@ -13,6 +13,7 @@ import type { FrontendConfig, PoolConfig, ProxyConfig } from '../config/proxy-co
 import type { Connection } from './connection.ts';
 import { EventLog, type ProxyEvent } from './event-log.ts';
 import { Frontend, type FrontendSnapshot, type GlobalLimits } from './frontend.ts';
+import { checkNativeRelay } from './native-relay-self-test.ts';
 import { checkNodeInternals } from './node-internals-self-test.ts';
 import { Pool, type AffinityFactory, type MonitorFactory, type PoolDeps, type PoolSnapshot } from './pool.ts';
 import type { Server } from './server.ts';
@@ -99,7 +100,10 @@ export class ProxyRuntime {
   /** Opens every listener and starts the health monitors; throws LpxError (LPX_ERR_LISTEN) and opens nothing on failure. */
   async start(): Promise<void> {
     if (this.#started) return;
-    if (this.#listen) await checkNodeInternals(this.log);
+    if (this.#listen) {
+      await checkNodeInternals(this.log);
+      await checkNativeRelay(this.log);
+    }
     (await this.#prepare(this.#config, true)).commit();
     this.#started = true;
   }

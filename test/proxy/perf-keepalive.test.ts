@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';
 import { startEcho } from '../helpers/backend.ts';
 import { connectClient, startProxy } from '../helpers/proxy.ts';
+import { nativeRelay } from '../../src/proxy/native-relay.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const linux = process.platform === 'linux' ? test : test.skip;
@@ -47,17 +48,25 @@ async function openThrough(t: ExecutionContext, tcpKeepalive: number) {
   c.write('x');
   await new Promise((r) => c.once('data', r));
   const conn = [...rt.live][0]!;
-  const u = conn.upstream!;
-  return { b, u, openedAt };
+  // Read now: once relayed natively (native-relay.ts) the connection's socket objects are gone.
+  const u = { localPort: conn.upstream!.localPort };
+  // Then enough exchanges for the native relay to take the connection (where built): the deferred keep-alive of a
+  // long tcp_keepalive is then set by it.
+  for (let i = 0; tcpKeepalive >= 10_000 && i < 10; i++) {
+    c.write('x');
+    await new Promise((r) => c.once('data', r));
+  }
+  return { b, u, openedAt, conn };
 }
 
 linux('a long tcp_keepalive reaches the server side within a few seconds, not at connect', async (t) => {
-  const { b, u, openedAt } = await openThrough(t, 60_000);
+  const { b, u, openedAt, conn } = await openThrough(t, 60_000);
   const first = timerOf(u.localPort!, b.port);
   t.not(first, null, 'the server-side socket is in /proc/net/tcp');
   // Only meaningful while the connection is younger than the deferral (a stalled test process proves nothing).
   if (Date.now() - openedAt < 800) t.false(keepAliveArmed(u.localPort!, b.port), 'no keep-alive timer right after connect');
   await waitFor(() => keepAliveArmed(u.localPort!, b.port), { timeout: 10_000, what: 'keep-alive timer armed' });
+  if (nativeRelay !== null) t.true(conn.native, 'set by the native relay');
   t.pass();
 });
 
