@@ -15,6 +15,7 @@
  * Usage: npm run build && node --import tsx bench/light-upstream.ts [--rounds 5] [--seconds 4] [--warmup 1]
  *          [--only short,persistent,idle] [--idle 5000] [--idle-settle 2] [--short 50] [--persistent 200] [--out FILE]
  *        ... --profile [--top 25]   licproxy alone, with --cpu-prof: its top self-time functions per workload
+ *        ... --ab-node-args="--max-semi-space-size=16"   adds licproxy-args: the same tree with these Node options
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +40,7 @@ const { values } = parseArgs({
     only: { type: 'string', default: 'short,persistent,idle' },
     idle: { type: 'string', default: '5000' },
     'idle-settle': { type: 'string', default: '2' },
+    'ab-node-args': { type: 'string' },
     short: { type: 'string', default: '50' },
     persistent: { type: 'string', default: '200' },
     out: { type: 'string' },
@@ -71,6 +73,11 @@ const SPECS: TargetSpec[] = [
   { kind: 'haproxy', name: 'haproxy-1t', description: 'HAProxy mode tcp, roundrobin, nbthread 1, check inter 1s', nbthread: 1, check: true },
 ];
 if (values.profile) SPECS.splice(1);
+if (values['ab-node-args'] && !values.profile) {
+  // The same tree with other Node options, alternated with the others (an A/B of a V8 setting).
+  const nodeArgs = values['ab-node-args'].split(/\s+/).filter(Boolean);
+  SPECS.push({ kind: 'licproxy', name: 'licproxy-args', description: `licproxy with node ${nodeArgs.join(' ')}`, pool: { check: CHECK }, nodeArgs });
+}
 if (process.env.LICPROXY_REF && !values.profile) {
   SPECS.push({ kind: 'licproxy', name: 'licproxy-ref', description: `licproxy from ${process.env.LICPROXY_REF}`, pool: { check: CHECK }, repo: () => process.env.LICPROXY_REF });
 }

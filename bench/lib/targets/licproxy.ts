@@ -55,7 +55,7 @@ export async function startLicproxy(spec: LicproxySpec, ctx: StartContext): Prom
   const child = startChild({
     name: spec.name,
     command: process.execPath,
-    args: [...(ctx.nodeArgs ?? []), join(repo, 'bin/licproxy.js'), 'run', '-c', file],
+    args: [...(ctx.nodeArgs ?? []), ...(spec.nodeArgs ?? []), join(repo, 'bin/licproxy.js'), 'run', '-c', file],
     cwd: repo,
     logFile: join(ctx.dir, `${spec.name}.log`),
   });

@@ -55,6 +55,8 @@ export interface LicproxySpec extends TargetSpecBase {
   hammerStats?: number;
   /** The path hammered (default /stats.json). */
   hammerPath?: string;
+  /** Node options for this target's process only (e.g. `--max-semi-space-size=16`, an A/B of a V8 setting). */
+  nodeArgs?: string[];
   /**
    * Another copy of the repository to run licproxy from (A/B of a change: the same bench, both trees
    * alternated). Read when the target starts.
