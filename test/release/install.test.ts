@@ -1,6 +1,6 @@
 import { freePort } from '../helpers/ports.ts';
 import test from 'ava';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -46,6 +46,9 @@ test('npm pack, npm install -g of the tarball, then check and a checkout through
     t.true(existsSync(join(pkg, f)), `${f} is installed`);
   }
   for (const f of ['test', 'bench', 'tsconfig.json', 'node_modules/tsx', 'node_modules/typescript']) t.false(existsSync(join(pkg, f)), `${f} is not installed`);
+  // The native relay is compiled by the package's install script where a C compiler and Node's headers are.
+  for (const f of ['native/relay.c', 'scripts/build-native.js']) t.true(existsSync(join(pkg, f)), `${f} is installed`);
+  if (canBuildNative()) t.true(existsSync(join(pkg, 'native/build/relay.node')), 'the native relay was built at install');
   const licproxy = join(prefix, 'bin', 'licproxy');
   const licd = join(prefix, 'bin', 'licd');
 
@@ -112,3 +115,10 @@ test('npm pack, npm install -g of the tarball, then check and a checkout through
   await Promise.all([proxy.child, daemon.child].map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
   t.is(proxy.child.exitCode, 0, proxy.err());
 });
+
+/** A C compiler on PATH and Node's headers where scripts/build-native.js looks first. */
+function canBuildNative(): boolean {
+  const cc = spawnSync('cc', ['--version'], { stdio: 'ignore' });
+  const headers = [join(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node', '/usr/local/include/node'];
+  return cc.status === 0 && headers.some((d) => existsSync(join(d, 'node_api.h')) && existsSync(join(d, 'uv.h')));
+}
