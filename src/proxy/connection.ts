@@ -77,6 +77,17 @@ const enum State {
 
 /** A promoted connection's pair id once the native relay reported its end (see nativeEnded). */
 const NATIVE_DONE = -2;
+
+/** A connection handed to the native relay: its pair, and the byte counts relayed in JavaScript before it. */
+interface NativeLink {
+  relay: NativeRelay;
+  /** The pair id; NATIVE_DONE once ended (then `in` and `out` are the totals). */
+  id: number;
+  /** Client bytes read and written, server bytes read, at promotion. */
+  in: number;
+  out: number;
+  up: number;
+}
 /**
  * Reads relayed in JavaScript before a plain connection is handed to the native relay: a short transaction (a
  * request, an answer, two FINs) never gets there and keeps its cheaper path; a connection still talking after this
@@ -139,13 +150,8 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
   #abandonedReleased = false;
   /** Reads left before promotion to the native relay (0: not by reads; see PROMOTE_AFTER_READS). */
   readsBeforeNative = 0;
-  /** The native relay's pair id: -1 relayed here, >= 0 relayed in C, NATIVE_DONE after it. */
-  #native = -1;
-  #relay: NativeRelay | null = null;
-  /** Byte counts at promotion (client read/written, server read); the final ones once the pair ended. */
-  #nIn = 0;
-  #nOut = 0;
-  #nUp = 0;
+  /** Handed to the native relay (null: relayed here); one field, as most connections never are. */
+  #nat: NativeLink | null = null;
 
   /** `clientIp` is given when the frontend already read it (allow list, logging); otherwise read lazily. */
   constructor(client: Side, frontend: Frontend, clientIp: string | null) {
@@ -169,24 +175,26 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
 
   /** Client -> server bytes so far (read from the client). */
   get bytesIn(): number {
-    if (this.#native >= 0) return this.#nIn + this.#relay!.read(this.#native)[RelayStat.ClientRead]!;
-    return this.#native === NATIVE_DONE ? this.#nIn : this.client.bytesRead;
+    const n = this.#nat;
+    if (n === null) return this.client.bytesRead;
+    return n.id >= 0 ? n.in + n.relay.read(n.id)[RelayStat.ClientRead]! : n.in;
   }
 
   /** Server -> client bytes so far (written to the client). */
   get bytesOut(): number {
-    if (this.#native >= 0) return this.#nOut + this.#relay!.read(this.#native)[RelayStat.ClientWritten]!;
-    return this.#native === NATIVE_DONE ? this.#nOut : this.client.bytesWritten;
+    const n = this.#nat;
+    if (n === null) return this.client.bytesWritten;
+    return n.id >= 0 ? n.out + n.relay.read(n.id)[RelayStat.ClientWritten]! : n.out;
   }
 
   /** The bytes are relayed by the native relay (tests, /api/sessions). */
   get native(): boolean {
-    return this.#native >= 0;
+    return this.#nat !== null && this.#nat.id >= 0;
   }
 
   /** The native relay's pair id (tests). */
   get nativeId(): number {
-    return this.#native;
+    return this.#nat === null ? -1 : this.#nat.id;
   }
 
   /** Date.now() at accept. */
@@ -526,18 +534,18 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
 
   checkIdle(now: number): void {
     if (this.#state !== State.Open) return;
-    const id = this.#native;
+    const n = this.#nat;
     if (this.#keepAliveAt !== 0 && now >= this.#keepAliveAt) {
       this.#keepAliveAt = 0;
-      if (id >= 0) this.#relay!.keepAlive(id, Math.floor(this.pool.config.tcpKeepalive / 1000));
+      if (n !== null) n.relay.keepAlive(n.id, Math.floor(this.pool.config.tcpKeepalive / 1000));
       else this.#upstream?.setKeepAlive(true, this.pool.config.tcpKeepalive);
     }
     let bytes: number;
-    if (id >= 0) {
-      const st = this.#relay!.read(id);
+    if (n !== null) {
+      const st = n.relay.read(n.id);
       // The server's FIN, passed on in C: the client now has client_fin to close its side (as in upstreamEnd).
       if ((st[RelayStat.Ended]! & 2) !== 0 && !this.#serverEnded) this.#startClientFin(now);
-      bytes = this.#nIn + this.#nUp + st[RelayStat.ClientRead]! + st[RelayStat.ServerRead]!;
+      bytes = n.in + n.up + st[RelayStat.ClientRead]! + st[RelayStat.ServerRead]!;
     } else {
       // Every byte forwarded was first read on one side, so the two read counters see all activity.
       const u = this.#upstream;
@@ -590,7 +598,7 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     const relay = nativeRelay;
     const c = this.client;
     const u = this.#upstream;
-    if (relay === null || this.#state !== State.Open || this.license !== null || this.watch !== null || this.#native !== -1) return;
+    if (relay === null || this.#state !== State.Open || this.license !== null || this.watch !== null || this.#nat !== null) return;
     if (!(c instanceof RawSocket) || !(u instanceof RawSocket)) return;
     if (c.destroyed || u.destroyed || c.isPaused() || u.isPaused() || c.readableEnded || u.readableEnded) return;
     if (c.writableEnded || u.writableEnded || c.writableLength !== 0 || u.writableLength !== 0) return;
@@ -601,19 +609,15 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     } catch {
       return; // out of descriptors, say: this connection stays on the JavaScript path
     }
-    this.#relay = relay;
-    this.#native = id;
+    this.#nat = { relay, id, in: c.bytesRead, out: c.bytesWritten, up: u.bytesRead };
     this.readsBeforeNative = 0;
-    this.#nIn = c.bytesRead;
-    this.#nOut = c.bytesWritten;
-    this.#nUp = u.bytesRead;
     c.detach();
     u.detach();
   }
 
   /** RelayOwner: the pair ended by itself (both FINs passed on, or an error); its counters are in relay.stats. */
   nativeEnded(): void {
-    const st = this.#relay!.stats;
+    const st = this.#nat!.relay.stats;
     this.#nativeFinal(st);
     const side = st[RelayStat.ErrSide]!;
     if (side >= 0) {
@@ -633,16 +637,18 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
   }
 
   #nativeFinal(st: Float64Array): void {
-    this.#nIn += st[RelayStat.ClientRead]!;
-    this.#nOut += st[RelayStat.ClientWritten]!;
-    this.#native = NATIVE_DONE;
+    const n = this.#nat!;
+    n.in += st[RelayStat.ClientRead]!;
+    n.out += st[RelayStat.ClientWritten]!;
+    n.id = NATIVE_DONE;
     this.#upstream = null;
     this.#clientClosed = true;
   }
 
   /** Ends a promoted connection from here (timeout, admin, server down): finished on the next tick, as a close event. */
   #nativeClose(resetClient: boolean, resetServer: boolean): void {
-    this.#nativeFinal(this.#relay!.close(this.#native, resetClient, resetServer));
+    const n = this.#nat!;
+    this.#nativeFinal(n.relay.close(n.id, resetClient, resetServer));
     process.nextTick(finishConnection, this);
   }
 
@@ -719,7 +725,7 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
   #timedOut(reason: 'idle_timeout' | 'client_fin_timeout'): void {
     if (this.#state !== State.Open) return;
     this.#end = reason;
-    if (this.#native >= 0) return this.#nativeClose(false, false);
+    if (this.native) return this.#nativeClose(false, false);
     this.client.destroy();
     if (this.#upstream !== null) this.#upstream.destroy();
   }
@@ -743,9 +749,10 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
   /** Closes both sides now (server down, admin, shutdown). */
   close(reason: EndReason): void {
     if (this.#state === State.Done) return;
+    // Closed from here already (#nativeClose), finishing on the next tick: the first reason stands.
+    if (this.#nat !== null && !this.native) return;
     this.#end = reason;
-    if (this.#native >= 0) return this.#nativeClose(false, false);
-    if (this.#native === NATIVE_DONE) return;
+    if (this.native) return this.#nativeClose(false, false);
     if (this.#state === State.Queued) this.pool.cancel(this);
     if (this.#state === State.Connecting) this.#dropUpstream();
     this.client.destroy();

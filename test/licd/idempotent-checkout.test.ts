@@ -12,6 +12,13 @@ import { LineClient } from '../helpers/licd.ts';
 const GRANTED = /^GRANTED handle=(\S+) feature=F count=1$/;
 const REQ = 'victim-req-0123456789abcdef';
 
+/** The handle of a GRANTED answer; anything else fails with the answer itself. */
+function handleOf(answer: string): string {
+  const m = GRANTED.exec(answer);
+  if (m === null) throw new Error(`expected GRANTED, got ${JSON.stringify(answer)}`);
+  return m[1]!;
+}
+
 async function triad(t: import('ava').ExecutionContext) {
   const set = await LicdCluster.start({ mode: 'triad', features: [{ name: 'F', count: 5 }], heartbeatTimeout: '10m', resumeWindow: '5m' });
   t.teardown(async () => {
@@ -45,7 +52,7 @@ test('the new master re-attaches a replicated grant whose connection died: same 
   t.timeout(90_000);
   const { set, open, inUse } = await triad(t);
   const victim = await open(0);
-  const handle = GRANTED.exec(await victim.request(`CHECKOUT F req=${REQ}`))![1]!;
+  const handle = handleOf(await victim.request(`CHECKOUT F req=${REQ}`));
   // Both the connection and its master die (the GRANTED is "lost" with them).
   await set.kill(0);
   victim.destroy();
@@ -54,12 +61,12 @@ test('the new master re-attaches a replicated grant whose connection died: same 
 
   // A thief who knows the user, host and feature (STATUS shows them) but not the request id gets a seat of its own.
   const thief = await open(m);
-  const stolen = GRANTED.exec(await thief.request('CHECKOUT F req=thief-guess-0123456789abcdef'))![1]!;
+  const stolen = handleOf(await thief.request('CHECKOUT F req=thief-guess-0123456789abcdef'));
   t.not(stolen, handle);
   t.is(await thief.request(`CHECKIN ${stolen}`), 'OK');
   // The right id under another user is not the victim's session either.
   const other = await open(m, 'someone-else');
-  const otherHandle = GRANTED.exec(await other.request(`CHECKOUT F req=${REQ}`))![1]!;
+  const otherHandle = handleOf(await other.request(`CHECKOUT F req=${REQ}`));
   t.not(otherHandle, handle);
   t.is(await other.request(`CHECKIN ${otherHandle}`), 'OK');
   t.is(await inUse(m), 1);
@@ -70,10 +77,10 @@ test('the new master re-attaches a replicated grant whose connection died: same 
   t.is(await inUse(m), 1, 'no second seat');
   t.is((await set.status(m))!.features[0]!.users[0]!.resumeBy, undefined, 'no resume deadline any more: it is held');
   // Asking again with the same id while that session is held by a live connection is a fresh checkout.
-  const fresh = GRANTED.exec(await again.request(`CHECKOUT F req=${REQ}`))![1]!;
+  const fresh = handleOf(await again.request(`CHECKOUT F req=${REQ}`));
   t.not(fresh, handle);
   // A different id is a new checkout.
-  const next = GRANTED.exec(await again.request('CHECKOUT F req=another-req-0123456789abcdef'))![1]!;
+  const next = handleOf(await again.request('CHECKOUT F req=another-req-0123456789abcdef'));
   t.not(next, handle);
   t.is(await inUse(m), 3);
   // The re-attached session is the client's as any other: CHECKIN frees it.
