@@ -16,7 +16,9 @@ test('a heartbeat answered by a reset: the hold resumes its handle on a new conn
   t.timeout(90_000);
   const set = await LicdCluster.start({ mode: 'triad', features: [{ name: 'LS-DYNA', count: 5 }] });
   t.teardown(() => set.close());
-  const master = await set.waitMaster();
+  // Settled first: members that start at different times may elect a higher order, then hand over to the lowest,
+  // and the relay below always dials the member chosen here.
+  const master = await set.waitSynced();
   const target = set.members[master]!.ports.license;
 
   // A relay to the master. `resetOpen()` marks every connection open now: each is reset at its next byte from the
@@ -56,12 +58,12 @@ test('a heartbeat answered by a reset: the hold resumes its handle on a new conn
   child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
   child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-  await waitFor(() => out.includes('holding for 5m'), { timeout: 30_000, what: 'holding' });
-  const handle = /handle=(\S+)/.exec(out)![1]!;
-
   t.teardown(() => {
     if (!t.passed) t.log(`stdout:\n${out}\nstderr:\n${err}`);
   });
+  await waitFor(() => out.includes('holding for 5m'), { timeout: 30_000, what: 'holding' });
+  const handle = /handle=(\S+)/.exec(out)![1]!;
+
   resetOpen();
   await waitFor(() => /license connection lost/.test(out) || child.exitCode !== null, { timeout: 10_000, what: 'the heartbeat to meet the reset' });
   await waitFor(() => /resumed /.test(out) || child.exitCode !== null, { timeout: 20_000, what: 'the resume' });

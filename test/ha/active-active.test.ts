@@ -85,6 +85,18 @@ frontends:
     },
     { timeout: 60_000, interval: 100, what: `licproxy ${name} ready` },
   );
+  // /ready is 200 while Redis is still connecting (local state, by design): clients sent then may split, which is
+  // not what this test is about. Wait until the instance shares state.
+  if (redisPort !== null) {
+    await waitFor(
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${stats}/stats.json`).catch(() => null);
+        const j = r?.ok ? ((await r.json()) as { cluster?: { redis?: { state?: string } } }) : null;
+        return j?.cluster?.redis?.state === 'up';
+      },
+      { timeout: 30_000, interval: 100, what: `licproxy ${name} connected to Redis` },
+    );
+  }
   return { license, tokens, p };
 }
 

@@ -17,8 +17,10 @@ import { settles, waitFor } from '../helpers/wait.ts';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const built = nativeRelay !== null;
+/** Turned off on purpose (CI runs the proxy tests once more with LICPROXY_RAW_HANDLES=0): nothing to test here. */
+const switchedOff = process.env.LICPROXY_RAW_HANDLES === '0' || process.env.LICPROXY_NATIVE_RELAY === '0';
 const nativeTest = built ? test : test.skip;
-if (!built) test('the native relay is built here (npm run build)', (t) => t.fail(`native relay off: ${nativeRelayOff}`));
+if (!built && !switchedOff) test('the native relay is built here (npm run build)', (t) => t.fail(`native relay off: ${nativeRelayOff}`));
 
 /** Sends `line` and reads until `want` bytes came back (an echo). */
 async function exchange(c: Socket, line: string): Promise<string> {

@@ -60,7 +60,8 @@ test('ERR NOT_MASTER master=a, with a held DOWN by the balancer: the replayed CH
   // a dies; b serves. The balancer starts now: a DOWN at its first check, b the master.
   await set.kill(0);
   t.is(await set.waitMaster({ not: 0 }), 1);
-  const app = await balancer(t, proxyYaml(set, '{ type: lmstat, interval: 60s, fast_interval: 60s, down_interval: 60s, timeout: 500ms, rise: 5, fall: 1 }'), { waitUp: false });
+  // timeout 2s: b's one status check must pass on a loaded machine (fall 1, and the next check is a minute away).
+  const app = await balancer(t, proxyYaml(set, '{ type: lmstat, interval: 60s, fast_interval: 60s, down_interval: 60s, timeout: 2s, rise: 5, fall: 1 }'), { waitUp: false });
   const pool = app.runtime.pool('triad')!;
   const server = (name: string) => pool.servers.find((s) => s.name === name)!;
   await waitFor(() => pool.snapshot().activeServer === 'b' && server('a').health === 'down', { timeout: 15_000, what: 'b the master, a DOWN' });
