@@ -600,8 +600,13 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     const u = this.#upstream;
     if (relay === null || this.#state !== State.Open || this.license !== null || this.watch !== null || this.#nat !== null) return;
     if (!(c instanceof RawSocket) || !(u instanceof RawSocket)) return;
-    if (c.destroyed || u.destroyed || c.isPaused() || u.isPaused() || c.readableEnded || u.readableEnded) return;
-    if (c.writableEnded || u.writableEnded || c.writableLength !== 0 || u.writableLength !== 0) return;
+    if (c.destroyed || u.destroyed || c.readableEnded || u.readableEnded || c.writableEnded || u.writableEnded) return;
+    // Something in flight (back-pressure, a write whose completion libuv has still to report after its bytes left):
+    // try again a few reads later.
+    if (c.isPaused() || u.isPaused() || c.writableLength !== 0 || u.writableLength !== 0 || c.writesInFlight !== 0 || u.writesInFlight !== 0) {
+      this.readsBeforeNative = PROMOTE_AFTER_READS;
+      return;
+    }
     void this.clientIp; // read while the descriptor is ours (getpeername)
     let id: number;
     try {

@@ -6,6 +6,7 @@
  */
 import { connect, createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from '../common/logger.ts';
+import { within } from '../common/within.ts';
 import { disableNativeRelay, nativeRelay, nativeRelayOff, RelayStat, type NativeRelay } from './native-relay.ts';
 import { rawTcp } from './node-internals.ts';
 
@@ -61,7 +62,6 @@ async function selfTest(relay: NativeRelay): Promise<void> {
     s.on('error', () => {});
   });
   const front = createServer({ allowHalfOpen: true, pauseOnConnect: true });
-  let timer: NodeJS.Timeout | undefined;
   try {
     const work = (async () => {
       const [echoPort, frontPort] = await Promise.all([listen(echo), listen(front)]);
@@ -93,13 +93,8 @@ async function selfTest(relay: NativeRelay): Promise<void> {
         throw new Error(`counted ${st[RelayStat.ClientRead]}/${st[RelayStat.ClientWritten]} bytes of ${LINE.length}`);
       }
     })();
-    work.catch(() => {}); // the race reports it
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
-    });
-    await Promise.race([work, timeout]);
+    await within(work, TIMEOUT_MS);
   } finally {
-    clearTimeout(timer);
     for (const s of open) s.destroy();
     echo.close();
     front.close();

@@ -7,6 +7,7 @@
  */
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from '../common/logger.ts';
+import { within } from '../common/within.ts';
 import { disableNodeInternals, interceptAccept, internalsOff, internalsSwitchedOff, setSocketOnread } from './node-internals.ts';
 import { RawSocket } from './raw-socket.ts';
 import { nextReadBuffer, sharedReadBuffer } from './relay.ts';
@@ -48,7 +49,6 @@ async function run(log: Logger): Promise<void> {
 async function selfTest(): Promise<void> {
   const open: { destroy(): unknown }[] = [];
   const srv = createServer({ allowHalfOpen: true, pauseOnConnect: true });
-  let timer: NodeJS.Timeout | undefined;
   try {
     const work = (async () => {
       let onreadSet = false;
@@ -108,13 +108,8 @@ async function selfTest(): Promise<void> {
       if (!onreadSet) throw new Error("net.Socket's onread fields were not found");
       if (netEcho !== LINE) throw new Error(`onread echo ${JSON.stringify(netEcho.slice(0, 60))}`);
     })();
-    work.catch(() => {}); // the race below reports it; a late failure after a timeout must not go unhandled
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
-    });
-    await Promise.race([work, timeout]);
+    await within(work, TIMEOUT_MS);
   } finally {
-    clearTimeout(timer);
     for (const s of open) s.destroy();
     srv.close();
   }

@@ -260,6 +260,11 @@ export class RawSocket {
     return this;
   }
 
+  /** Writes handed to libuv whose completion has not been reported yet (their callbacks still to come). */
+  get writesInFlight(): number {
+    return this.#pending;
+  }
+
   /** The socket's descriptor, for the native relay to duplicate (-1 when none). */
   get fd(): number {
     return this.destroyed ? -1 : this.#h.fd;
@@ -275,9 +280,7 @@ export class RawSocket {
     this.#read = null;
     this.#buf = null;
     this.#onConnect = this.#onEnd = this.#onError = this.#onClose = this.#onDrain = null;
-    const h = this.#h;
-    h[kRaw] = undefined;
-    h.close();
+    this.#h.close();
     // Let the closed handle (and its uv_tcp_t) be collected while this object lives on in its Connection; every
     // use of #h below is behind a `destroyed` check.
     this.#h = DETACHED;
