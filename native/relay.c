@@ -458,20 +458,6 @@ static napi_value js_keepalive(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* shutdownWrite(fd) -> 0 or errno: the FIN of a raw socket whose writes are all done (raw-socket.ts), without
- * libuv's shutdown request (a watcher change for POLLOUT and back, a loop turn, a callback into JavaScript). */
-static napi_value js_shutdown_write(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int32_t fd;
-  if (argc < 1 || !get_int(env, argv[0], &fd) || fd < 0) return throw_error(env, "shutdownWrite(fd)");
-  int err = shutdown(fd, SHUT_WR) == 0 ? 0 : errno;
-  napi_value out;
-  napi_create_int32(env, err, &out);
-  return out;
-}
-
 /* live(): pairs relayed now (tests, stats). */
 static napi_value js_live(napi_env env, napi_callback_info info) {
   (void)info;
@@ -514,7 +500,6 @@ NAPI_MODULE_INIT() {
       {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"keepAlive", NULL, js_keepalive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"live", NULL, js_live, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"shutdownWrite", NULL, js_shutdown_write, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -45,7 +45,6 @@ interface Addon {
   close(id: number, resetClient: boolean, resetServer: boolean): void;
   keepAlive(id: number, seconds: number): void;
   live(): number;
-  shutdownWrite(fd: number): number;
 }
 
 export class NativeRelay {
@@ -85,11 +84,6 @@ export class NativeRelay {
 
   get live(): number {
     return this.#addon.live();
-  }
-
-  /** shutdown(fd, SHUT_WR) now: 0, or the errno (positive). For a socket libuv has no write queued on. */
-  shutdownWrite(fd: number): number {
-    return this.#addon.shutdownWrite(fd);
   }
 
   #ended(id: number): void {

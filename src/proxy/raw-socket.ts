@@ -17,9 +17,7 @@
  * which behaves the same.
  */
 import { isIP } from 'node:net';
-import { constants as osConstants } from 'node:os';
 import { getSystemErrorName } from 'node:util';
-import { nativeRelay } from './native-relay.ts';
 import { rawTcp, type TcpHandle } from './node-internals.ts';
 import { nextReadBuffer, sharedReadBuffer, type ReadCallback } from './relay.ts';
 
@@ -47,7 +45,6 @@ const kRaw = Symbol('licproxy.raw');
 const DETACHED = {} as Handle;
 
 const UV_EOF = -4095;
-const ENOTCONN = osConstants.errno.ENOTCONN;
 /** write() answers false (back-pressure) from this many queued bytes, as net.Socket's default highWaterMark. */
 const HIGH_WATER = 16 * 1024;
 
@@ -313,16 +310,6 @@ export class RawSocket {
 
   #shutdown(): void {
     this.#f |= F.ShutdownSent;
-    const nr = nativeRelay;
-    if (nr !== null && this.#h.writeQueueSize === 0) {
-      // Everything written is with the kernel: the FIN can go now, by a direct shutdown(2) (native-relay.ts).
-      const err = nr.shutdownWrite(this.#h.fd);
-      // ENOTCONN: the peer reset meanwhile; the read side reports it.
-      if (err !== 0 && err !== ENOTCONN) return this.#destroy(errnoError(-err, 'shutdown'), false);
-      this.#f |= F.Finished;
-      if ((this.#f & F.ReadEnded) !== 0) this.#destroy(null, false);
-      return;
-    }
     const req = new rawTcp!.ShutdownWrap() as ShutdownReq;
     req.handle = this.#h;
     req.oncomplete = afterShutdown;
@@ -335,16 +322,13 @@ export class RawSocket {
     this.#f = (this.#f | F.Destroyed | (err !== null ? F.Errored : 0)) & ~F.Reading;
     const h = this.#h;
     // A reset is refused by libuv once a shutdown is under way: that side has sent its FIN, close it plainly.
-    if (reset && (this.#f & F.ShutdownSent) === 0 && h.reset() === 0) {
+    if (reset && (this.#f & F.ShutdownSent) === 0 && h.reset(onClosed) === 0) {
       /* closing with RST */
     } else {
-      h.close();
+      h.close(onClosed);
     }
-    // As net.Socket: 'error' on the next tick, then 'close'. libuv has closed the descriptor already (uv_close
-    // closes it at once and only defers its callback), so 'close' need not wait for that callback: a close
-    // callback is one more call from C++ into JavaScript per socket.
+    // As net.Socket: 'error' on the next tick, 'close' once the handle is closed (after it).
     if (err !== null) process.nextTick(emitError, this, err);
-    process.nextTick(emitClosed, this);
   }
 
   // ---- called from the handle's callbacks ----
@@ -453,8 +437,8 @@ function afterWrite(this: WriteReq, status: number): void {
 function afterShutdown(this: ShutdownReq, status: number): void {
   this.handle[kRaw]!._shutdownDone(status);
 }
-function emitClosed(s: RawSocket): void {
-  s._closed();
+function onClosed(this: Handle): void {
+  this[kRaw]!._closed();
 }
 function emitError(s: RawSocket, err: Error): void {
   s._error(err);
