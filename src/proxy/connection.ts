@@ -290,7 +290,7 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     if (c instanceof RawSocket) {
       c.setReader(onClientRead as ReadCallback);
       // A licd session (heartbeats for days) is the connection that gains most from the native relay.
-      if (nativeRelay !== null && this.#upstream instanceof RawSocket && this.watch === null) this.#eligible();
+      this.#eligible();
     }
     else {
       (c as Socket).off('data', onClientDataLicensed);
@@ -480,7 +480,7 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
     // to it here, before it reads anything (accepted paused).
     if (c instanceof RawSocket) {
       c.setReader(onClientRead as ReadCallback);
-      if (nativeRelay !== null && u instanceof RawSocket && this.watch === null) this.#eligible();
+      this.#eligible();
     } else if (!useSharedReadBuffer(c as Socket, onClientRead as ReadCallback)) (c as Socket).on('data', onClientData);
     if (c.readableEnded) u.end();
     else c.resume();
@@ -583,11 +583,14 @@ export class Connection implements Waiter, Closable, TimedConnection, SessionHos
   // ---- the native relay (native-relay.ts) ----
 
   /**
-   * Counts down to promotion. Only reads promote: a quiet connection (a license held with a heartbeat every few
-   * minutes) gains no CPU from C, and handing it over early costs memory until the garbage collector next runs.
+   * Counts down to promotion when the native relay could take this connection (both sides raw sockets, no watcher
+   * of the bytes). Only reads promote: a quiet connection (a license held with a heartbeat every few minutes) gains
+   * no CPU from C, and handing it over early costs memory until the garbage collector next runs.
    */
   #eligible(): void {
-    this.readsBeforeNative = PROMOTE_AFTER_READS;
+    if (nativeRelay !== null && this.client instanceof RawSocket && this.#upstream instanceof RawSocket && this.watch === null) {
+      this.readsBeforeNative = PROMOTE_AFTER_READS;
+    }
   }
 
   /**

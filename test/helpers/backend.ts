@@ -46,6 +46,31 @@ export async function startBackend(t: ExecutionContext | null, onSocket: (s: Soc
   return b;
 }
 
+/** How far a `pump` got: bytes handed to the socket, and since when its writes are blocked (0: not blocked). */
+export interface PumpState {
+  sent: number;
+  blockedSince: number;
+}
+
+/**
+ * Writes `chunk` to `s` until `total` bytes are sent, then ends it; a full socket buffer stops the writes until
+ * 'drain' (a server at the mercy of back-pressure). `state` tells how far it got.
+ */
+export function pump(s: Socket, chunk: Buffer, total: number, state: PumpState): void {
+  while (state.sent < total) {
+    state.sent += chunk.length;
+    if (!s.write(chunk)) {
+      state.blockedSince = Date.now();
+      s.once('drain', () => {
+        state.blockedSince = 0;
+        pump(s, chunk, total, state);
+      });
+      return;
+    }
+  }
+  s.end();
+}
+
 /** Echoes every byte back; answers the client's FIN with its own. */
 export function startEcho(t: ExecutionContext | null): Promise<Backend> {
   return startBackend(t, (s) => s.pipe(s));

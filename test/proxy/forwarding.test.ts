@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import test from 'ava';
 import { LineClient, startLicd } from '../helpers/licd.ts';
 import { captureLogger, connectClient, readAll, readBytes, startProxy } from '../helpers/proxy.ts';
-import { digestOf, startBackend, startEcho } from '../helpers/backend.ts';
+import { digestOf, pump, startBackend, startEcho } from '../helpers/backend.ts';
 import { settles, waitFor } from '../helpers/wait.ts';
 import { nativeRelay, RelayStat } from '../../src/proxy/native-relay.ts';
 
@@ -37,23 +37,7 @@ test('back-pressure: a client that does not read stalls the server; the proxy bu
   const chunk = Buffer.alloc(64 * 1024, 7);
   const total = 96 * 1024 * 1024;
   const state = { sent: 0, blockedSince: 0 };
-  const b = await startBackend(t, (s) => {
-    const pump = (): void => {
-      while (state.sent < total) {
-        state.sent += chunk.length;
-        if (!s.write(chunk)) {
-          state.blockedSince = Date.now();
-          s.once('drain', () => {
-            state.blockedSince = 0;
-            pump();
-          });
-          return;
-        }
-      }
-      s.end();
-    };
-    pump();
-  });
+  const b = await startBackend(t, (s) => pump(s, chunk, total, state));
   const rt = await startProxy(t, { pools: [{ name: 'p', servers: [{ name: 'a', port: b.port }] }] });
   const c = await connectClient(t, rt.port('p'));
   c.pause();

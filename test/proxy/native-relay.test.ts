@@ -11,7 +11,7 @@ import test, { type ExecutionContext } from 'ava';
 import { nativeRelay, nativeRelayOff } from '../../src/proxy/native-relay.ts';
 import type { Connection } from '../../src/proxy/connection.ts';
 import type { ProxyRuntime } from '../../src/proxy/runtime.ts';
-import { startBackend, startEcho } from '../helpers/backend.ts';
+import { pump, startBackend, startEcho, type PumpState } from '../helpers/backend.ts';
 import { captureLogger, connectClient, readAll, startProxy } from '../helpers/proxy.ts';
 import { settles, waitFor } from '../helpers/wait.ts';
 
@@ -211,27 +211,9 @@ nativeTest('an operator close (server down with on_down: close) ends a native co
 
 nativeTest('back-pressure: a client that does not read stalls the server with one read held', async (t) => {
   const chunk = Buffer.alloc(64 * 1024, 3);
-  let sent = 0;
-  let blocked = false;
-  const b = await startBackend(t, (s) => {
-    s.once('data', () => {
-      const pump = (): void => {
-        while (sent < 64 * 1024 * 1024) {
-          sent += chunk.length;
-          if (!s.write(chunk)) {
-            blocked = true;
-            s.once('drain', () => {
-              blocked = false;
-              pump();
-            });
-            return;
-          }
-        }
-        s.end();
-      };
-      pump();
-    });
-  });
+  const total = 64 * 1024 * 1024;
+  const state: PumpState = { sent: 0, blockedSince: 0 };
+  const b = await startBackend(t, (s) => s.once('data', () => pump(s, chunk, total, state)));
   const rt = await startProxy(t, { pools: [{ name: 'p', servers: [{ name: 'a', port: b.port }] }] });
   const c = await connectClient(t, rt.port('p'));
   c.write('go');
@@ -239,10 +221,10 @@ nativeTest('back-pressure: a client that does not read stalls the server with on
   c.on('data', (d: Buffer) => (got += d.length));
   await waitFor(() => only(rt)?.native === true, { timeout: 20_000, what: 'bulk stream handed over' });
   c.pause();
-  await waitFor(() => blocked, { timeout: 20_000, what: 'server stalled' });
-  const stalledAt = sent;
-  t.true(stalledAt < 64 * 1024 * 1024, `server stalled after ${stalledAt} bytes`);
+  await waitFor(() => state.blockedSince > 0, { timeout: 20_000, what: 'server stalled' });
+  const stalledAt = state.sent;
+  t.true(stalledAt < total, `server stalled after ${stalledAt} bytes`);
   c.resume();
   await new Promise((r) => c.once('end', r));
-  t.is(got, sent);
+  t.is(got, state.sent);
 });
