@@ -10,20 +10,29 @@ import { waitFor } from '../helpers/wait.ts';
 import { serverSnap, startBalancer } from './support.ts';
 
 
-/** One client through the balancer: the member that answered HELLO and granted, or null when refused. */
-async function grantFrom(port: number): Promise<string | null> {
+/** One client through the balancer: the member that answered HELLO and granted, or why not ("refused: ..."). */
+async function grantOrWhy(port: number): Promise<string> {
   let c: LicenseClient | undefined;
+  let step = 'connect';
   try {
     // Generous: a refusal comes at once; only a busy machine's stall is slow, and it must not read as a refusal.
     c = await LicenseClient.connect('127.0.0.1', port, { resume: false, timeout: 10_000 });
+    step = 'HELLO';
     const server = (await c.hello('u', 'ws')).server;
+    step = `CHECKOUT on ${server}`;
     await c.checkout('LS-DYNA');
     return server;
-  } catch {
-    return null;
+  } catch (err) {
+    return `refused at ${step}: ${err instanceof Error ? err.message : String(err)}`;
   } finally {
     c?.destroy();
   }
+}
+
+/** The member that granted, or null when refused. */
+async function grantFrom(port: number): Promise<string | null> {
+  const r = await grantOrWhy(port);
+  return r.startsWith('refused') ? null : r;
 }
 
 test('mode master: only the MASTER gets clients; after it is killed, new clients follow the new master', async (t) => {
@@ -60,7 +69,7 @@ frontends:
     { timeout: 15_000, what: 'three members UP, a the master' },
   );
 
-  for (let i = 0; i < 20; i++) t.is(await grantFrom(port), 'a');
+  for (let i = 0; i < 20; i++) t.is(await grantOrWhy(port), 'a', `client ${i + 1} of 20`);
   t.is(serverSnap(app, 'triad', 'b').status, 'UP');
   t.is(serverSnap(app, 'triad', 'c').status, 'UP');
   t.is(serverSnap(app, 'triad', 'b').counters.total, 0, 'b is UP but not MASTER: no client');
@@ -101,6 +110,6 @@ frontends:
     timeout: 20_000,
     what: `${other} UP (a follower) and a DOWN (killed)`,
   });
-  for (let i = 0; i < 20; i++) t.is(await grantFrom(port), election.name);
+  for (let i = 0; i < 20; i++) t.is(await grantOrWhy(port), election.name, `client ${i + 1} of 20 after the pool settled`);
   t.is(serverSnap(app, 'triad', other).counters.total, 0, `${other} is UP but not MASTER: still no client`);
 });

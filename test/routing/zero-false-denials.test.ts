@@ -74,9 +74,11 @@ test('the retry asks a server its seat estimate shows full, and trusts its answe
   t.is(checkoutCountersOf(app.runtime.pool('lic')!).rows().find((r) => r.server === 'b')?.retriedSaved, 1);
 });
 
-test.serial('200 clients checking out and in at random over 20 / 40 / 60 seats: 0 DENIED received while a server had a free seat', async (t) => {
+test.serial('200 clients checking out and in at random over 15 / 30 / 45 seats: 0 DENIED received while a server had a free seat', async (t) => {
   const witness = new DenialWitness(FEATURE);
-  const ls = await watchedLicds(t, witness, { a: 20, b: 40, c: 60 });
+  // More clients want a seat at once than there are seats (about 1.5 times), with margin for a loaded machine (slower
+  // round trips mean fewer clients holding at once): the pool is full most of the time, so DENIED answers come.
+  const ls = await watchedLicds(t, witness, { a: 15, b: 30, c: 45 });
   const { app, port } = await balancer(t, poolYaml(ls, '{ type: lmstat, interval: 1s }'));
   const rnd = prng(1313);
   const until = Date.now() + 20_000;
@@ -91,7 +93,7 @@ test.serial('200 clients checking out and in at random over 20 / 40 / 60 seats: 
         if (answer.startsWith('GRANTED')) {
           granted++;
           witness.granted(user);
-          await new Promise((r) => setTimeout(r, 20 + rnd() * 400));
+          await new Promise((r) => setTimeout(r, 50 + rnd() * 500));
         } else {
           t.regex(answer, /^DENIED .*reason=EXHAUSTED/);
           witness.deniedReceived(user);
