@@ -28,7 +28,7 @@ import { runLineLoad, type LineMode } from './lib/line-load.ts';
 import { REPO, tsArgs } from './lib/node-script.ts';
 import { freePort } from './lib/ports.ts';
 import { resolveTargets, type ResolvedTarget } from './lib/targets/registry.ts';
-import { proxyCpu, type RunningTarget, type StartContext, type TargetSpec } from './lib/targets/target.ts';
+import { proxyCpuSplit, type RunningTarget, type StartContext, type TargetSpec } from './lib/targets/target.ts';
 import { idleWorkload } from './lib/workloads/idle.ts';
 import { median, ratioSummary } from './lib/summary.ts';
 
@@ -89,12 +89,15 @@ interface Sample {
   opsPerSec: number;
   perCpu: number;
   cpu: number;
+  /** Proxy CPU per operation in user space and in the kernel, microseconds (NaN for idle). */
+  userUs: number;
+  sysUs: number;
   errors: number;
 }
 
 async function measureLoad(t: RunningTarget, mode: LineMode, concurrency: number): Promise<Sample & { note: string | null }> {
-  let cpu0 = 0;
-  let cpu1 = 0;
+  let cpu0 = { total: 0, user: 0 };
+  let cpu1 = { total: 0, user: 0 };
   const r = await runLineLoad({
     host: t.host,
     port: t.port,
@@ -102,12 +105,14 @@ async function measureLoad(t: RunningTarget, mode: LineMode, concurrency: number
     concurrency,
     warmupMs: WARMUP_MS,
     windowMs: WINDOW_MS,
-    onWindow: (edge) => (edge === 'start' ? (cpu0 = proxyCpu(t)) : (cpu1 = proxyCpu(t))),
+    onWindow: (edge) => (edge === 'start' ? (cpu0 = proxyCpuSplit(t)) : (cpu1 = proxyCpuSplit(t))),
   });
   const failure = t.failure();
   if (failure) throw new Error(failure);
-  const cpu = cpu1 - cpu0;
-  return { round: 0, opsPerSec: r.ops / r.seconds, perCpu: cpu > 0 ? r.ops / cpu : NaN, cpu, errors: r.errors, note: r.errorSample };
+  const cpu = cpu1.total - cpu0.total;
+  const user = cpu1.user - cpu0.user;
+  const us = (seconds: number): number => (r.ops > 0 ? (seconds * 1e6) / r.ops : NaN);
+  return { round: 0, opsPerSec: r.ops / r.seconds, perCpu: cpu > 0 ? r.ops / cpu : NaN, cpu, userUs: us(user), sysUs: us(cpu - user), errors: r.errors, note: r.errorSample };
 }
 
 async function main(): Promise<void> {
@@ -145,13 +150,13 @@ async function main(): Promise<void> {
           if (w.name === 'idle') {
             const m = await idleWorkload.run(t, { idleConnections: IDLE, idleSettleMs: IDLE_SETTLE_MS, dir } as Parameters<typeof idleWorkload.run>[1]);
             const kb = m.figures.kbPerConn ?? NaN;
-            samples.get(rt.spec.name)!.push({ round, opsPerSec: m.figures.held ?? 0, perCpu: kb, cpu: 0, errors: m.figures.errors ?? 0 });
+            samples.get(rt.spec.name)!.push({ round, opsPerSec: m.figures.held ?? 0, perCpu: kb, cpu: 0, userUs: NaN, sysUs: NaN, errors: m.figures.errors ?? 0 });
             log(`idle r${round} ${rt.spec.name}: ${kb.toFixed(2)} KiB/conn (${m.figures.held} held)`);
           } else {
             const s = await measureLoad(t, w.mode!, w.concurrency!);
             s.round = round;
             samples.get(rt.spec.name)!.push(s);
-            log(`${w.name} r${round} ${rt.spec.name}: ${s.opsPerSec.toFixed(0)} ops/s, ${s.perCpu.toFixed(0)} ops/CPU-s, cpu ${s.cpu.toFixed(2)} s, ${s.errors} errors${s.note ? ` (${s.note})` : ''}`);
+            log(`${w.name} r${round} ${rt.spec.name}: ${s.opsPerSec.toFixed(0)} ops/s, ${s.perCpu.toFixed(0)} ops/CPU-s, cpu ${s.cpu.toFixed(2)} s (per op ${s.userUs.toFixed(1)} us user + ${s.sysUs.toFixed(1)} us system), ${s.errors} errors${s.note ? ` (${s.note})` : ''}`);
           }
         } finally {
           await t.stop();
@@ -217,10 +222,12 @@ function section(name: string, samples: Map<string, Sample[]>): string[] {
   }
   const conc = name === 'short' ? SHORT_C : PERSISTENT_C;
   lines.push(`## ${name}: ${conc} ${name === 'short' ? 'concurrent short connections (connect, request, answer, close)' : 'persistent connections, request/answer back to back'}`, '');
-  lines.push('| target | median ops/s | median ops per proxy CPU-s | per round (ops/CPU-s) | errors |', '|---|---|---|---|---|');
+  // The split tells which side a gap is on: the kernel's TCP work is the same for every proxy, user space is not.
+  lines.push('| target | median ops/s | median ops per proxy CPU-s | per round (ops/CPU-s) | median proxy CPU per op: user + system | errors |', '|---|---|---|---|---|---|');
   for (const n of names) {
     const ss = samples.get(n)!;
-    lines.push(`| ${n} | ${median(ss.map((s) => s.opsPerSec)).toFixed(0)} | ${median(ss.map((s) => s.perCpu)).toFixed(0)} | ${ss.map((s) => s.perCpu.toFixed(0)).join(', ')} | ${ss.reduce((a, s) => a + s.errors, 0)} |`);
+    const split = `${median(ss.map((s) => s.userUs)).toFixed(1)} + ${median(ss.map((s) => s.sysUs)).toFixed(1)} us`;
+    lines.push(`| ${n} | ${median(ss.map((s) => s.opsPerSec)).toFixed(0)} | ${median(ss.map((s) => s.perCpu)).toFixed(0)} | ${ss.map((s) => s.perCpu.toFixed(0)).join(', ')} | ${split} | ${ss.reduce((a, s) => a + s.errors, 0)} |`);
   }
   const hb = samples.get(base);
   if (hb) {

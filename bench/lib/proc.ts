@@ -21,6 +21,8 @@ interface StatFields {
   ppid: number;
   /** utime + stime in clock ticks, every thread included. */
   ticks: number;
+  /** utime alone (user space), clock ticks. */
+  userTicks: number;
 }
 
 function readStat(pid: number): StatFields | null {
@@ -33,7 +35,7 @@ function readStat(pid: number): StatFields | null {
   // The command name may contain spaces and parentheses: fields are counted after the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
-  return { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) };
+  return { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]), userTicks: Number(rest[11]) };
 }
 
 /** The root pid and every live descendant. */
@@ -60,9 +62,19 @@ export function treePids(root: number): number[] {
 
 /** CPU seconds (user + system) used so far by `root` and its live descendants. */
 export function treeCpuSeconds(root: number): number {
+  return treeCpuSplit(root).total;
+}
+
+/** CPU seconds used so far by `root` and its live descendants: in all, and in user space alone. */
+export function treeCpuSplit(root: number): { total: number; user: number } {
   let ticks = 0;
-  for (const pid of treePids(root)) ticks += readStat(pid)?.ticks ?? 0;
-  return ticks / ticksPerSecond();
+  let user = 0;
+  for (const pid of treePids(root)) {
+    const st = readStat(pid);
+    ticks += st?.ticks ?? 0;
+    user += st?.userTicks ?? 0;
+  }
+  return { total: ticks / ticksPerSecond(), user: user / ticksPerSecond() };
 }
 
 /** VmRSS in KiB of one process, 0 when it is gone. */

@@ -2,7 +2,7 @@
  * What the bench runs its load through. A target is started fresh for every measurement (so one workload's
  * heap growth or leftover connections never colour the next) and measured as the process tree under `pid`.
  */
-import { treeCpuSeconds, treeRssKb } from '../proc.ts';
+import { treeCpuSeconds, treeCpuSplit, treeRssKb } from '../proc.ts';
 
 export interface Upstream {
   host: string;
@@ -86,6 +86,11 @@ export type TargetSpec = DirectSpec | LicproxySpec | HaproxySpec | NginxSpec | N
 /** Proxy CPU seconds so far (0 for direct). */
 export function proxyCpu(t: RunningTarget): number {
   return t.pid === null ? 0 : treeCpuSeconds(t.pid);
+}
+
+/** Proxy CPU seconds so far, in all and in user space alone (0 for direct). */
+export function proxyCpuSplit(t: RunningTarget): { total: number; user: number } {
+  return t.pid === null ? { total: 0, user: 0 } : treeCpuSplit(t.pid);
 }
 
 /** Proxy RSS in KiB (0 for direct). */
