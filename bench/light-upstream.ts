@@ -16,6 +16,7 @@
  *          [--only short,persistent,idle] [--idle 5000] [--idle-settle 2] [--short 50] [--persistent 200] [--out FILE]
  *        ... --profile [--top 25]   licproxy alone, with --cpu-prof: its top self-time functions per workload
  *        ... --ab-node-args="--max-semi-space-size=16"   adds licproxy-args: the same tree with these Node options
+ *        ... --prototype   adds c-prototype: bench/prototype/c-accept (accept, connect and relay in C; not licproxy)
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,6 +46,7 @@ const { values } = parseArgs({
     persistent: { type: 'string', default: '200' },
     out: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    prototype: { type: 'boolean', default: false },
     top: { type: 'string', default: '25' },
   },
 });
@@ -77,6 +79,9 @@ if (values['ab-node-args'] && !values.profile) {
   // The same tree with other Node options, alternated with the others (an A/B of a V8 setting).
   const nodeArgs = values['ab-node-args'].split(/\s+/).filter(Boolean);
   SPECS.push({ kind: 'licproxy', name: 'licproxy-args', description: `licproxy with node ${nodeArgs.join(' ')}`, pool: { check: CHECK }, nodeArgs });
+}
+if (values.prototype && !values.profile) {
+  SPECS.push({ kind: 'naive', name: 'c-prototype', description: 'bench/prototype/c-accept: the design for short transactions, measured', script: 'bench/prototype/c-accept/serve.ts' });
 }
 if (process.env.LICPROXY_REF && !values.profile) {
   SPECS.push({ kind: 'licproxy', name: 'licproxy-ref', description: `licproxy from ${process.env.LICPROXY_REF}`, pool: { check: CHECK }, repo: () => process.env.LICPROXY_REF });

@@ -5,13 +5,13 @@ import { freePort } from '../ports.ts';
 import type { NaiveSpec, RunningTarget, StartContext } from './target.ts';
 import { childTarget } from './running.ts';
 
-/** bench/naive-proxy.ts: the textbook pipe proxy, the floor licproxy is compared against. */
+/** bench/naive-proxy.ts: the textbook pipe proxy, the floor licproxy is compared against (or `spec.script`). */
 export async function startNaive(spec: NaiveSpec, ctx: StartContext): Promise<RunningTarget> {
   const port = await freePort();
   const child = startChild({
     name: spec.name,
     command: process.execPath,
-    args: [...(ctx.nodeArgs ?? []), ...tsArgs('bench/naive-proxy.ts', [String(port), ...ctx.upstreams.map((u) => `${u.host}:${u.port}`)])],
+    args: [...(ctx.nodeArgs ?? []), ...tsArgs(spec.script ?? 'bench/naive-proxy.ts', [String(port), ...ctx.upstreams.map((u) => `${u.host}:${u.port}`)])],
     cwd: REPO,
     logFile: join(ctx.dir, `${spec.name}.log`),
   });

@@ -79,6 +79,8 @@ export interface NginxSpec extends TargetSpecBase {
 
 export interface NaiveSpec extends TargetSpecBase {
   kind: 'naive';
+  /** Another Node proxy script run the same way (`<script> <port> <host:port>...`); default bench/naive-proxy.ts. */
+  script?: string;
 }
 
 export type TargetSpec = DirectSpec | LicproxySpec | HaproxySpec | NginxSpec | NaiveSpec;
