@@ -101,15 +101,32 @@ frontends:
   // How soon (within one check interval) is printed above, not asserted: a loaded machine stretches it.
   t.is(follow.server, election.name, 'the first grant after the kill comes from the new master');
 
-  const other = election.name === 'b' ? 'c' : 'b';
+  // Then the set settles: the follower re-syncs with the new master, and until it has, the master refuses
+  // checkouts (ERR NO_QUORUM: it could not replicate a grant). That refusal is licd's rule, not the balancer's, and a
+  // loaded machine stretches it; so the settled set is waited for (the serving member with its follower synced), as
+  // the balancer is.
+  const master = await waitFor(
+    async () => {
+      const live = await Promise.all([set.status(1), set.status(2)]);
+      const serving = live.find((s) => s?.master === true && s.redundancy?.role === 'serving');
+      const follows = live.find((s) => s !== serving && s?.redundancy?.role === 'following');
+      return serving && follows && serving.redundancy!.peers.some((p) => p.name === follows.server && p.synced === true) ? serving.server : undefined;
+    },
+    { timeout: 20_000, what: 'the two members left settled: one serving, the other following and synced' },
+  );
+  const follower = master === 'b' ? 'c' : 'b';
   // Polled: the follower answers its lmstat check slowly while the set re-forms (a 500 ms check timeout on a loaded
   // machine can count a failure), and the killed member needs `fall` failed checks; both settle, in any order. The
-  // settled pool then sends every new client to the new master (a `protocol: tcp` pool replays nothing, so a client
+  // settled pool then sends every new client to the master (a `protocol: tcp` pool replays nothing, so a client
   // caught in the moment the killed member was still counted can fail: see master-failover.test.ts for licd pools).
-  await waitFor(() => serverSnap(app, 'triad', other).status === 'UP' && serverSnap(app, 'triad', 'a').status === 'DOWN', {
-    timeout: 20_000,
-    what: `${other} UP (a follower) and a DOWN (killed)`,
-  });
-  for (let i = 0; i < 20; i++) t.is(await grantOrWhy(port), election.name, `client ${i + 1} of 20 after the pool settled`);
-  t.is(serverSnap(app, 'triad', other).counters.total, 0, `${other} is UP but not MASTER: still no client`);
+  await waitFor(
+    () =>
+      app.runtime.pool('triad')!.snapshot().activeServer === master &&
+      serverSnap(app, 'triad', follower).status === 'UP' &&
+      serverSnap(app, 'triad', 'a').status === 'DOWN',
+    { timeout: 20_000, what: `${master} the balancer's master, ${follower} UP (a follower) and a DOWN (killed)` },
+  );
+  const followerClients = serverSnap(app, 'triad', follower).counters.total;
+  for (let i = 0; i < 20; i++) t.is(await grantOrWhy(port), master, `client ${i + 1} of 20 after the set and the pool settled`);
+  t.is(serverSnap(app, 'triad', follower).counters.total, followerClients, `${follower} is UP but not MASTER: no new client`);
 });
