@@ -16,7 +16,8 @@
  *          [--only short,persistent,idle] [--idle 5000] [--idle-settle 2] [--short 50] [--persistent 200] [--out FILE]
  *        ... --profile [--top 25]   licproxy alone, with --cpu-prof: its top self-time functions per workload
  *        ... --ab-node-args="--max-semi-space-size=16"   adds licproxy-args: the same tree with these Node options
- *        ... --prototype   adds c-prototype: bench/prototype/c-accept (accept, connect and relay in C; not licproxy)
+ *        ... --prototype   adds c-prototype: bench/prototype/c-accept (accept, connect and relay in C; not licproxy;
+ *                          not with --profile, which runs licproxy alone)
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

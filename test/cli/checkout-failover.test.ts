@@ -7,7 +7,7 @@ import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { connect } from '../../src/client/license-client.ts';
 import { findFeature, parseLmstat } from '../../src/client/lmstat-parser.ts';
-import { spawnServer, startBalancer } from '../failover/support.ts';
+import { SEATS, spawnServer, startBalancer } from '../failover/support.ts';
 import { LICPROXY, REPO } from '../helpers/cli.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -20,9 +20,12 @@ async function inUse(port: number): Promise<number> {
   }
 }
 
-async function setUp(t: ExecutionContext, extra: string[]) {
-  const primary = await spawnServer(t, { name: 'primary' });
+/** `tokens`: the primary also has MPPDYNA tokens, and the client draws that many on its token port (direct). */
+async function setUp(t: ExecutionContext, extra: string[], tokens?: number) {
+  const features = tokens === undefined ? SEATS : [...SEATS, { name: 'MPPDYNA', count: 64, kind: 'tokens' as const }];
+  const primary = await spawnServer(t, { name: 'primary', features });
   const secondary = await spawnServer(t, { name: 'secondary' });
+  if (tokens !== undefined) extra = [...extra, '--tokens', String(tokens), '--token-port', String(primary.ports.tokens)];
   const app = await startBalancer(
     t,
     `pools:
@@ -59,6 +62,17 @@ test('a failover to a server that does not know the handle: "license lost" at on
   t.regex(err(), /^licproxy: hold: license lost: secondary does not know handle primary\.\w+ after the failover/m);
   t.notRegex(err(), /\n\s+at /);
   t.notRegex(out(), /resumed nothing/);
+});
+
+test('tokens held on a server that dies: "license lost" (the token connection closed, or the handle unknown after the failover), exit 2', async (t) => {
+  const { exitCode, out, err } = await setUp(t, [], 2);
+  t.regex(out(), /^tokens 2 granted \(MPPDYNA\)$/m);
+  t.is(await waitFor(() => (exitCode() !== undefined ? { code: exitCode() } : undefined), { timeout: 20_000, what: 'the client to exit' }).then((x) => x.code), 2);
+  // Whichever of the two connections tells first, the operator reads that the license is lost, never a bare
+  // "connection closed".
+  t.regex(err(), /^licproxy: hold: license lost: /m);
+  t.log(err().trim());
+  t.notRegex(err(), /\n\s+at /);
 });
 
 test('--recheckout: checks out anew on the server it landed on, then checks that one in', async (t) => {

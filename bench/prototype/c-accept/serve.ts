@@ -1,8 +1,8 @@
 /**
  * Runs the C prototype (proto.c, README.md beside it) as a proxy: `serve.ts <port> <host:port>...` listens on
  * 127.0.0.1:<port> and sends the connections round robin to the upstreams (loopback only). The addon is compiled
- * on first use into build/ with the system's C compiler and Node's headers, as scripts/build-native.js does for
- * the native relay.
+ * on first use into build/ with the system's C compiler (CC, default cc) and Node's headers, found where
+ * scripts/build-native.js finds them for the native relay.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -17,8 +17,10 @@ interface Prototype {
 const here = dirname(fileURLToPath(import.meta.url));
 const addonPath = join(here, 'build', `proto-${process.versions.modules}.node`);
 if (!existsSync(addonPath)) {
-  const include = [join(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node'].find((d) => existsSync(join(d, 'node_api.h')));
-  if (include === undefined) throw new Error('c-accept prototype: no Node headers (node_api.h) to build it with');
+  // The places scripts/build-native.js looks, in its order.
+  const candidates = [process.env.LICPROXY_NODE_HEADERS, join(dirname(process.execPath), '..', 'include', 'node'), '/usr/include/node', '/usr/local/include/node'];
+  const include = candidates.find((d) => d !== undefined && existsSync(join(d, 'node_api.h')) && existsSync(join(d, 'uv.h')));
+  if (include === undefined) throw new Error(`c-accept prototype: no Node headers (node_api.h, uv.h) in ${candidates.filter(Boolean).join(', ')}`);
   mkdirSync(dirname(addonPath), { recursive: true });
   execFileSync(process.env.CC || 'cc', ['-O2', '-fPIC', '-shared', '-std=gnu11', '-Wall', '-Wextra', `-I${include}`, join(here, 'proto.c'), '-o', addonPath]);
 }

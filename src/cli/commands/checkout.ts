@@ -92,7 +92,8 @@ async function runCheckout(feature: string, flags: CheckoutFlags): Promise<void>
       step = 'hold';
       say(`holding for ${formatDuration(hold)} (heartbeat every ${formatDuration(heartbeat)})`);
       const recheckout = flags.recheckout ? () => client!.checkout(feature, { count: flags.count }) : null;
-      held = await holdLicense(client, tokenConn, grant, hold, heartbeat, say, recheckout);
+      const tokens = tokenConn && tokenGrant ? { conn: tokenConn, count: tokenGrant.tokens, where: `${target.host}:${tokenPort}` } : undefined;
+      held = await holdLicense(client, tokens, grant, hold, heartbeat, say, recheckout);
     }
     const heldMs = Date.now() - started;
 
@@ -137,7 +138,7 @@ async function runCheckout(feature: string, flags: CheckoutFlags): Promise<void>
  */
 function holdLicense(
   client: LicenseClient,
-  tokens: TokenClient | undefined,
+  tokens: { conn: TokenClient; count: number; where: string } | undefined,
   grant: Grant,
   ms: number,
   heartbeatMs: number,
@@ -192,7 +193,11 @@ function holdLicense(
       if (!(err instanceof LicenseError && CONNECTION_LOSS.has(err.code))) done(err);
     });
     client.setHooks({ onDisconnect: (err) => done(err ?? new LicenseError('CONNECTION_CLOSED', 'license connection closed while holding')) });
-    tokens?.closed.then(() => done(new LicenseError('CONNECTION_CLOSED', 'token connection closed while holding')));
+    // Tokens live on their connection (licd frees them when it closes) and are never resumed: losing it loses them,
+    // and with them the license's use, whatever the license connection does next.
+    tokens?.conn.closed.then(() =>
+      done(new LicenseError('LICENSE_LOST', `license lost: the token connection to ${tokens.where} closed while holding (the ${tokens.count} tokens drawn on it are gone)`)),
+    );
   });
 }
 
