@@ -37,7 +37,7 @@ async function grantFrom(port: number): Promise<string | null> {
 
 test('mode master: only the MASTER gets clients; after it is killed, new clients follow the new master', async (t) => {
   t.timeout(90_000);
-  const set = await LicdCluster.start({ mode: 'triad', features: [{ name: 'LS-DYNA', count: 1_000 }], heartbeatTimeout: '5m' });
+  const set = await LicdCluster.start({ mode: 'triad', features: [{ name: 'LS-DYNA', count: 1_000 }], heartbeatTimeout: '5m', logLevel: 'info' }); // info: role changes in the dump
   t.teardown(async () => {
     if (!t.passed) t.log(set.dump());
     await set.close();
@@ -127,6 +127,18 @@ frontends:
     { timeout: 20_000, what: `${master} the balancer's master, ${follower} UP (a follower) and a DOWN (killed)` },
   );
   const followerClients = serverSnap(app, 'triad', follower).counters.total;
-  for (let i = 0; i < 20; i++) t.is(await grantOrWhy(port), master, `client ${i + 1} of 20 after the set and the pool settled`);
+  // A NO_QUORUM answer is the master's own: the client was routed right, and licd refused because it could not
+  // replicate at that moment (seen once in CI, under full-suite load, after the set had settled). A license client
+  // asks again; so does this one, once the master reports (MASTER) again, and the refusal is logged.
+  const masterIndex = set.members.findIndex((m) => m.name === master);
+  for (let i = 0; i < 20; i++) {
+    let answer = await grantOrWhy(port);
+    for (let again = 0; again < 3 && answer === `refused at CHECKOUT on ${master}: CHECKOUT LS-DYNA resume=no answered ERR NO_QUORUM`; again++) {
+      t.log(`client ${i + 1}: ${answer}; asking again once ${master} reports (MASTER)`);
+      await waitFor(async () => ((await set.status(masterIndex))?.master ? true : undefined), { timeout: 20_000, what: `${master} (MASTER) again` });
+      answer = await grantOrWhy(port);
+    }
+    t.is(answer, master, `client ${i + 1} of 20 after the set and the pool settled`);
+  }
   t.is(serverSnap(app, 'triad', follower).counters.total, followerClients, `${follower} is UP but not MASTER: no new client`);
 });
