@@ -293,11 +293,7 @@ export class RawSocket {
   #readStart(): void {
     const f = this.#f;
     if ((f & (F.Reading | F.Paused | F.ReadEnded | F.Destroyed | F.Connecting)) !== 0 || this.#read === null) return;
-    if (this.#buf === null) {
-      this.#buf = sharedReadBuffer;
-      this.#h.onread = onRead;
-      this.#h.useUserBuffer(sharedReadBuffer);
-    }
+    this.#readIntoSharedBuffer();
     this.#f |= F.Reading;
     const err = this.#h.readStart();
     if (err !== 0) this.#destroy(errnoError(err, 'read'), false);
@@ -310,10 +306,16 @@ export class RawSocket {
    * system call more on every upstream connection. libuv reports the connect before any read on the socket.
    */
   #readFromConnect(): void {
+    this.#readIntoSharedBuffer();
+    if (this.#h.readStart() === 0) this.#f |= F.Reading;
+  }
+
+  /** Reads land in the shared buffer (relay.ts), set once per handle. */
+  #readIntoSharedBuffer(): void {
+    if (this.#buf !== null) return;
     this.#buf = sharedReadBuffer;
     this.#h.onread = onRead;
     this.#h.useUserBuffer(sharedReadBuffer);
-    if (this.#h.readStart() === 0) this.#f |= F.Reading;
   }
 
   #readStop(): void {
