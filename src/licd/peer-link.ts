@@ -19,6 +19,10 @@ export interface PeerLinkHooks {
   admit(hello: MemberInfo, remoteIp: string): string | null;
   /** Dialing side: checks the welcome of the member it dialed; returns why it is refused, or null. */
   accept(welcome: MemberInfo): string | null;
+  /** Accepting side, for an admitted hello: this member already has a live link to that same process. */
+  linked(hello: MemberInfo): boolean;
+  /** Dialing side: the member dialed (verified) answered that it already has a live link to this process. */
+  onKnown(welcome: MemberInfo): void;
   onReady(link: PeerLink): void;
   onMessage(link: PeerLink, m: PeerMessage): void;
   onClose(link: PeerLink, reason: string): void;
@@ -33,10 +37,13 @@ export interface PeerLinkOptions {
 
 export type PeerLinkState = 'handshake' | 'ready' | 'closed';
 
+/** The close reason of a redial answered `known`: the live link stays, nothing to log. */
+export const ALREADY_LINKED = 'already linked';
+
 /** Both sides' proofs cover the other side's fresh nonce, so a recorded handshake cannot be replayed. */
 function mac(secret: string | null, kind: string, nonce: string, m: MemberInfo): string {
   if (secret === null) return '';
-  return createHmac('sha256', secret).update(`${kind}|${nonce}|${m.name}|${m.order}|${m.mode}|${m.addr}`).digest('hex');
+  return createHmac('sha256', secret).update(`${kind}|${nonce}|${m.name}|${m.order}|${m.mode}|${m.addr}|${m.boot}`).digest('hex');
 }
 
 /** Constant-time comparison whatever the lengths (both sides are hashed to 32 bytes first). */
@@ -104,13 +111,17 @@ export class PeerLink {
     if (!this.#socket.destroyed) this.#socket.write(encodePeerMessage(m));
   }
 
-  /** Closes for a reason (logged by the owner through onClose); a second call does nothing. */
-  close(reason: string): void {
+  /**
+   * Closes for a reason (logged by the owner through onClose); a second call does nothing. `flush`: what was written
+   * is delivered first (the `known` welcome).
+   */
+  close(reason: string, flush = false): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     clearTimeout(this.#handshakeTimer);
     this.#decoder.stop();
-    this.#socket.destroy();
+    if (flush) this.#socket.destroySoon();
+    else this.#socket.destroy();
     this.#hooks.onClose(this, reason);
   }
 
@@ -144,9 +155,14 @@ export class PeerLink {
     }
     if (this.dialed && m.t === 'welcome') {
       const info = memberOf(m);
-      if (!sameSecretProof(m.mac, mac(secret, 'welcome', this.#nonce, info))) return this.close('peer failed the secret check');
+      const known = m.known === true;
+      if (!sameSecretProof(m.mac, mac(secret, known ? 'known' : 'welcome', this.#nonce, info))) return this.close('peer failed the secret check');
       const why = this.#hooks.accept(info);
       if (why) return this.close(why);
+      if (known) {
+        this.#hooks.onKnown(info);
+        return this.close(ALREADY_LINKED);
+      }
       return this.#ready(info);
     }
     if (!this.dialed && m.t === 'hello') {
@@ -154,6 +170,13 @@ export class PeerLink {
       if (!sameSecretProof(m.mac, mac(secret, 'hello', this.#nonce, info))) return this.close('peer failed the secret check');
       const why = this.#hooks.admit(info, this.remoteIp);
       if (why) return this.close(why);
+      // A redial by a process this member is linked to (it dials every address whose member it has not learned, and
+      // a NAT or relay hides which one that is): the answer names this member, the live link and what it carries
+      // (followers, acknowledgements) stay. Replacing it would leave the set without quorum for a moment.
+      if (this.#hooks.linked(info)) {
+        this.#write({ t: 'welcome', ...self, known: true, mac: mac(secret, 'known', m.nonce, self) });
+        return this.close(ALREADY_LINKED, true);
+      }
       this.#write({ t: 'welcome', ...self, mac: mac(secret, 'welcome', m.nonce, self) });
       return this.#ready(info);
     }
@@ -169,5 +192,5 @@ export class PeerLink {
 }
 
 function memberOf(m: MemberInfo): MemberInfo {
-  return { name: m.name, order: m.order, mode: m.mode, addr: m.addr, license: m.license, tokens: m.tokens };
+  return { name: m.name, order: m.order, mode: m.mode, addr: m.addr, license: m.license, tokens: m.tokens, boot: m.boot };
 }

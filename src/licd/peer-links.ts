@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { createServer, connect, isIP, type Server, type Socket } from 'node:net';
 import { formatHostPort } from '../common/address.ts';
@@ -5,7 +6,7 @@ import { plainIp } from '../common/allow-list.ts';
 import { LpxError, errorMessage } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { LicdRedundancyConfig } from '../config/licd-config.ts';
-import { PeerLink, type PeerLinkHooks } from './peer-link.ts';
+import { ALREADY_LINKED, PeerLink, type PeerLinkHooks } from './peer-link.ts';
 import type { MemberInfo, PeerMessage, PeerRole } from './peer-messages.ts';
 
 export interface RedundancyPeerStatus {
@@ -23,6 +24,7 @@ export interface PeerLinksEvents {
   onReady(link: PeerLink): void;
   /** A message on a member's active link (messages on a replaced link are dropped). */
   onMessage(link: PeerLink, m: PeerMessage): void;
+  /** A link that was reported ready closed (a replaced one too); links that never were are not reported. */
   onClose(link: PeerLink, reason: string): void;
 }
 
@@ -31,8 +33,9 @@ const MAX_HANDSHAKES = 16;
 /**
  * The peer links of one member of a redundant set (PROTOCOL.md "Peer protocol"): the peer port and its admission
  * (configured addresses, mode, distinct name and order, set size), dialing every configured peer it has no link
- * to, one active link per member (both dialed at once: the lower order's dial wins), and dropping links silent for
- * 3 heartbeats. What the links carry is the business of the election and the replication.
+ * to or has not learned the name of, one active link per member (both dialed at once: the lower order's dial wins;
+ * a redial of a live link is answered `known` and changes nothing), and dropping links silent for 3 heartbeats.
+ * What the links carry is the business of the election and the replication.
  */
 export class PeerLinks {
   readonly #cfg: LicdRedundancyConfig;
@@ -54,6 +57,8 @@ export class PeerLinks {
   readonly #everLinked = new Set<string>();
   readonly #dialing: boolean[];
   readonly #nextDial: number[];
+  /** Links reported to the owner (onReady): only their closing concerns it. */
+  readonly #reported = new WeakSet<PeerLink>();
   #allowedIps = new Set<string>();
   #stopped = false;
 
@@ -72,7 +77,7 @@ export class PeerLinks {
   }
 
   /** Opens the peer port; resolves its actual port. */
-  async start(host: string, port: number, self: Omit<MemberInfo, 'addr'>): Promise<number> {
+  async start(host: string, port: number, self: Omit<MemberInfo, 'addr' | 'boot'>): Promise<number> {
     for (const p of this.#cfg.peers) {
       if (isIP(p.host)) this.#allowedIps.add(p.host);
       else {
@@ -92,7 +97,7 @@ export class PeerLinks {
       server.listen({ host, port }, () => resolve((server.address() as { port: number }).port));
     });
     server.on('error', (err) => this.#log.error({ err: errorMessage(err) }, 'peer listener error'));
-    this.#self = { ...self, addr: formatHostPort({ host, port: bound }) };
+    this.#self = { ...self, addr: formatHostPort({ host, port: bound }), boot: randomBytes(8).toString('hex') };
     return bound;
   }
 
@@ -123,13 +128,16 @@ export class PeerLinks {
     }
   }
 
-  /** Dials every configured peer this member has no link to (each at most once a heartbeat). */
+  /**
+   * Dials every configured peer this member has no link to (each at most once a heartbeat). An address whose member
+   * is not known yet is dialed even when every member is linked: behind a NAT or relay, the member that dialed us
+   * may be at any of them, and only a dial tells which (answered `known` when it is already linked). Learning it
+   * now, rather than once a member is lost, keeps a failover from redialing, and so replacing, a survivor's link.
+   */
   dialMissing(now: number): void {
     this.#cfg.peers.forEach((_, i) => {
       const name = this.#slotName[i];
       if (this.#dialing[i] || (name && this.#active.has(name)) || now < this.#nextDial[i]!) return;
-      // An address whose member already linked to us (its name unknown here until we dial it) needs no dial.
-      if (!name && this.#active.size >= this.#cfg.peers.length) return;
       this.#dial(i);
     });
   }
@@ -160,6 +168,8 @@ export class PeerLinks {
     return {
       admit: (hello, ip) => this.#admit(hello, ip),
       accept: (welcome) => this.#checkMember(welcome),
+      linked: (hello) => this.#linked(hello),
+      onKnown: () => {},
       onReady: (link) => this.#onReady(link),
       onMessage: (link, m) => {
         if (this.#active.get(link.name) === link) this.#events.onMessage(link, m);
@@ -195,7 +205,9 @@ export class PeerLinks {
       socket.off('error', fail);
       const link = new PeerLink(socket, true, this.#linkOptions(), {
         ...this.#hooks(),
-        accept: (welcome) => this.#checkMember(welcome),
+        onKnown: (welcome) => {
+          this.#slotName[i] = welcome.name;
+        },
         onReady: (l) => {
           this.#slotName[i] = l.name;
           this.#dialing[i] = false;
@@ -225,6 +237,16 @@ export class PeerLinks {
     return null;
   }
 
+  /**
+   * The process that sent `hello` is already linked here: the new connection is a redial. No timing enters this: if
+   * the dialer has in fact lost that link, its close reaches this side (or the link goes silent for 3 heartbeats),
+   * and the next redial links; a stall here must not make a redial replace a live link.
+   */
+  #linked(hello: MemberInfo): boolean {
+    const old = this.#active.get(hello.name);
+    return old !== undefined && old.ready && old.remote!.boot === hello.boot;
+  }
+
   #onReady(link: PeerLink): void {
     this.#handshaking.delete(link);
     const name = link.name;
@@ -234,9 +256,11 @@ export class PeerLinks {
     if (slot >= 0 && this.#slotName[slot] === null) this.#slotName[slot] = name;
     const old = this.#active.get(name);
     if (old && old !== link) {
-      // Both dialed at once: keep the link dialed by the lower order on both sides; a redial replaces a stale one.
+      // Both dialed at once (the same process on both links): keep the link dialed by the lower order, on both
+      // sides alike. A link from another process of that member replaces the old one: it restarted, and the old
+      // link is a dead process's, whoever dialed it.
       const by = (l: PeerLink) => (l.dialed ? this.#self.order : l.remote!.order);
-      if (by(old) < by(link)) {
+      if (old.remote!.boot === link.remote!.boot && by(old) < by(link)) {
         link.close('duplicate link');
         return;
       }
@@ -247,18 +271,21 @@ export class PeerLinks {
     } else this.#active.set(name, link);
     this.#everLinked.add(name);
     this.#log.info({ event: 'peer-up', peer: name, address: link.remoteIp }, `peer ${name} linked`);
+    this.#reported.add(link);
     this.#events.onReady(link);
   }
 
   #onClose(link: PeerLink, reason: string): void {
     this.#handshaking.delete(link);
-    if (link.remote && reason !== 'duplicate link' && reason !== 'shutdown') {
+    if (reason === ALREADY_LINKED) {
+      this.#log.debug({ event: 'peer-known', address: link.remoteIp }, `peer link from ${link.remoteIp}: already linked`);
+    } else if (link.remote && reason !== 'duplicate link' && reason !== 'shutdown') {
       const level = this.#active.get(link.name) === link ? 'warn' : 'debug';
       this.#log[level]({ event: 'peer-down', peer: link.name, reason }, `peer ${link.name} link closed: ${reason}`);
     } else if (!link.remote && reason !== 'shutdown' && reason !== 'link closed') {
       this.#log.warn({ event: 'peer-refused', address: link.remoteIp, reason }, `peer link from ${link.remoteIp} refused: ${reason}`);
     }
     if (this.#active.get(link.name) === link) this.#active.delete(link.name);
-    this.#events.onClose(link, reason);
+    if (this.#reported.has(link)) this.#events.onClose(link, reason);
   }
 }

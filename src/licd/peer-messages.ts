@@ -7,7 +7,7 @@ import { REQ_PATTERN } from './protocol.ts';
 
 /** Longest peer line. A snapshot is one line per session, so no line grows with the number of sessions. */
 export const PEER_MAX_LINE = 64 * 1024;
-export const PEER_PROTO = 1;
+export const PEER_PROTO = 2;
 
 export type PeerRole = 'waiting' | 'candidate' | 'recovering' | 'following' | 'serving';
 const ROLES: readonly PeerRole[] = ['waiting', 'candidate', 'recovering', 'following', 'serving'];
@@ -69,12 +69,18 @@ export interface MemberInfo {
   addr: string;
   license: number;
   tokens: number;
+  /**
+   * Random per process: a second link from the same process as a live one is a redial (answered `known`, the live
+   * link stays), one from another process means the member restarted (its old link is a dead process's).
+   */
+  boot: string;
 }
 
 export type PeerMessage =
   | { t: 'challenge'; v: number; nonce: string }
   | ({ t: 'hello'; nonce: string; mac: string } & MemberInfo)
-  | ({ t: 'welcome'; mac: string } & MemberInfo)
+  /** `known`: this member already has a live link to the dialer's process; the new link only told the dialer who answers. */
+  | ({ t: 'welcome'; mac: string; known?: true } & MemberInfo)
   | { t: 'hb'; role: PeerRole; term: number; seq: number; voted: number; master: string | null }
   | { t: 'vote-req'; term: number }
   | { t: 'vote'; term: number; ok: boolean; sterm: number; sseq: number }
@@ -125,10 +131,10 @@ function isQueue(r: unknown): r is QueueRecord {
 }
 
 function isMember(m: Record<string, unknown>): boolean {
-  return str(m.name) && int(m.order) && str(m.mode) && str(m.addr) && int(m.license) && int(m.tokens);
+  return str(m.name) && int(m.order) && str(m.mode) && str(m.addr) && int(m.license) && int(m.tokens) && str(m.boot);
 }
 
-const MEMBER_KEYS = ['t', 'name', 'order', 'mode', 'addr', 'license', 'tokens', 'mac'];
+const MEMBER_KEYS = ['t', 'name', 'order', 'mode', 'addr', 'license', 'tokens', 'boot', 'mac'];
 
 /** Parses one peer line; null when it is not a well-formed message of this protocol. */
 export function parsePeerMessage(line: string): PeerMessage | null {
@@ -146,7 +152,7 @@ export function parsePeerMessage(line: string): PeerMessage | null {
       case 'hello':
         return onlyKeys(m, [...MEMBER_KEYS, 'nonce']) && isMember(m) && str(m.nonce) && str(m.mac, 0);
       case 'welcome':
-        return onlyKeys(m, MEMBER_KEYS) && isMember(m) && str(m.mac, 0);
+        return onlyKeys(m, [...MEMBER_KEYS, 'known']) && isMember(m) && str(m.mac, 0) && (m.known === undefined || m.known === true);
       case 'hb':
         return (
           onlyKeys(m, ['t', 'role', 'term', 'seq', 'voted', 'master']) &&

@@ -102,7 +102,7 @@ export class Redundancy {
   }
 
   /** Opens the peer port; resolves its actual port. */
-  async start(host: string, port: number, self: Omit<MemberInfo, 'addr'>): Promise<number> {
+  async start(host: string, port: number, self: Omit<MemberInfo, 'addr' | 'boot'>): Promise<number> {
     const bound = await this.#links.start(host, port, self);
     this.#started = true;
     this.#lastPeerHeard = Date.now();

@@ -35,18 +35,18 @@ async function member(t: ExecutionContext, opts: { secret?: boolean } = {}) {
   return { server, ports, cap };
 }
 
-function mac(kind: string, nonce: string, m: { name: string; order: number; mode: string; addr: string }, secret = SECRET): string {
-  return createHmac('sha256', secret).update(`${kind}|${nonce}|${m.name}|${m.order}|${m.mode}|${m.addr}`).digest('hex');
+function mac(kind: string, nonce: string, m: { name: string; order: number; mode: string; addr: string; boot: string }, secret = SECRET): string {
+  return createHmac('sha256', secret).update(`${kind}|${nonce}|${m.name}|${m.order}|${m.mode}|${m.addr}|${m.boot}`).digest('hex');
 }
 
-const ME = { name: 'q', order: 1, mode: 'backup', addr: '127.0.0.1:9', license: 1, tokens: 2 };
+const ME = { name: 'q', order: 1, mode: 'backup', addr: '127.0.0.1:9', license: 1, tokens: 2, boot: '0123456789abcdef' };
 
-async function handshake(t: ExecutionContext, port: number, secret = SECRET, from?: string): Promise<{ c: LineClient; reply: string }> {
+async function handshake(t: ExecutionContext, port: number, secret = SECRET, from?: string, me = ME): Promise<{ c: LineClient; reply: string }> {
   const c = await LineClient.connect(port, from ? { localAddress: from } : {});
   t.teardown(() => c.destroy());
   const ch = JSON.parse(await c.next()) as { t: string; nonce: string };
   t.is(ch.t, 'challenge');
-  c.send(JSON.stringify({ t: 'hello', ...ME, nonce: 'n'.repeat(32), mac: mac('hello', ch.nonce, ME, secret) }));
+  c.send(JSON.stringify({ t: 'hello', ...me, nonce: 'n'.repeat(32), mac: mac('hello', ch.nonce, me, secret) }));
   const reply = await c.next().catch(() => 'closed');
   return { c, reply };
 }
@@ -56,10 +56,49 @@ test('a peer with the shared secret gets a welcome; a wrong secret is refused an
   const ok = await handshake(t, ports.peer!);
   const w = parsePeerMessage(ok.reply);
   t.is(w?.t, 'welcome');
-  t.is(w && 'mac' in w ? w.mac : '', mac('welcome', 'n'.repeat(32), { name: 'p', order: 0, mode: 'backup', addr: (w as { addr: string }).addr }));
+  const { addr, boot } = w as { addr: string; boot: string };
+  t.is(w && 'mac' in w ? w.mac : '', mac('welcome', 'n'.repeat(32), { name: 'p', order: 0, mode: 'backup', addr, boot }));
   const bad = await handshake(t, ports.peer!, 'not-the-secret-at-all-000');
   t.is(bad.reply, 'closed');
   await waitFor(() => cap.lines().some((l) => /failed the secret check/.test(String(l.msg))), { what: 'the refusal logged' });
+});
+
+/** The member serves this link: a `fetch` on it is answered with a snapshot (messages on other links are dropped). */
+async function answersOn(c: LineClient): Promise<boolean> {
+  c.send(JSON.stringify({ t: 'fetch' }));
+  for (;;) {
+    const m = parsePeerMessage(await c.next());
+    if (m?.t === 'snap') return true;
+  }
+}
+
+test('a redial by a process already linked is answered known and closed, the live link stays; another process of the member replaces it', async (t) => {
+  const { ports, cap } = await member(t);
+  const first = await handshake(t, ports.peer!);
+  t.is(parsePeerMessage(first.reply)?.t, 'welcome');
+  // The member drops a link silent for 3 of its 100 ms heartbeats.
+  const hb = JSON.stringify({ t: 'hb', role: 'waiting', term: 0, seq: 0, voted: 0, master: null });
+  const keepAlive = setInterval(() => first.c.isClosed || first.c.send(hb), 30);
+  t.teardown(() => clearInterval(keepAlive));
+  t.true(await answersOn(first.c));
+
+  const again = await handshake(t, ports.peer!);
+  const known = parsePeerMessage(again.reply) as { t: string; known?: boolean; mac: string; addr: string; boot: string };
+  t.like(known, { t: 'welcome', known: true });
+  t.is(known.mac, mac('known', 'n'.repeat(32), { name: 'p', order: 0, mode: 'backup', addr: known.addr, boot: known.boot }), 'the known answer is proved as a welcome is');
+  await again.c.closed;
+  t.true(await answersOn(first.c), 'the live link still serves');
+  t.false(first.c.isClosed);
+  t.false(cap.lines().some((l) => l.event === 'peer-down'), 'no link lost');
+
+  // q restarted: a new process, a new boot. Its link is the live one now; the old one was a dead process's.
+  const restarted = await handshake(t, ports.peer!, SECRET, undefined, { ...ME, boot: 'fedcba9876543210' });
+  const w = parsePeerMessage(restarted.reply) as { t: string; known?: boolean };
+  t.is(w.t, 'welcome');
+  t.is(w.known, undefined);
+  await first.c.closed;
+  t.true(await answersOn(restarted.c));
+  t.true(cap.lines().some((l) => l.event === 'peer-down' && l.reason === 'replaced by a new link'));
 });
 
 test('a connection from an address that is not a configured peer is refused at accept', async (t) => {
