@@ -38,6 +38,7 @@ test('after a campaign of master kills and stops, every member counts 0 seats wi
     streams: 4,
     durationMs: 20_000,
     faultEveryMs: 4_000,
+    minFaults: 3,
     heartbeatMs: HEARTBEAT_MS,
     drainTimeoutMs: 3_000 + 20_000,
     log: (l) => t.log(l),

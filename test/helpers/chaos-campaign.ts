@@ -23,6 +23,11 @@ export interface CampaignOptions {
   streams: number;
   durationMs: number;
   faultEveryMs: number;
+  /**
+   * The campaign goes on past `durationMs` until the master was faulted this many times (a loaded machine stretches
+   * each fault's restart and election), up to 3 times `durationMs`. Default 0.
+   */
+  minFaults?: number;
   /** Peer heartbeat of the set (ms): a SIGSTOP lasts 4 of them, so the others notice. */
   heartbeatMs: number;
   feature?: string;
@@ -141,6 +146,11 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   started = Date.now();
   result.startedAt = started;
   const endAt = started + o.durationMs;
+  const hardEnd = started + 3 * o.durationMs;
+  const minFaults = o.minFaults ?? 0;
+  let faultsDone = false;
+  /** Streams and sampler run until the planned end and the last fault, bounded. */
+  const running = () => Date.now() < hardEnd && (Date.now() < endAt || !faultsDone);
   const successes: number[] = [started];
   const shortClients = new Set<LicenseClient>();
   const timeout = o.clientTimeout ?? 2_000;
@@ -167,13 +177,13 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     }
   };
   const streams = Array.from({ length: o.streams }, async (_, s) => {
-    for (let n = s; Date.now() < endAt; n += o.streams) await shortOnce(n);
+    for (let n = s; running(); n += o.streams) await shortOnce(n);
   });
 
   // Faults on the master, alternately SIGKILL (restart soon after) and SIGSTOP (continue after 4 heartbeats).
   const faults = (async () => {
     let kill = true;
-    while (Date.now() + o.faultEveryMs < endAt) {
+    while (Date.now() + o.faultEveryMs < (result.faults.length < minFaults ? hardEnd : endAt)) {
       await pause(o.faultEveryMs);
       let m: number;
       try {
@@ -198,9 +208,10 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
       log(result.faults.at(-1)!);
       kill = !kill;
     }
+    faultsDone = true;
   })();
   const sampler = (async () => {
-    while (Date.now() < endAt) {
+    while (running()) {
       const all = await set.statuses(500);
       all.forEach((st, i) => {
         const n = seatsInUse(st);
