@@ -86,14 +86,20 @@ export async function closedPort(): Promise<number> {
  * A server that answers each connection's first line with `OK` or `FAIL` by its current `healthy` flag: a
  * send_expect target whose health the test switches without closing ports.
  */
-export async function toggleServer(): Promise<TestServer & { healthy: boolean }> {
+export async function toggleServer(): Promise<TestServer & { healthy: boolean; passed: number[] }> {
   const state = { healthy: true };
+  /** When each check was answered OK (a check accepted before `healthy` turned true may still pass). */
+  const passed: number[] = [];
   const server = await listen((socket) => {
     socket.setEncoding('utf8');
-    socket.once('data', () => socket.end(state.healthy ? 'OK\n' : 'FAIL\n'));
+    socket.once('data', () => {
+      if (state.healthy) passed.push(Date.now());
+      socket.end(state.healthy ? 'OK\n' : 'FAIL\n');
+    });
   });
   return {
     ...server,
+    passed,
     get healthy() {
       return state.healthy;
     },
