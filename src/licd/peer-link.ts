@@ -37,7 +37,7 @@ export interface PeerLinkOptions {
 
 export type PeerLinkState = 'handshake' | 'ready' | 'closed';
 
-/** The close reason of a redial answered `known`: the live link stays, nothing to log. */
+/** The close reason of a redial answered `known`: the live link stays; logged at debug only. */
 export const ALREADY_LINKED = 'already linked';
 
 /** Both sides' proofs cover the other side's fresh nonce, so a recorded handshake cannot be replayed. */
